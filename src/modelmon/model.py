@@ -1,0 +1,203 @@
+"""Load any MLflow pyfunc model and predict with it, through its native flavor when it has one.
+
+Everything the server and the profile need to know about a model comes from its MLflow
+metadata (signature, flavors, run id) plus the optional `modelmon.yaml` beside `MLmodel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+MODEL_CONFIG_FILE = "modelmon.yaml"
+
+# MLflow signature types -> (feature kind, pandas dtype the model was trained with).
+_TYPES: dict[str, tuple[str, str]] = {
+    "long": ("integer", "int64"),
+    "integer": ("integer", "int32"),
+    "double": ("float", "float64"),
+    "float": ("float", "float32"),
+    "boolean": ("boolean", "bool"),
+    "string": ("string", "object"),
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that cannot be served; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column, as the signature and the model's settings declare it."""
+
+    name: str
+    kind: str  # integer | float | boolean | string
+    dtype: str
+    minimum: float | None = None
+    maximum: float | None = None
+    edges: tuple[float, ...] | None = None  # configured histogram edges, if any
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("integer", "float")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The user's declarations that a signature cannot carry: names, labels, bounds, edges."""
+
+    name: str | None = None
+    target: str | None = None
+    classes: dict[Any, str] = field(default_factory=dict)
+    positive_class: Any = None
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, model_dir: Path) -> "ModelConfig":
+        path = model_dir / MODEL_CONFIG_FILE
+        if not path.exists():
+            return cls()
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ModelLoadError(f"{path} is not valid YAML ({exc}); fix or delete it.") from None
+        return cls(
+            name=raw.get("name"),
+            target=raw.get("target"),
+            classes={k: str(v) for k, v in (raw.get("classes") or {}).items()},
+            positive_class=raw.get("positive_class"),
+            features=raw.get("features") or {},
+        )
+
+
+@dataclass
+class Prediction:
+    """Model output for a batch of rows: raw class values and, when known, class probabilities."""
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None  # shape (rows, len(classes)), column order = classes
+    classes: tuple[Any, ...] | None = None
+
+
+class LoadedModel:
+    """A served model: pyfunc for metadata and fallback, the native estimator for speed."""
+
+    def __init__(self, path: Path, pyfunc: Any, config: ModelConfig) -> None:
+        self.path = path
+        self.pyfunc = pyfunc
+        self.config = config
+        meta = pyfunc.metadata
+        self.name = config.name or path.resolve().name
+        self.run_id = meta.run_id or ""
+        self.version = str(getattr(meta, "model_uuid", "") or "")[:12]
+        self.flavor = next((f for f in meta.flavors if f != "python_function"), "python_function")
+        self.features = _features_from_signature(meta, config, path)
+        self._native = _native_estimator(pyfunc) if self.flavor == "sklearn" else None
+        classes = getattr(self._native, "classes_", None)
+        self.classes: tuple[Any, ...] | None = tuple(_plain(c) for c in classes) if classes is not None else None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self._native is not None and hasattr(self._native, "predict_proba")
+
+    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
+        """Columns typed as the signature says, so the native model sees what pyfunc would."""
+        return pd.DataFrame(
+            {f.name: np.asarray(columns[f.name], dtype=f.dtype) for f in self.features}
+        )
+
+    def predict(self, frame: pd.DataFrame) -> Prediction:
+        if self._native is None:
+            return Prediction(values=_as_1d(self.pyfunc.predict(frame)))
+        values = np.asarray(self._native.predict(frame))
+        probabilities = self._native.predict_proba(frame) if self.has_probabilities else None
+        return Prediction(values=values, probabilities=probabilities, classes=self.classes)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars to Python ones, so they serialise and compare with YAML keys."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _as_1d(output: Any) -> np.ndarray:
+    if isinstance(output, pd.DataFrame):
+        column = "prediction" if "prediction" in output.columns else output.columns[0]
+        return output[column].to_numpy()
+    array = np.asarray(output)
+    return array[:, 0] if array.ndim > 1 else array
+
+
+def _native_estimator(pyfunc: Any) -> Any:
+    try:
+        raw = pyfunc.get_raw_model()
+    except Exception:  # noqa: BLE001 - any failure means: use pyfunc
+        return None
+    return raw if hasattr(raw, "predict") else None
+
+
+def _features_from_signature(meta: Any, config: ModelConfig, path: Path) -> tuple[Feature, ...]:
+    schema = meta.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        raise ModelLoadError(
+            f"The model at {path} has no named input signature; save it with a signature "
+            "(mlflow's infer_signature) so modelmon knows its features."
+        )
+    features = []
+    for spec in schema.inputs:
+        type_name = getattr(spec.type, "name", str(spec.type))
+        if type_name not in _TYPES:
+            raise ModelLoadError(
+                f"Input {spec.name!r} of the model at {path} has type {type_name}, which modelmon "
+                f"cannot serve yet; supported types: {', '.join(_TYPES)}."
+            )
+        kind, dtype = _TYPES[type_name]
+        declared = config.features.get(spec.name, {})
+        edges = declared.get("edges")
+        features.append(
+            Feature(
+                name=spec.name,
+                kind=kind,
+                dtype=dtype,
+                minimum=declared.get("minimum"),
+                maximum=declared.get("maximum"),
+                edges=tuple(float(e) for e in edges) if edges else None,
+            )
+        )
+    return tuple(features)
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load a model directory, or explain in one sentence why it cannot be served."""
+    model_dir = Path(path)
+    if not (model_dir / "MLmodel").is_file():
+        raise ModelLoadError(
+            f"No MLflow model at {model_dir} (no MLmodel file): pass the directory that "
+            "mlflow.<flavor>.save_model wrote, or run `modelmon train` for the stores model."
+        )
+    config = ModelConfig.read(model_dir)
+    import mlflow.pyfunc  # imported late: it is slow, and --help should not pay for it
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one sentence
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"Could not load the MLflow model at {model_dir} ({first_line}); check that it was "
+            "saved completely and that its flavor's packages are installed."
+        ) from None
+    return LoadedModel(model_dir, pyfunc, config)
