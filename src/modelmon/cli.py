@@ -1,0 +1,127 @@
+"""The `modelmon` command. Each verb fails with one sentence, never a traceback wall."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_DATA = Path("data/stores.csv")
+DEFAULT_MODEL = Path("models/stores")
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, exit status 2."""
+
+
+def _cmd_data_generate(args: argparse.Namespace) -> None:
+    from .data import generate_stores, write_csv
+
+    path = write_csv(generate_stores(rows=args.rows, seed=args.seed), args.out)
+    print(f"wrote {path} ({args.rows} rows, seed {args.seed})")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .data import read_csv
+    from .train import train_stores
+
+    out = train_stores(read_csv(args.data), args.out)
+    print(f"saved the stores model, its settings and reference profile to {out}")
+
+
+def _cmd_profile(args: argparse.Namespace) -> None:
+    from .data import read_csv
+    from .model import load_model
+    from .profile import build_profile, profile_path
+
+    model = load_model(args.model)
+    profile = build_profile(model, read_csv(args.data), target=args.target)
+    out = profile.save(args.out or profile_path(args.model))
+    print(f"wrote the reference profile of {model.name!r} ({len(profile.features)} features) to {out}")
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise UserError(f"Port {port} on {host} is in use: stop what runs there or pass --port.") from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .model import load_model
+    from .profile import ReferenceProfile, profile_path
+    from .server import ServerSettings, create_app
+
+    _check_port(args.host, args.port)
+    model = load_model(args.model)
+    profile = ReferenceProfile.load(args.reference or profile_path(args.model))
+    settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes)
+    app = create_app(model, profile, settings)
+    print(f"serving {model.name!r} on http://{args.host}:{args.port}  (docs /docs, metrics /metrics)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelmon", description="Monitor an MLflow model with Prometheus and Grafana."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], None], text: str,
+             parent: argparse._SubParsersAction = verbs) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        sub = parent.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    data = verbs.add_parser("data", help="The embedded stores dataset.", description="The embedded stores dataset.")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="COMMAND")
+    gen = verb("generate", _cmd_data_generate, "Write the seeded synthetic stores dataset.", data_verbs)
+    gen.add_argument("--out", type=Path, default=DEFAULT_DATA, help="CSV to write (default: %(default)s)")
+    gen.add_argument("--rows", type=int, default=896, help="rows (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=20240611, help="random seed (default: %(default)s)")
+
+    train = verb("train", _cmd_train, "Train the stores classifier and save it as an MLflow model.")
+    train.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
+    train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="model directory (default: %(default)s)")
+
+    prof = verb("profile", _cmd_profile, "Build the reference profile of any MLflow model from its training data.")
+    prof.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="MLflow model directory (default: %(default)s)")
+    prof.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
+    prof.add_argument("--target", help="target column, for the actual class shares (optional)")
+    prof.add_argument("--out", type=Path, help="profile JSON to write (default: inside the model directory)")
+
+    serve = verb("serve", _cmd_serve, "Serve a model over HTTP with Prometheus metrics.")
+    serve.add_argument("model", nargs="?", type=Path, default=DEFAULT_MODEL,
+                       help="MLflow model directory (default: %(default)s)")
+    serve.add_argument("--reference", type=Path, help="reference profile JSON (default: inside the model directory)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--max-batch-rows", type=int, default=1000, help="records per request (default: %(default)s)")
+    serve.add_argument("--max-body-bytes", type=int, default=1_048_576, help="body size limit (default: %(default)s)")
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .model import ModelLoadError
+    from .profile import ProfileError
+
+    args = _parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (UserError, ModelLoadError, ProfileError, FileNotFoundError) as exc:
+        print(f"modelmon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The FastAPI model server: validate, predict, observe, and expose /metrics.
+
+The app is built from a loaded model and its reference profile only; nothing in here knows
+about stores, items or customers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import HttpMetrics, ModelMetrics
+from .model import LoadedModel
+from .profile import ReferenceProfile
+from .validation import InvalidInput, RequestValidator, request_schema
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits that protect the server; both answer 413 when exceeded."""
+
+    max_batch_rows: int = 1000
+    max_body_bytes: int = 1_048_576
+
+
+class _JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class _Timing:
+    """Pure ASGI middleware: cheaper than BaseHTTPMiddleware on every request."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - start)
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "reason", "message"],
+    "properties": {
+        "error": {"type": "string"},
+        "reason": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "message": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ERRORS = {
+    status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    for status, text in (
+        (400, "Empty body or not JSON."),
+        (413, "Body or batch over the configured limit."),
+        (422, "A field is missing, extra, of the wrong type, not finite, or out of bounds."),
+        (500, "The model failed to predict."),
+    )
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes, refusing larger bodies before parsing any of it."""
+    declared = request.headers.get("content-length")
+    too_large = InvalidInput(413, "body_too_large", "body", f"The body is over the {limit}-byte limit.")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Predictor:
+    """Predict on validated columns, observe metrics, shape the answer."""
+
+    def __init__(self, model: LoadedModel, profile: ReferenceProfile, metrics: ModelMetrics) -> None:
+        self.model = model
+        self.metrics = metrics
+        self._labels = {c.value: c.label for c in profile.classes}
+        self._numeric = [f.name for f in profile.features]
+        classes = list(model.classes) if model.classes is not None else []
+        self._positive = classes.index(profile.positive_class) if profile.positive_class in classes else None
+        self._class_labels = [self._labels.get(c, str(c)) for c in classes]
+
+    def __call__(self, columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+        frame = self.model.frame(columns)
+        start = time.perf_counter()
+        prediction = self.model.predict(frame)
+        self.metrics.predict_seconds.observe(time.perf_counter() - start)
+        values = prediction.values.tolist()
+        labels = [self._labels.get(v, str(v)) for v in values]
+        proba = prediction.probabilities
+        positive = proba[:, self._positive] if proba is not None and self._positive is not None else None
+        self.metrics.observe({n: frame[n].to_numpy() for n in self._numeric}, labels, positive)
+        rows: list[dict[str, Any]] = [{"prediction": v, "label": l} for v, l in zip(values, labels)]
+        if positive is not None:
+            for row, p in zip(rows, positive.tolist()):
+                row["probability"] = p
+        if proba is not None:
+            for row, ps in zip(rows, proba.tolist()):
+                row["probabilities"] = dict(zip(self._class_labels, ps))
+        return rows
+
+
+def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
+    means = {f.name: f.mean for f in profile.features}
+    return {
+        f.name: (round(means[f.name]) if f.kind == "integer" else round(means[f.name], 3))
+        for f in model.features
+        if f.name in means
+    }
+
+
+def create_app(
+    model: LoadedModel,
+    profile: ReferenceProfile,
+    settings: ServerSettings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """Build the app for one model; a private registry unless one is given (tests, workers)."""
+    settings = settings or ServerSettings()
+    registry = registry if registry is not None else CollectorRegistry()
+    validator = RequestValidator(model.name, model.features, settings.max_batch_rows)
+    metrics = ModelMetrics(
+        profile,
+        {"version": model.version, "run_id": model.run_id, "flavor": model.flavor},
+        registry,
+        has_probability=model.has_probabilities,
+    )
+    predictor = _Predictor(model, profile, metrics)
+
+    app = FastAPI(
+        title=f"modelmon: {model.name}",
+        description=f"Predictions of the MLflow model `{model.name}`, monitored with Prometheus.",
+        default_response_class=_JSON,
+    )
+    app.state.model = model
+    app.state.metrics = metrics
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(request: Request, exc: InvalidInput) -> Response:
+        metrics.invalid(exc.reason)
+        return _JSON(exc.body(), status_code=exc.status)
+
+    def _answer(rows: list[dict[str, Any]], batch: bool) -> dict[str, Any]:
+        head = {"request_id": uuid.uuid4().hex, "model": model.name}
+        return {**head, "predictions": rows} if batch else {**head, **rows[0]}
+
+    def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
+        try:
+            rows = predictor(columns)
+        except Exception as exc:  # noqa: BLE001 - a model failure must not kill the server
+            message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
+            return _JSON({"error": "prediction_failed", "reason": "model_error", "message": message}, 500)
+        answer = _answer(rows, batch)
+        return _JSON(answer, headers={"X-Request-ID": answer["request_id"]})
+
+    @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
+              responses=_ERRORS, summary="Predict one record or a batch of records")
+    async def predict_post(request: Request) -> Response:
+        columns, batch = validator.parse_body(await _read_body(request, settings.max_body_bytes))
+        return _predict(columns, batch)
+
+    query_parameters = [
+        {"name": f.name, "in": "query", "required": True,
+         "schema": validator.record.model_json_schema()["properties"][f.name]}
+        for f in model.features
+    ]
+
+    @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses=_ERRORS,
+             summary="Predict one record given as query parameters")
+    async def predict_get(request: Request) -> Response:
+        return _predict(validator.parse_query(request.query_params), batch=False)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: the model is loaded and can predict")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready", "model": model.name, "version": model.version}
+
+    handlers = [route.path for route in app.routes]  # type: ignore[attr-defined]
+    app.add_middleware(_Timing, metrics=HttpMetrics(registry, handlers))
+    return app

@@ -1,0 +1,209 @@
+"""Request validation generated from the model signature.
+
+One pydantic model per served model, built once at start-up, gives both the checks and the
+OpenAPI schema shown in /docs. Every rejection carries a bounded `reason` (the label of
+`modelmon_invalid_requests_total`), the offending field, and a sentence a client can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import PydanticCustomError
+
+from .model import Feature
+
+# Every value `reason` can take; bounded so it can be a metric label.
+REASONS = (
+    "empty_body",
+    "invalid_json",
+    "body_too_large",
+    "batch_too_large",
+    "empty_batch",
+    "missing_field",
+    "extra_field",
+    "wrong_type",
+    "not_finite",
+    "out_of_bounds",
+)
+
+_PYTHON_TYPES = {"integer": int, "float": float, "boolean": bool, "string": str}
+_KIND_WORDS = {"integer": "an integer", "float": "a number", "boolean": "true or false", "string": "a string"}
+_BOUND_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+
+
+@dataclass
+class InvalidInput(Exception):
+    """A rejected request: HTTP status, bounded reason, the field at fault and why."""
+
+    status: int
+    reason: str
+    field: str | None
+    message: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        errors = self.errors or [{"field": self.field, "reason": self.reason, "message": self.message}]
+        return {
+            "error": "invalid_input",
+            "reason": self.reason,
+            "field": self.field,
+            "message": self.message,
+            "errors": errors,
+        }
+
+
+def _reject_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("not_finite", "must be a finite number, got {value}", {"value": str(value)})
+    return value
+
+
+def _field_type(feature: Feature) -> Any:
+    constraints: dict[str, Any] = {"allow_inf_nan": False} if feature.kind == "float" else {}
+    if feature.minimum is not None:
+        constraints["ge"] = feature.minimum
+    if feature.maximum is not None:
+        constraints["le"] = feature.maximum
+    annotated = Annotated[_PYTHON_TYPES[feature.kind], Field(**constraints)]  # type: ignore[valid-type]
+    if feature.numeric:
+        return Annotated[annotated, BeforeValidator(_reject_non_finite)]
+    return annotated
+
+
+def record_model(model_name: str, features: Sequence[Feature], strict: bool = True) -> type[BaseModel]:
+    """A pydantic model of one input row: JSON types are strict, so "12" is not an integer."""
+    fields: dict[str, Any] = {f.name: (_field_type(f), ...) for f in features}
+    title = "".join(part.capitalize() for part in model_name.replace("-", "_").split("_")) + "Record"
+    return create_model(title, __config__=ConfigDict(extra="forbid", strict=strict), **fields)
+
+
+class RequestValidator:
+    """Turns a request body or query string into typed columns, or raises InvalidInput."""
+
+    def __init__(self, model_name: str, features: Sequence[Feature], max_batch_rows: int = 1000) -> None:
+        self.features = tuple(features)
+        self.max_batch_rows = max_batch_rows
+        self.record = record_model(model_name, features)
+        self._rows = TypeAdapter(list[self.record])  # type: ignore[name-defined]
+        self._query = TypeAdapter(record_model(model_name, features, strict=False))
+        self._kinds = {f.name: f.kind for f in features}
+
+    # -- entry points -------------------------------------------------------------------------
+    def parse_body(self, body: bytes) -> tuple[dict[str, list[Any]], bool]:
+        """Columns of the rows in a JSON body, and whether it was a batch."""
+        if not body.strip():
+            raise InvalidInput(400, "empty_body", None, "The request body is empty; send a JSON object.")
+        document = _load_json(body)
+        if not isinstance(document, dict):
+            raise InvalidInput(
+                422, "wrong_type", "body",
+                "The body must be a JSON object: one record, or {\"instances\": [records]}.",
+            )
+        if "instances" not in document:
+            return self._validate([document], batch=False), False
+        extra = sorted(set(document) - {"instances"})
+        if extra:
+            raise InvalidInput(422, "extra_field", extra[0], f"'{extra[0]}' is not allowed beside 'instances'.")
+        rows = document["instances"]
+        if not isinstance(rows, list):
+            raise InvalidInput(422, "wrong_type", "instances", "'instances' must be a list of records.")
+        if not rows:
+            raise InvalidInput(422, "empty_batch", "instances", "'instances' is empty; send at least one record.")
+        if len(rows) > self.max_batch_rows:
+            raise InvalidInput(
+                413, "batch_too_large", "instances",
+                f"'instances' has {len(rows)} records; the limit is {self.max_batch_rows} per request.",
+            )
+        return self._validate(rows, batch=True), True
+
+    def parse_query(self, params: Mapping[str, str]) -> dict[str, list[Any]]:
+        """One record from a query string (the workshop's generator used GET)."""
+        try:
+            record = self._query.validate_python(dict(params))
+        except ValidationError as exc:
+            raise self._invalid(exc, batch=False) from None
+        return {name: [getattr(record, name)] for name in self._kinds}
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _validate(self, rows: list[Any], batch: bool) -> dict[str, list[Any]]:
+        try:
+            records = self._rows.validate_python(rows)
+        except ValidationError as exc:
+            raise self._invalid(exc, batch) from None
+        return {name: [getattr(r, name) for r in records] for name in self._kinds}
+
+    def _invalid(self, exc: ValidationError, batch: bool) -> InvalidInput:
+        errors = [self._describe(e, batch) for e in exc.errors(include_url=False)]
+        first = errors[0]
+        return InvalidInput(422, first["reason"], first["field"], first["message"], errors)
+
+    def _describe(self, error: Mapping[str, Any], batch: bool) -> dict[str, Any]:
+        loc = list(error["loc"])
+        index = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
+        if not batch and loc and isinstance(loc[0], int):
+            loc.pop(0)
+        kind = error["type"]
+        value = error.get("input")
+        if not loc:
+            where = f"instances[{index}]" if index is not None else "body"
+            return _entry(where, "wrong_type", f"'{where}' must be a JSON object (a record), got {_short(value)}.")
+        name = str(loc[0])
+        where = f"instances[{index}].{name}" if index is not None else name
+        if kind == "missing":
+            return _entry(where, "missing_field", f"'{name}' is required.")
+        if kind == "extra_forbidden":
+            expected = ", ".join(self._kinds)
+            return _entry(where, "extra_field", f"'{name}' is not an input of this model; inputs are: {expected}.")
+        if kind in ("not_finite", "finite_number"):
+            return _entry(where, "not_finite", f"'{name}' must be a finite number, got {value}.")
+        if kind in _BOUND_ERRORS:
+            bound = next(iter(error.get("ctx", {}).values()), "its bound")
+            relation = ">=" if kind.startswith("greater") else "<="
+            return _entry(where, "out_of_bounds", f"'{name}' must be {relation} {bound}, got {value!r}.")
+        expected = _KIND_WORDS.get(self._kinds.get(name, ""), "a record")
+        return _entry(where, "wrong_type", f"'{name}' must be {expected}, got {_short(value)}.")
+
+
+def _entry(field_name: str, reason: str, message: str) -> dict[str, Any]:
+    return {"field": field_name, "reason": reason, "message": message}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _load_json(body: bytes) -> Any:
+    """orjson for speed; the standard parser only to tell NaN/Infinity apart from garbage."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as fast_error:
+        try:
+            return json.loads(body)  # accepts NaN and Infinity, which validation then names
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidInput(400, "invalid_json", "body", f"The body is not valid JSON ({fast_error}).") from None
+
+
+def request_schema(validator: RequestValidator, example: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body for POST /predict: one record, or a batch of them."""
+    record = validator.record.model_json_schema()
+    batch = {
+        "title": "Batch",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["instances"],
+        "properties": {
+            "instances": {"type": "array", "items": record, "minItems": 1, "maxItems": validator.max_batch_rows}
+        },
+    }
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": [record, batch]}, "example": dict(example)}},
+    }
