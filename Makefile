@@ -1,0 +1,44 @@
+# One entry point for a fresh Debian/Ubuntu machine: `make demo` and `make test`
+# install what they need (Debian packages when missing, a .venv with modelmon).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv
+NEEDED_BINARIES := prometheus promtool amtool docker-compose
+
+.PHONY: demo test test-slow system-deps venv deploy clean
+
+demo: system-deps venv
+	$(VENV)/bin/modelmon serve
+
+test: system-deps venv
+	$(PY) -m pytest -m "not slow"
+
+test-slow: system-deps venv
+	$(PY) -m pytest -m slow
+
+deploy: venv
+	$(VENV)/bin/modelmon stack render --out deploy
+
+system-deps:
+	@missing=""; \
+	for b in $(NEEDED_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || missing="$$missing alertmanager"; \
+	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (missing:$$missing)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

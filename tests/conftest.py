@@ -1,0 +1,70 @@
+"""Shared fixtures: the committed stores model and a second, unrelated model (iris)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from modelmon.cli import main as cli_main
+from modelmon.model import LoadedModel, load_model
+from modelmon.profile import ReferenceProfile, profile_path
+from modelmon.server import ServerSettings, create_app
+
+REPO = Path(__file__).resolve().parents[1]
+STORES_DIR = REPO / "models" / "stores"
+STORES_CSV = REPO / "data" / "stores.csv"
+
+
+@pytest.fixture(scope="session")
+def stores_model() -> LoadedModel:
+    return load_model(STORES_DIR)
+
+
+@pytest.fixture(scope="session")
+def stores_profile() -> ReferenceProfile:
+    return ReferenceProfile.load(profile_path(STORES_DIR))
+
+
+@pytest.fixture(scope="session")
+def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A three-class model on float inputs, profiled by the CLI, with no modelmon.yaml."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("iris")
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "_cm").replace(" ", "_"))
+    x = frame.drop(columns="target")
+    model = LogisticRegression(max_iter=1000).fit(x, frame["target"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.save_model(
+            model, str(root / "model"), signature=infer_signature(x, model.predict(x)),
+            serialization_format="skops",
+        )
+    frame.to_csv(root / "iris.csv", index=False)
+    assert cli_main(["profile", "--model", str(root / "model"), "--data", str(root / "iris.csv"),
+                     "--target", "target"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def iris_model(iris_dir: Path) -> LoadedModel:
+    return load_model(iris_dir / "model")
+
+
+@pytest.fixture(scope="session")
+def iris_frame(iris_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(iris_dir / "iris.csv")
+
+
+def make_client(model: LoadedModel, settings: ServerSettings | None = None) -> TestClient:
+    """A fresh app (and registry) over the real ASGI stack, for counting from zero."""
+    profile = ReferenceProfile.load(profile_path(model.path))
+    return TestClient(create_app(model, profile, settings))

@@ -1,0 +1,71 @@
+"""Helpers for tests that start real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+@contextmanager
+def running(args: Sequence[str], ready_url: str | None = None, timeout: float = 60.0,
+            env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[subprocess.Popen]:
+    """Run `python -m modelmon ARGS`, wait for ready_url, and always stop it (whole group)."""
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"modelmon-test-{os.getpid()}-{time.monotonic_ns()}.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "modelmon", *args], cwd=cwd, stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        if ready_url:
+            def ready():
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"modelmon {' '.join(args)} exited {proc.returncode}:\n{log.read()}")
+                return httpx.get(ready_url, timeout=2).status_code == 200
+            wait_until(ready, timeout, what=ready_url)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)

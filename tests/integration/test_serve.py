@@ -1,0 +1,60 @@
+"""`modelmon serve` as a real process, over real HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import REPO, free_port, running
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    raise KeyError(name)
+
+
+def test_serve_answers_and_counts_over_http():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running(["serve", "--port", str(port)], ready_url=f"{base}/ready"):
+        with httpx.Client(base_url=base) as client:
+            first = client.post("/predict", json={"items_count": 1800, "customers_count": 1400}).json()
+            assert first["label"] == "success" and len(first["request_id"]) == 32
+            second = client.get("/predict", params={"items_count": 1800, "customers_count": 300}).json()
+            assert second["label"] == "normal"
+            bad = client.post("/predict", json={"items_count": 1800})
+            assert bad.status_code == 422 and bad.json()["field"] == "customers_count"
+            text = client.get("/metrics").text
+    assert metric(text, "modelmon_predictions_total", **{"class": "success"}) == 1
+    assert metric(text, "modelmon_predictions_total", **{"class": "normal"}) == 1
+    assert metric(text, "modelmon_invalid_requests_total", reason="missing_field") == 1
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modelmon", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_port_in_use_is_one_sentence():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("serve", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "is in use" in result.stderr and "--port" in result.stderr
+
+
+def test_unreadable_model_is_one_sentence(tmp_path):
+    result = run_cli("serve", str(tmp_path), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "No MLflow model at" in result.stderr and "Traceback" not in result.stderr
