@@ -250,14 +250,3 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
 def profile_path(model_dir: Path) -> Path:
     return model_dir / PROFILE_FILE
 
-
-def psi(live: np.ndarray, reference: np.ndarray, eps: float = 1e-4) -> float:
-    """Population stability index over bins, smoothed so an empty bin stays finite."""
-    live = np.asarray(live, dtype=float)
-    reference = np.asarray(reference, dtype=float)
-    return float(np.sum((live - reference) * np.log((live + eps) / (reference + eps))))
-
-
-def ks_distance(live_cdf: np.ndarray, reference_cdf: np.ndarray) -> float:
-    """Largest gap between two CDFs read at the same points."""
-    return float(np.max(np.abs(np.asarray(live_cdf) - np.asarray(reference_cdf))))

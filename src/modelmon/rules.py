@@ -1,0 +1,343 @@
+"""Prometheus recording and alerting rules, generated from the profile and the settings.
+
+Every ratio and drift statistic is computed from counters summed over instances *before*
+dividing, so N replicas or workers give the same answer as one. Recorded series follow
+`level:metric:operation`; `Names` is the one place their names are spelt, for the rules,
+their tests and the dashboards alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .drift import PSI_EPSILON
+from .profile import QUANTILE_BUCKETS, ReferenceProfile
+from .settings import Settings
+
+JOB = "modelmon"
+PREDICT_HANDLER = "/predict"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Recorded series names for one pair of windows (rate window W, drift window D)."""
+
+    w: str
+    d: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Names":
+        return cls(settings.rate_window, settings.drift_window)
+
+    # predictions
+    @property
+    def class_rate(self) -> str:
+        return f"model_class:modelmon_predictions:rate{self.w}"
+
+    @property
+    def model_rate(self) -> str:
+        return f"model:modelmon_predictions:rate{self.w}"
+
+    @property
+    def model_increase(self) -> str:
+        return f"model:modelmon_predictions:increase{self.w}"
+
+    @property
+    def class_ratio(self) -> str:
+        return f"model_class:modelmon_predictions:ratio_rate{self.w}"
+
+    @property
+    def positive_ratio(self) -> str:
+        return f"model:modelmon_positive_class:ratio_rate{self.w}"
+
+    @property
+    def class_ratio_drift(self) -> str:
+        return f"model_class:modelmon_predictions:ratio_rate{self.d}"
+
+    @property
+    def model_increase_drift(self) -> str:
+        return f"model:modelmon_predictions:increase{self.d}"
+
+    reference_ratio = "model_class:modelmon_prediction_reference_ratio:max"
+
+    @property
+    def prediction_psi(self) -> str:
+        return f"model:modelmon_prediction_psi:{self.d}"
+
+    # service
+    @property
+    def request_rate(self) -> str:
+        return f"job:modelmon_requests:rate{self.w}"
+
+    @property
+    def error_ratio(self) -> str:
+        return f"job:modelmon_request_errors:ratio_rate{self.w}"
+
+    @property
+    def invalid_ratio(self) -> str:
+        return f"model:modelmon_invalid_requests:ratio_rate{self.w}"
+
+    def latency(self, quantile: int) -> str:
+        return f"job:modelmon_request_duration_seconds:p{quantile}_rate{self.w}"
+
+    # features
+    @property
+    def live_cdf(self) -> str:
+        return f"model_feature_le:modelmon_feature_quantile:cdf{self.d}"
+
+    reference_cdf = "model_feature_le:modelmon_feature_quantile_reference:max"
+
+    @property
+    def live_share(self) -> str:
+        return f"model_feature_le:modelmon_feature_quantile:share{self.d}"
+
+    reference_share = "model_feature_le:modelmon_feature_quantile_reference:share"
+
+    @property
+    def ks(self) -> str:
+        return f"model_feature:modelmon_feature_ks:{self.d}"
+
+    @property
+    def psi(self) -> str:
+        return f"model_feature:modelmon_feature_psi:{self.d}"
+
+    @property
+    def feature_increase(self) -> str:
+        return f"model_feature:modelmon_feature_quantile_count:increase{self.d}"
+
+
+LATENCY_QUANTILES = (50, 95, 99)
+
+
+def _le(bound: float) -> str:
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(bound)
+
+
+def _bins(cdf: str) -> str:
+    """Bin shares from a CDF recorded per `le`: each bin labelled by its upper bound.
+
+    `group_left` keeps the left side's `le`; a plain one-to-one `ignoring (le)` would drop it.
+    """
+    les = [_le(b) for b in QUANTILE_BUCKETS]
+    parts = [f'{cdf}{{le="{les[0]}"}}']
+    parts += [f'({cdf}{{le="{hi}"}} - ignoring (le) group_left {cdf}{{le="{lo}"}})' for lo, hi in zip(les, les[1:])]
+    return "\n  or ".join(parts)
+
+
+def _psi(live: str, reference: str, by: str, on: str) -> str:
+    eps = repr(PSI_EPSILON)
+    return (
+        f"sum by ({by}) (\n"
+        f"  ({live} - on ({on}) {reference})\n"
+        f"  * on ({on}) ln(({live} + {eps}) / on ({on}) ({reference} + {eps}))\n"
+        f")"
+    )
+
+
+def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[str, str]]:
+    n = Names.of(settings)
+    w, d = settings.rate_window, settings.drift_window
+    predict = f'handler="{PREDICT_HANDLER}"'
+    rules = [
+        (n.class_rate, f"sum by (model, class) (rate(modelmon_predictions_total[{w}]))"),
+        (n.model_rate, f"sum by (model) (rate(modelmon_predictions_total[{w}]))"),
+        (n.model_increase, f"sum by (model) (increase(modelmon_predictions_total[{w}]))"),
+        (n.class_ratio, f"{n.class_rate}\n/ ignoring (class) group_left\n{n.model_rate}"),
+    ]
+    positive = profile.positive
+    if positive is not None:
+        rules.append((n.positive_ratio, f'sum by (model) ({n.class_ratio}{{class="{positive.label}"}})'))
+    if d != w:
+        rules.append((
+            n.class_ratio_drift,
+            f"sum by (model, class) (rate(modelmon_predictions_total[{d}]))\n/ ignoring (class) group_left\n"
+            f"sum by (model) (rate(modelmon_predictions_total[{d}]))",
+        ))
+        rules.append((n.model_increase_drift, f"sum by (model) (increase(modelmon_predictions_total[{d}]))"))
+    rules += [
+        (n.reference_ratio, "max by (model, class) (modelmon_prediction_reference_ratio)"),
+        (n.prediction_psi, _psi(n.class_ratio_drift, n.reference_ratio, "model", "model, class")),
+        (n.request_rate, f"sum by (job) (rate(modelmon_request_duration_seconds_count{{{predict}}}[{w}]))"),
+        (
+            n.error_ratio,
+            f'sum by (job) (rate(modelmon_request_duration_seconds_count{{{predict}, status="5xx"}}[{w}]))\n'
+            f"/ {n.request_rate}",
+        ),
+        (
+            n.invalid_ratio,
+            f"sum by (model) (rate(modelmon_invalid_requests_total[{w}]))\n/ (\n"
+            f"  sum by (model) (rate(modelmon_invalid_requests_total[{w}]))\n"
+            f"  + sum by (model) (rate(modelmon_model_predict_seconds_count[{w}]))\n)",
+        ),
+    ]
+    rules += [
+        (
+            n.latency(q),
+            f"histogram_quantile({q / 100}, sum by (job, le) "
+            f"(rate(modelmon_request_duration_seconds_bucket{{{predict}}}[{w}])))",
+        )
+        for q in LATENCY_QUANTILES
+    ]
+    rules += [
+        (
+            n.live_cdf,
+            f'sum by (model, feature, le) (rate(modelmon_feature_quantile_bucket{{le!="+Inf"}}[{d}]))\n'
+            f"/ ignoring (le) group_left\n"
+            f"sum by (model, feature) (rate(modelmon_feature_quantile_count[{d}]))",
+        ),
+        (n.reference_cdf, "max by (model, feature, le) (modelmon_feature_quantile_reference)"),
+        (n.ks, f"max by (model, feature) (abs({n.live_cdf} - on (model, feature, le) {n.reference_cdf}))"),
+        (n.live_share, _bins(n.live_cdf)),
+        (n.reference_share, _bins(n.reference_cdf)),
+        (n.psi, _psi(n.live_share, n.reference_share, "model, feature", "model, feature, le")),
+        (n.feature_increase, f"sum by (model, feature) (increase(modelmon_feature_quantile_count[{d}]))"),
+    ]
+    return [{"record": name, "expr": expr} for name, expr in rules]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule; `summary`/`description` use only `$labels.X` and `$value` forms
+    that the rule tests can render in Python (see ruletests)."""
+
+    name: str
+    expr: str
+    duration: str
+    severity: str
+    summary: str
+    description: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def rule(self, dashboard_url: str) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.duration,
+            "labels": {"severity": self.severity, **self.labels},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "dashboard": dashboard_url,
+            },
+        }
+
+
+def dashboard_uid(profile: ReferenceProfile) -> str:
+    return f"modelmon-{profile.model}"
+
+
+def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
+    n = Names.of(settings)
+    s = settings
+    guard = s.min_samples
+    model = {"model": profile.model}
+    out: list[Alert] = []
+    positive = profile.positive
+    if positive is not None:
+        out.append(Alert(
+            "ModelLowPositiveRate",
+            f"{n.positive_ratio} < {s.positive_rate_floor}\nand on (model) {n.model_increase} >= {guard}",
+            s.alert_for, "critical",
+            f"{{{{ $labels.model }}}}: '{positive.label}' rate {{{{ $value | humanizePercentage }}}}, "
+            f"under {s.positive_rate_floor:.0%}",
+            f"Over the last {s.rate_window}, {{{{ $value | humanizePercentage }}}} of the predictions of model "
+            f"{{{{ $labels.model }}}} were '{positive.label}' (floor {s.positive_rate_floor:.0%}, training "
+            f"{positive.prior:.0%}).",
+        ))
+    out.append(Alert(
+        "ModelFeatureDrift",
+        f"(\n  {n.psi} > {s.psi_threshold}\n  or ({n.psi} and on (model, feature) {n.ks} > {s.ks_threshold})\n)\n"
+        f"and on (model, feature) {n.feature_increase} >= {s.min_drift_samples}",
+        s.alert_for, "warning",
+        "{{ $labels.model }}: input '{{ $labels.feature }}' drifted (PSI {{ $value | printf \"%.3f\" }})",
+        f"Over the last {s.drift_window}, the distribution of '{{{{ $labels.feature }}}}' sent to model "
+        f"{{{{ $labels.model }}}} moved away from the training data: PSI {{{{ $value | printf \"%.3f\" }}}} "
+        f"(threshold {s.psi_threshold}; the alert also fires when KS exceeds {s.ks_threshold}).",
+    ))
+    out.append(Alert(
+        "ModelPredictionDrift",
+        f"{n.prediction_psi} > {s.prediction_psi_threshold}\nand on (model) {n.model_increase_drift} >= {s.min_drift_samples}",
+        s.alert_for, "warning",
+        "{{ $labels.model }}: predicted classes drifted (PSI {{ $value | printf \"%.3f\" }})",
+        f"Over the last {s.drift_window}, the share of each predicted class of model {{{{ $labels.model }}}} "
+        f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
+        f"(threshold {s.prediction_psi_threshold}).",
+    ))
+    out.append(Alert(
+        "ModelInvalidInputRate",
+        f"{n.invalid_ratio} > {s.invalid_ratio_threshold}\nand on (model) (\n"
+        f"  sum by (model) (increase(modelmon_invalid_requests_total[{s.rate_window}]))\n"
+        f"  + sum by (model) (increase(modelmon_model_predict_seconds_count[{s.rate_window}]))\n) >= {guard}",
+        s.alert_for, "warning",
+        "{{ $labels.model }}: {{ $value | humanizePercentage }} of requests rejected",
+        f"Over the last {s.rate_window}, {{{{ $value | humanizePercentage }}}} of the requests to model "
+        f"{{{{ $labels.model }}}} were rejected as invalid input (threshold {s.invalid_ratio_threshold:.0%}); "
+        f"modelmon_invalid_requests_total tells the reasons.",
+    ))
+    predict_total = f'sum by (job) (increase(modelmon_request_duration_seconds_count{{handler="{PREDICT_HANDLER}"}}[{s.rate_window}]))'
+    out.append(Alert(
+        "ModelServerErrors",
+        f"{n.error_ratio} > {s.error_ratio_threshold}\nand on (job) {predict_total} >= {guard}",
+        s.alert_for, "critical",
+        f"{profile.model}: {{{{ $value | humanizePercentage }}}} of predictions fail",
+        f"Over the last {s.rate_window}, {{{{ $value | humanizePercentage }}}} of the prediction requests of job "
+        f"{{{{ $labels.job }}}} answered 5xx (threshold {s.error_ratio_threshold:.0%}).",
+        model,
+    ))
+    out.append(Alert(
+        "ModelHighLatency",
+        f"{n.latency(99)} > {s.latency_p99_seconds}\nand on (job) {predict_total} >= {guard}",
+        s.alert_for, "warning",
+        f"{profile.model}: p99 latency {{{{ $value | printf \"%.3f\" }}}} s",
+        f"Over the last {s.rate_window}, the 99th percentile of prediction latency of job {{{{ $labels.job }}}} "
+        f"was {{{{ $value | printf \"%.3f\" }}}} s (threshold {s.latency_p99_seconds} s).",
+        model,
+    ))
+    out.append(Alert(
+        "ModelServerDown",
+        f'up{{job="{JOB}"}} == 0',
+        s.down_for, "critical",
+        f"{profile.model}: model server {{{{ $labels.instance }}}} is down",
+        f"Prometheus could not scrape {{{{ $labels.instance }}}} (job {JOB}) for {s.down_for}: the model "
+        f"server is down or unreachable.",
+        model,
+    ))
+    return out
+
+
+def rule_files(profile: ReferenceProfile, settings: Settings) -> dict[str, str]:
+    """File name -> YAML text, for prometheus/rules/."""
+    url = f"{settings.grafana_url}/d/{dashboard_uid(profile)}"
+    recording = {"groups": [{
+        "name": f"modelmon-{profile.model}-recording",
+        "interval": settings.evaluation_interval,
+        "rules": recording_rules(profile, settings),
+    }]}
+    alerting = {"groups": [{
+        "name": f"modelmon-{profile.model}-alerts",
+        "interval": settings.evaluation_interval,
+        "rules": [a.rule(url) for a in alerts(profile, settings)],
+    }]}
+    return {"recording.yml": dump_yaml(recording), "alerts.yml": dump_yaml(alerting)}
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(document: Any) -> str:
+    """Readable YAML: multi-line PromQL as literal blocks, keys in the order written."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)

@@ -1,0 +1,278 @@
+"""`promtool test rules` cases for every generated rule, with expectations computed in Python.
+
+Each case feeds synthetic series from two instances of the server (so every ratio is checked
+to add up across replicas), evaluates the recorded series against values computed here with
+`modelmon.drift`, and checks each alert fires when it should, only after its `for`, and not
+under the traffic guard.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .drift import bin_shares, ks_distance, psi
+from .metrics import LATENCY_BUCKETS
+from .profile import QUANTILE_BUCKETS, ReferenceProfile
+from .rules import JOB, PREDICT_HANDLER, Alert, Names, _le, alerts, dashboard_uid, dump_yaml
+from .settings import Settings, seconds
+
+INSTANCES = ("replica-a:8000", "replica-b:8000")
+TOLERANCE = 1e-6
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _render(template: str, labels: Mapping[str, str], value: float) -> str:
+    """What Prometheus renders for the template forms alerts use (see rules.Alert)."""
+
+    def replace(match: re.Match[str]) -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("$labels."):
+            return labels[expr.removeprefix("$labels.")]
+        if expr == "$value | humanizePercentage":
+            return f"{value * 100:.4g}%"
+        if expr == '$value | printf "%.3f"':
+            return f"{value:.3f}"
+        raise ValueError(f"unsupported template form {{{{ {expr} }}}}")
+
+    return re.sub(r"\{\{(.*?)\}\}", replace, template)
+
+
+class _Case:
+    """One promtool test group: series from two replicas, expressions and alerts to check."""
+
+    def __init__(self, name: str, settings: Settings, steps: int) -> None:
+        self.name = name
+        self.interval = seconds(settings.scrape_interval)
+        self.steps = steps
+        self.series: list[dict[str, str]] = []
+        self.exprs: list[dict[str, Any]] = []
+        self.alert_tests: list[dict[str, Any]] = []
+
+    def counter(self, metric: str, per_step: float, **labels: str) -> None:
+        """A counter growing by `per_step` every scrape, on each replica."""
+        for instance in INSTANCES:
+            self.series.append({
+                "series": metric + _labels(job=JOB, instance=instance, **labels),
+                "values": f"0+{float(per_step)!r}x{self.steps}",
+            })
+
+    def gauge(self, metric: str, value: float, instances: Sequence[str] = INSTANCES, **labels: str) -> None:
+        for instance in instances:
+            self.series.append({
+                "series": metric + _labels(job=JOB, instance=instance, **labels),
+                "values": f"{float(value)!r}+0x{self.steps}",
+            })
+
+    def expect(self, expr: str, at: float, labels: Mapping[str, str], value: float) -> None:
+        """`expr` at `at` seconds equals `value` within TOLERANCE (checked inside Prometheus)."""
+        if not math.isfinite(value):
+            raise ValueError(f"{expr}: expected value {value} is not finite")
+        self.exprs.append({
+            "expr": f"abs({expr}{_labels(**labels)} - {float(value)!r}) < bool {TOLERANCE}",
+            "eval_time": f"{int(at)}s",
+            "exp_samples": [{"labels": _labels(**labels), "value": 1}],
+        })
+
+    def alert(self, alert: Alert, at: float, firing: Sequence[tuple[Mapping[str, str], float]], url: str) -> None:
+        expected = []
+        for labels, value in firing:
+            all_labels = {**labels, **alert.labels, "severity": alert.severity}
+            expected.append({
+                "exp_labels": all_labels,
+                "exp_annotations": {
+                    "summary": _render(alert.summary, all_labels, value),
+                    "description": _render(alert.description, all_labels, value),
+                    "dashboard": url,
+                },
+            })
+        self.alert_tests.append({"eval_time": f"{int(at)}s", "alertname": alert.name, "exp_alerts": expected})
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "interval": f"{int(self.interval)}s" if self.interval >= 1 else f"{int(self.interval * 1000)}ms",
+            "input_series": self.series,
+            "promql_expr_test": self.exprs,
+            "alert_rule_test": self.alert_tests,
+        }
+
+
+def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Mapping[str, float],
+                     feature_counts: Mapping[str, np.ndarray] | None = None,
+                     invalid_per_step: float = 0.0, errors_per_step: float = 0.0,
+                     slow: bool = False) -> None:
+    """Every metric the server exports, for a healthy server unless told otherwise."""
+    model = profile.model
+    for label, per_step in class_per_step.items():
+        case.counter("modelmon_predictions_total", per_step, model=model, **{"class": label})
+    for c in profile.classes:
+        case.gauge("modelmon_prediction_reference_ratio", c.prior, model=model, **{"class": c.label})
+    requests = sum(class_per_step.values())
+    case.counter("modelmon_model_predict_seconds_count", requests, model=model)
+    case.counter("modelmon_invalid_requests_total", invalid_per_step, model=model, reason="wrong_type")
+    case.counter("modelmon_request_duration_seconds_count", requests - errors_per_step,
+                 handler=PREDICT_HANDLER, method="POST", status="2xx")
+    case.counter("modelmon_request_duration_seconds_count", errors_per_step,
+                 handler=PREDICT_HANDLER, method="POST", status="5xx")
+    fast_bound = LATENCY_BUCKETS[3]  # 5 ms
+    for bound in (*LATENCY_BUCKETS, math.inf):
+        done = requests if bound >= (1.0 if slow else fast_bound) else 0.0
+        le = "+Inf" if math.isinf(bound) else _le(bound)
+        case.counter("modelmon_request_duration_seconds_bucket", done, handler=PREDICT_HANDLER, method="POST", le=le)
+    case.gauge("up", 1.0)
+    for feature in profile.features:
+        counts = (feature_counts or {}).get(feature.name)
+        if counts is None:
+            counts = reference_counts(feature.quantile_reference, profile.rows)
+        cumulative = np.cumsum(counts)
+        for bound, total in zip(QUANTILE_BUCKETS, cumulative):
+            case.counter("modelmon_feature_quantile_bucket", float(total), model=model, feature=feature.name, le=_le(bound))
+        case.counter("modelmon_feature_quantile_bucket", float(cumulative[-1]), model=model, feature=feature.name, le="+Inf")
+        case.counter("modelmon_feature_quantile_count", float(cumulative[-1]), model=model, feature=feature.name)
+        for bound, share in zip(QUANTILE_BUCKETS, feature.quantile_reference):
+            case.gauge("modelmon_feature_quantile_reference", share, model=model, feature=feature.name, le=_le(bound))
+
+
+def reference_counts(reference_cdf: Sequence[float], rows: int) -> np.ndarray:
+    """Per-bin counts that reproduce the reference shares exactly (they are k/rows)."""
+    return np.rint(bin_shares(reference_cdf) * rows)
+
+
+def _drifted_counts(profile: ReferenceProfile, name: str, shift_sd: float) -> np.ndarray:
+    """Rank-bin counts of values drawn from the training distribution shifted by `shift_sd` sds."""
+    feature = profile.feature(name)
+    rng = np.random.default_rng(11)
+    values = rng.normal(feature.mean + shift_sd * feature.std, feature.std, 1000)
+    ranks = np.sort(feature.rank(values))
+    cdf = np.searchsorted(ranks, QUANTILE_BUCKETS, side="right")
+    return np.diff(cdf, prepend=0).astype(float)
+
+
+def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> str:
+    """The promtool test file for the rules that `rules.rule_files` renders."""
+    s = settings
+    n = Names.of(s)
+    interval = seconds(s.scrape_interval)
+    window = max(seconds(s.rate_window), seconds(s.drift_window))
+    hold = seconds(s.alert_for)
+    settle = window + 3 * interval  # windows full, start-of-series effects gone
+    end = settle + hold + 3 * interval  # and every `for` elapsed
+    steps = int(end / interval) + 2
+    url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
+    by_name = {a.name: a for a in alerts(profile, s)}
+    model = profile.model
+    labels = {"model": model}
+    positive = profile.positive
+    cases: list[_Case] = []
+    prior = {c.label: c.prior for c in profile.classes}
+
+    # Traffic as in training: ratios and drift statistics at their reference values, no alert.
+    normal = _Case("normal traffic: statistics at their reference values, nothing fires", s, steps)
+    mix = {c.label: round(c.prior * 40) for c in profile.classes}
+    _standard_inputs(normal, profile, mix)
+    total = sum(mix.values())
+    for label, per_step in mix.items():
+        normal.expect(n.class_ratio, end, {**labels, "class": label}, per_step / total)
+        normal.expect(n.class_rate, end, {**labels, "class": label}, 2 * per_step / interval)
+    normal.expect(n.model_rate, end, labels, 2 * total / interval)
+    live = np.array([mix[c.label] / total for c in profile.classes])
+    normal.expect(n.prediction_psi, end, labels, psi(live, [c.prior for c in profile.classes]))
+    normal.expect(n.request_rate, end, {"job": JOB}, 2 * total / interval)
+    normal.expect(n.error_ratio, end, {"job": JOB}, 0.0)
+    normal.expect(n.invalid_ratio, end, labels, 0.0)
+    for f in profile.features:
+        flabels = {**labels, "feature": f.name}
+        normal.expect(n.psi, end, flabels, 0.0)
+        normal.expect(n.ks, end, flabels, ks_distance(np.cumsum(reference_counts(f.quantile_reference, profile.rows))
+                                                      / profile.rows, f.quantile_reference))
+        for bound, share in zip(QUANTILE_BUCKETS, bin_shares(f.quantile_reference)):
+            normal.expect(n.reference_share, end, {**flabels, "le": _le(bound)}, share)
+    for alert in by_name.values():
+        normal.alert(alert, end, [], url)
+    cases.append(normal)
+
+    if positive is not None:
+        # The workshop's alert: positive-class rate under the floor, with enough traffic.
+        low = _Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps)
+        others = [c.label for c in profile.classes if c.label != positive.label]
+        low_mix = {positive.label: 1.0, **{o: 19.0 / len(others) for o in others}}
+        _standard_inputs(low, profile, low_mix)
+        ratio = 1.0 / 20.0
+        low.expect(n.positive_ratio, end, labels, ratio)
+        low.expect(n.model_increase, end, labels, 2 * 20 * seconds(s.rate_window) / interval)
+        shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
+        low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
+        low.alert(by_name["ModelLowPositiveRate"], hold / 2, [], url)
+        low.alert(by_name["ModelLowPositiveRate"], end, [(labels, ratio)], url)
+        low.alert(by_name["ModelPredictionDrift"], end, [(labels, psi(shares, [prior[c.label] for c in profile.classes]))], url)
+        cases.append(low)
+
+        # The same mix under the traffic guard: nothing fires.
+        quiet = _Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps)
+        per_step = 0.25 * min(s.min_samples, s.min_drift_samples) * interval / (2 * window)
+        _standard_inputs(quiet, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
+        quiet.expect(n.positive_ratio, end, labels, ratio)
+        quiet.alert(by_name["ModelLowPositiveRate"], end, [], url)
+        quiet.alert(by_name["ModelPredictionDrift"], end, [], url)
+        cases.append(quiet)
+
+    # Feature drift on the first feature, reference traffic on the others; the two replicas
+    # see different data and the statistics must be those of their sum.
+    drifted = profile.features[0]
+    drift = _Case(f"'{drifted.name}' drifts: KS and PSI of the summed replicas, alert per feature", s, steps)
+    counts = _drifted_counts(profile, drifted.name, shift_sd=1.5)
+    _standard_inputs(drift, profile, mix, feature_counts={drifted.name: counts})
+    live_cdf = np.cumsum(counts) / counts.sum()
+    expected_psi = psi(bin_shares(live_cdf), bin_shares(drifted.quantile_reference))
+    expected_ks = ks_distance(live_cdf, drifted.quantile_reference)
+    if expected_psi <= s.psi_threshold:
+        raise AssertionError(f"test data for drift is too mild (PSI {expected_psi})")
+    flabels = {**labels, "feature": drifted.name}
+    for bound, value in zip(QUANTILE_BUCKETS, live_cdf):
+        drift.expect(n.live_cdf, end, {**flabels, "le": _le(bound)}, float(value))
+    drift.expect(n.ks, end, flabels, expected_ks)
+    drift.expect(n.psi, end, flabels, expected_psi)
+    drift.expect(n.feature_increase, end, flabels, 2 * counts.sum() * seconds(s.drift_window) / interval)
+    drift.alert(by_name["ModelFeatureDrift"], hold / 2, [], url)
+    drift.alert(by_name["ModelFeatureDrift"], end, [(flabels, expected_psi)], url)
+    cases.append(drift)
+
+    # Invalid input, server errors and latency, each past its threshold.
+    broken = _Case("invalid input, 5xx answers and slow answers fire their alerts", s, steps)
+    _standard_inputs(broken, profile, mix, invalid_per_step=total / 3, errors_per_step=total / 4, slow=True)
+    invalid_ratio = (total / 3) / (total / 3 + total)
+    broken.expect(n.invalid_ratio, end, labels, invalid_ratio)
+    broken.expect(n.error_ratio, end, {"job": JOB}, 0.25)
+    lower = LATENCY_BUCKETS[LATENCY_BUCKETS.index(1.0) - 1]
+    for q in (50, 95, 99):
+        broken.expect(n.latency(q), end, {"job": JOB}, lower + (1.0 - lower) * q / 100)
+    broken.alert(by_name["ModelInvalidInputRate"], end, [(labels, invalid_ratio)], url)
+    broken.alert(by_name["ModelServerErrors"], end, [({"job": JOB}, 0.25)], url)
+    broken.alert(by_name["ModelHighLatency"], end, [({"job": JOB}, lower + (1.0 - lower) * 0.99)], url)
+    cases.append(broken)
+
+    # One replica down: fires after down_for, for that replica only.
+    down = _Case("a replica that cannot be scraped fires ModelServerDown after its for", s, steps)
+    _standard_inputs(down, profile, mix)
+    down.series = [x for x in down.series if not x["series"].startswith("up{")]
+    down.gauge("up", 0.0, instances=INSTANCES[:1])
+    down.gauge("up", 1.0, instances=INSTANCES[1:])
+    down.alert(by_name["ModelServerDown"], seconds(s.down_for) / 2, [], url)
+    down.alert(by_name["ModelServerDown"], seconds(s.down_for) + 3 * interval,
+               [({"job": JOB, "instance": INSTANCES[0]}, 0.0)], url)
+    cases.append(down)
+
+    return dump_yaml({
+        "rule_files": list(rule_files),
+        "evaluation_interval": s.evaluation_interval,
+        "group_eval_order": [f"modelmon-{model}-recording", f"modelmon-{model}-alerts"],
+        "tests": [case.document() for case in cases],
+    })

@@ -1,0 +1,89 @@
+"""The generated rules, checked by the real promtool: syntax, and behaviour on synthetic series."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from modelmon.profile import ReferenceProfile, profile_path
+from modelmon.rules import Names, alerts, recording_rules
+from modelmon.settings import load_settings
+from modelmon.stack import render_stack
+
+pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (make test installs it)")
+
+
+def promtool(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module", params=["production", "demo"])
+def rendered(request, tmp_path_factory, stores_profile):
+    out = tmp_path_factory.mktemp(f"stack-{request.param}")
+    render_stack(stores_profile, load_settings(request.param), out, topology="native")
+    return out
+
+
+def test_rules_are_valid(rendered):
+    result = promtool("check", "rules", *map(str, sorted((rendered / "prometheus" / "rules").glob("*.yml"))))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_unit_tests_pass(rendered):
+    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_is_exercised_by_the_unit_tests(rendered):
+    tests = (rendered / "prometheus" / "tests" / "rules_test.yml").read_text()
+    rules = [r for f in (rendered / "prometheus" / "rules").glob("*.yml")
+             for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
+    for rule in rules:
+        name = rule.get("record") or rule["alert"]
+        used_by_later_rule = any(name in other.get("expr", "") for other in rules if other is not rule)
+        assert name in tests or used_by_later_rule, f"{name} is not checked by any promtool case"
+    alert_tests = [t for group in yaml.safe_load(tests)["tests"] for t in group["alert_rule_test"]]
+    for rule in rules:
+        if "alert" in rule:
+            assert any(t["alertname"] == rule["alert"] and t["exp_alerts"] for t in alert_tests), \
+                f"no case where {rule['alert']} fires"
+            assert any(t["alertname"] == rule["alert"] and not t["exp_alerts"] for t in alert_tests), \
+                f"no case where {rule['alert']} stays quiet"
+
+
+def test_a_broken_drift_rule_is_caught(tmp_path, stores_profile):
+    """A plain one-to-one `ignoring (le)` drops `le` and silently breaks PSI: promtool must fail."""
+    render_stack(stores_profile, load_settings("demo"), tmp_path, topology="native")
+    recording = tmp_path / "prometheus" / "rules" / "recording.yml"
+    broken = recording.read_text().replace("ignoring (le) group_left model_feature_le", "ignoring (le) model_feature_le")
+    assert broken != recording.read_text()
+    recording.write_text(broken)
+    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "modelmon_feature_psi" in result.stdout + result.stderr
+
+
+def test_multiclass_model_gets_rules_without_a_positive_class(tmp_path, iris_dir):
+    profile = ReferenceProfile.load(profile_path(iris_dir / "model"))
+    settings = load_settings("production")
+    assert "ModelLowPositiveRate" not in {a.name for a in alerts(profile, settings)}
+    assert Names.of(settings).positive_ratio not in {r["record"] for r in recording_rules(profile, settings)}
+    render_stack(profile, settings, tmp_path, topology="native")
+    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_carry_severity_summary_description_and_dashboard(stores_profile):
+    url_rules = [a.rule("http://grafana/d/x") for a in alerts(stores_profile, load_settings("production"))]
+    assert {r["alert"] for r in url_rules} == {
+        "ModelLowPositiveRate", "ModelFeatureDrift", "ModelPredictionDrift", "ModelInvalidInputRate",
+        "ModelServerErrors", "ModelHighLatency", "ModelServerDown"}
+    for rule in url_rules:
+        assert rule["labels"]["severity"] in ("critical", "warning")
+        assert "$value" in rule["annotations"]["description"] or rule["alert"] == "ModelServerDown"
+        assert rule["annotations"]["dashboard"] == "http://grafana/d/x"
+    low = next(r for r in url_rules if r["alert"] == "ModelLowPositiveRate")
+    assert "< 0.2" in low["expr"] and ">= 200" in low["expr"] and low["for"] == "2m"
