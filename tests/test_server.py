@@ -66,8 +66,9 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
         feature = stores_profile.feature(name)
         sent = rows[name].to_numpy()
         assert value(s, "modelmon_feature_last_value", model="stores", feature=name) == sent[-1]
-        for edge in feature.edges:
+        for edge, share in zip(feature.edges, feature.edges_cdf):
             assert value(s, "modelmon_feature_value_bucket", model="stores", feature=name, le=le(edge)) == (sent <= edge).sum()
+            assert value(s, "modelmon_feature_value_reference", model="stores", feature=name, le=le(edge)) == share
         assert value(s, "modelmon_feature_value_count", model="stores", feature=name) == len(sent)
         assert value(s, "modelmon_feature_value_sum", model="stores", feature=name) == pytest.approx(sent.sum())
         ranks = feature.rank(sent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -67,6 +68,73 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 
+def _load(model_dir: Path, reference: Path | None = None):  # noqa: ANN202 - (model, profile)
+    from .model import load_model
+    from .profile import ReferenceProfile, profile_path
+
+    model = load_model(model_dir)
+    return model, ReferenceProfile.load(reference or profile_path(model_dir))
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings
+    from .settings import load_settings
+
+    return load_settings(args.profile, args.settings)
+
+
+def _cmd_stack_render(args: argparse.Namespace) -> None:
+    from .stack import render_stack
+
+    _, profile = _load(args.model)
+    settings = _settings(args)
+    written = render_stack(profile, settings, args.out, topology="compose", model_dir=args.model)
+    print(f"wrote {len(written)} files for model {profile.model!r} ({settings.profile} profile) to {args.out}/")
+
+
+def _cmd_receive(args: argparse.Namespace) -> None:
+    from .native import check_port_free
+    from .receiver import SLACK_PATH, SlackReceiver
+
+    check_port_free(args.host, args.port, "receiver")
+    receiver = SlackReceiver(args.host, args.port, args.log)
+    print(f"Slack stand-in listening on http://{args.host}:{args.port}{SLACK_PATH}, logging to {args.log}", flush=True)
+    receiver.serve_forever()
+
+
+def _wait_for_signal(stack) -> None:  # noqa: ANN001 - NativeStack
+    import signal
+    import time
+
+    def stop(signum, frame):  # noqa: ANN001, ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            stack.check_alive()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+
+
+def _cmd_up(args: argparse.Namespace) -> None:
+    from .native import NativeStack
+
+    _, profile = _load(args.model)
+    settings = _settings(args)
+    run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    stack = NativeStack(args.model.resolve(), profile, settings, run_dir)
+    stack.start()
+    try:
+        print(f"modelmon stack for {profile.model!r} is up ({settings.profile} profile); run folder {run_dir}")
+        for what, url in stack.urls().items():
+            print(f"  {what:32} {url}")
+        print("Ctrl-C stops everything.", flush=True)
+        _wait_for_signal(stack)
+    finally:
+        stack.stop()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelmon", description="Monitor an MLflow model with Prometheus and Grafana."
@@ -105,17 +173,43 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-rows", type=int, default=1000, help="records per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=int, default=1_048_576, help="body size limit (default: %(default)s)")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
+
+    def stack_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                         help="MLflow model directory with its reference profile (default: %(default)s)")
+        sub.add_argument("--profile", choices=("production", "demo"), default="production",
+                         help="settings profile: windows, intervals, for durations (default: %(default)s)")
+        sub.add_argument("--settings", type=Path, help="YAML file overriding settings (MODELMON_* variables too)")
+
+    stack = verbs.add_parser("stack", help="The monitoring stack as code.", description="The monitoring stack as code.")
+    stack_verbs = stack.add_subparsers(dest="stack_verb", required=True, metavar="COMMAND")
+    render = verb("render", _cmd_stack_render,
+                  "Write Prometheus, Alertmanager, Grafana and docker-compose files for a model.", stack_verbs)
+    stack_options(render)
+    render.add_argument("--out", type=Path, default=Path("deploy"), help="folder to write (default: %(default)s)")
+
+    up = verb("up", _cmd_up, "Run app, Prometheus, Alertmanager and a Slack stand-in natively (no Docker).")
+    stack_options(up)
+    up.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/<time>)")
+
+    receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
+    receive.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    receive.add_argument("--port", type=int, default=9099, help="port (default: %(default)s)")
+    receive.add_argument("--log", type=Path, default=Path("notifications.jsonl"),
+                         help="JSON-lines file of received notifications (default: %(default)s)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .model import ModelLoadError
+    from .native import StackError
     from .profile import ProfileError
+    from .settings import SettingsError
 
     args = _parser().parse_args(argv)
     try:
         args.handler(args)
-    except (UserError, ModelLoadError, ProfileError, FileNotFoundError) as exc:
+    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, FileNotFoundError) as exc:
         print(f"modelmon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -145,6 +145,17 @@ class ModelMetrics:
             for le, share in zip(QUANTILE_BUCKETS, f.quantile_reference):
                 reference.labels(model, f.name, _le(le)).set(share)
 
+        value_reference = Gauge(
+            "modelmon_feature_value_reference",
+            "Share of training values <= le, at the edges of modelmon_feature_value.",
+            ["model", "feature", "le"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        for f in profile.features:
+            for edge, share in zip(f.edges, f.edges_cdf):
+                value_reference.labels(model, f.name, _le(edge)).set(share)
+
         out_of_range = Counter(
             "modelmon_feature_out_of_range",
             "Input values outside the training range, by side.",

@@ -1,0 +1,238 @@
+"""The model overview dashboard, built with Grafana's own grafana-foundation-sdk.
+
+Panels read the recorded series of `rules.Names` where one exists, so the dashboard shows
+exactly what the alerts evaluate. Queries use the `$model` and `$instance` variables;
+`panel_queries` turns them into plain PromQL so tests (and the report) can run them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, table, timeseries
+from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+    VariableSort,
+)
+
+from .profile import ReferenceProfile
+from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid
+from .settings import Settings
+
+DATASOURCE_UID = "modelmon-prometheus"
+_DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+SELECTOR = 'model="$model"'
+INSTANCE_SELECTOR = 'model="$model", instance=~"$instance"'
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+    instant: bool = False
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """What a panel shows; the SDK builder is made from it, and the report reads it back."""
+
+    row: str
+    title: str
+    kind: str  # timeseries | bargauge | table
+    queries: tuple[Query, ...]
+    unit: str = "short"
+    threshold: float | None = None  # drawn as a red line (the alert's threshold)
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    n = Names.of(settings)
+    s = settings
+    specs: list[PanelSpec] = []
+    for f in profile.features:
+        feature = f'feature="{f.name}"'
+        specs.append(PanelSpec(
+            "Data", f"{f.name}: last value", "timeseries",
+            (Query(f"modelmon_feature_last_value{{{INSTANCE_SELECTOR}, {feature}}}", "{{instance}}"),),
+            description=f"Last value of {f.name} received by each instance (training mean {f.mean:.4g}).",
+        ))
+        specs.append(PanelSpec(
+            "Data", f"{f.name}: distribution over {s.drift_window} vs training", "bargauge",
+            (
+                Query(
+                    f"sum by (le) (increase(modelmon_feature_value_bucket{{{SELECTOR}, {feature}}}[{s.drift_window}]))"
+                    f"\n/ ignoring (le) group_left\n"
+                    f"sum(increase(modelmon_feature_value_count{{{SELECTOR}, {feature}}}[{s.drift_window}]))",
+                    "live <= {{le}}", instant=True,
+                ),
+                Query(f"max by (le) (modelmon_feature_value_reference{{{SELECTOR}, {feature}}})",
+                      "training <= {{le}}", instant=True),
+            ),
+            unit="percentunit", minimum=0, maximum=1,
+            description="Share of values at or under each histogram edge: live window against the training data.",
+        ))
+    specs.append(PanelSpec(
+        "Data", "Feature drift: PSI", "timeseries",
+        (Query(f"{n.psi}{{{SELECTOR}}}", "{{feature}}"),), threshold=s.psi_threshold,
+        description=f"Population stability index of each feature over {s.drift_window}, from the rank histograms.",
+    ))
+    specs.append(PanelSpec(
+        "Data", "Feature drift: KS distance", "timeseries",
+        (Query(f"{n.ks}{{{SELECTOR}}}", "{{feature}}"),), threshold=s.ks_threshold, minimum=0, maximum=1,
+        description=f"Kolmogorov-Smirnov distance of each feature over {s.drift_window}.",
+    ))
+    specs.append(PanelSpec(
+        "Predictions", "Predictions per class", "timeseries",
+        (Query(f"{n.class_rate}{{{SELECTOR}}}", "{{class}}"),), unit="reqps",
+        description=f"Predicted rows per second, by class, over {s.rate_window}.",
+    ))
+    positive = profile.positive
+    if positive is not None:
+        specs.append(PanelSpec(
+            "Predictions", f"'{positive.label}' rate", "timeseries",
+            (
+                Query(f"{n.positive_ratio}{{{SELECTOR}}}", f"{positive.label} rate"),
+                Query(f'{n.reference_ratio}{{{SELECTOR}, class="{positive.label}"}}', "training"),
+            ),
+            unit="percentunit", threshold=s.positive_rate_floor, minimum=0, maximum=1,
+            description=f"Share of '{positive.label}' predictions over {s.rate_window}; the alert fires under "
+                        f"{s.positive_rate_floor:.0%}.",
+        ))
+        specs.append(PanelSpec(
+            "Predictions", f"'{positive.label}' probability distribution", "bargauge",
+            (Query(
+                f"sum by (le) (increase(modelmon_prediction_probability_bucket{{{SELECTOR}}}[{s.drift_window}]))"
+                f"\n/ ignoring (le) group_left\n"
+                f"sum(increase(modelmon_prediction_probability_count{{{SELECTOR}}}[{s.drift_window}]))",
+                "<= {{le}}", instant=True,
+            ),),
+            unit="percentunit", minimum=0, maximum=1,
+            description="Cumulative share of predicted probabilities at or under each bucket.",
+        ))
+    specs.append(PanelSpec(
+        "Predictions", "Prediction drift: PSI of class shares", "timeseries",
+        (Query(f"{n.prediction_psi}{{{SELECTOR}}}", "PSI"),), threshold=s.prediction_psi_threshold,
+        description=f"How far the share of each predicted class moved from training, over {s.drift_window}.",
+    ))
+    specs.append(PanelSpec(
+        "Service", "Request rate", "timeseries",
+        (Query(
+            f"sum by (handler, status) (rate(modelmon_request_duration_seconds_count{{instance=~\"$instance\"}}"
+            f"[{s.rate_window}]))",
+            "{{handler}} {{status}}",
+        ),),
+        unit="reqps",
+    ))
+    specs.append(PanelSpec(
+        "Service", f"Latency of {PREDICT_HANDLER}", "timeseries",
+        tuple(Query(n.latency(q), f"p{q}") for q in LATENCY_QUANTILES),
+        unit="s", threshold=s.latency_p99_seconds,
+    ))
+    specs.append(PanelSpec(
+        "Service", "Invalid requests by reason", "timeseries",
+        (Query(f"sum by (reason) (rate(modelmon_invalid_requests_total{{{SELECTOR}}}[{s.rate_window}]))",
+               "{{reason}}"),),
+        unit="reqps",
+    ))
+    specs.append(PanelSpec(
+        "Alerts", "Firing and pending alerts", "table",
+        (Query('ALERTS{model="$model"}', "{{alertname}}", instant=True),),
+        description="Alerts of this model as Prometheus evaluates them.",
+    ))
+    return specs
+
+
+def _thresholds(value: float | None) -> dashboard.ThresholdsConfig:
+    steps = [Threshold(value=None, color="green")]
+    if value is not None:
+        steps.append(Threshold(value=value, color="red"))
+    return dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def _target(query: Query, ref: str) -> prometheus.Dataquery:
+    target = prometheus.Dataquery().expr(query.expr).legend_format(query.legend).ref_id(ref).datasource(_DATASOURCE)
+    return target.instant() if query.instant else target.range()
+
+
+def _panel(spec: PanelSpec) -> Any:
+    builder: Any
+    if spec.kind == "timeseries":
+        builder = timeseries.Panel().line_width(2).fill_opacity(10)
+        if spec.threshold is not None:
+            builder = builder.thresholds_style(GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE))
+    elif spec.kind == "bargauge":
+        builder = bargauge.Panel()
+    else:
+        builder = table.Panel()
+    builder = builder.title(spec.title).unit(spec.unit).datasource(_DATASOURCE).height(8).span(12)
+    builder = builder.thresholds(_thresholds(spec.threshold))
+    if spec.description:
+        builder = builder.description(spec.description)
+    if spec.minimum is not None:
+        builder = builder.min(spec.minimum)
+    if spec.maximum is not None:
+        builder = builder.max(spec.maximum)
+    for i, query in enumerate(spec.queries):
+        builder = builder.with_target(_target(query, chr(ord("A") + i)))
+    return builder
+
+
+def build_dashboard(profile: ReferenceProfile, settings: Settings) -> dict[str, Any]:
+    """The dashboard as Grafana's JSON model (schemaVersion of the pinned SDK: Grafana 11.6)."""
+    board = (
+        dashboard.Dashboard(f"modelmon: {profile.model}")
+        .uid(dashboard_uid(profile))
+        .tags(["modelmon", "generated"])
+        .refresh(settings.scrape_interval if settings.profile == "demo" else "30s")
+        .time("now-30m" if settings.profile == "production" else "now-15m", "now")
+        .with_variable(
+            dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        )
+        .with_variable(
+            dashboard.QueryVariable("model").label("Model").datasource(_DATASOURCE)
+            .query("label_values(modelmon_model_info, model)").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+        )
+        .with_variable(
+            dashboard.QueryVariable("instance").label("Instance").datasource(_DATASOURCE)
+            .query('label_values(modelmon_model_info{model="$model"}, instance)')
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*")
+        )
+    )
+    current_row = None
+    ids = iter(range(1, 1000))  # Grafana links and edits panels by id: unique and stable
+    for spec in panel_specs(profile, settings):
+        if spec.row != current_row:
+            board = board.with_row(dashboard.Row(spec.row).id(next(ids)))
+            current_row = spec.row
+        board = board.with_panel(_panel(spec).id(next(ids)))
+    return json.loads(JSONEncoder(sort_keys=True, indent=2).encode(board.build()))
+
+
+def dashboard_json(profile: ReferenceProfile, settings: Settings) -> str:
+    return json.dumps(build_dashboard(profile, settings), indent=2, sort_keys=True) + "\n"
+
+
+def panel_queries(board: dict[str, Any], model: str, rate_interval: str) -> Iterator[tuple[str, str]]:
+    """(panel title, runnable PromQL) for every target of a dashboard JSON, variables filled in."""
+    for panel in board.get("panels", []):
+        for target in panel.get("targets", []) or []:
+            expr = (
+                target["expr"]
+                .replace("$model", model)
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", rate_interval)
+            )
+            yield panel["title"], expr

@@ -1,0 +1,80 @@
+"""The rendered stack validates with the real tools, and deploy/ is what `stack render` writes."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from modelmon.cli import main
+from modelmon.settings import load_settings
+from modelmon.stack import render_stack
+
+from .conftest import REPO, STORES_DIR
+
+DEPLOY = REPO / "deploy"
+
+
+def run(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_committed_deploy_is_up_to_date(tmp_path):
+    out = tmp_path / "deploy"
+    assert main(["stack", "render", "--model", str(STORES_DIR), "--out", str(out)]) == 0
+    # The model is mounted relative to the compose file: same path as in the repo.
+    compose = (out / "docker-compose.yaml").read_text().replace(os.path.relpath(STORES_DIR, out), "../models/stores")
+    (out / "docker-compose.yaml").write_text(compose)
+    rendered = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(DEPLOY) for p in DEPLOY.rglob("*") if p.is_file() and p.name != ".env")
+    assert rendered == committed, "deploy/ has other files than `modelmon stack render` writes: run `make deploy`"
+    stale = [str(p) for p in rendered if not filecmp.cmp(out / p, DEPLOY / p, shallow=False)]
+    assert not stale, f"deploy/ is stale in {stale}: run `make deploy` and commit it"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_prometheus_config_is_valid():
+    result = run("promtool", "check", "config", "prometheus/prometheus.yml", cwd=DEPLOY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "5s"
+    assert {j["job_name"] for j in config["scrape_configs"]} == {"modelmon", "prometheus", "alertmanager"}
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool not installed")
+def test_alertmanager_config_is_valid_and_keeps_the_webhook_out():
+    result = run("amtool", "check-config", "alertmanager/alertmanager.yml", cwd=DEPLOY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    slack = [c for r in config["receivers"] for c in r.get("slack_configs", [])]
+    assert slack and all(c["api_url_file"] == "/run/secrets/slack_webhook_url" and "api_url" not in c for c in slack)
+    assert config["route"]["routes"][0]["matchers"] == ['severity="critical"']
+    assert "hooks.slack.com" not in "".join(p.read_text() for p in DEPLOY.rglob("*") if p.is_file())
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid_and_needs_a_grafana_password(tmp_path):
+    ok = run("docker-compose", "-f", "docker-compose.yaml", "config", "-q", cwd=DEPLOY,
+             env={"GRAFANA_ADMIN_USER": "admin", "GRAFANA_ADMIN_PASSWORD": "s3cret"})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}
+    refused = subprocess.run(["docker-compose", "-f", "docker-compose.yaml", "config", "-q"], cwd=DEPLOY,
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr + refused.stdout
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yaml").read_text())
+    for service in ("prometheus", "alertmanager", "grafana"):
+        assert ":" in compose["services"][service]["image"] and not compose["services"][service]["image"].endswith(":latest")
+        assert "healthcheck" in compose["services"][service]
+    assert "prometheus-data:/prometheus" in compose["services"]["prometheus"]["volumes"]
+
+
+def test_demo_profile_flags_its_workshop_login(tmp_path, stores_profile):
+    render_stack(stores_profile, load_settings("demo"), tmp_path, model_dir=STORES_DIR)
+    env = (tmp_path / ".env.example").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=mlreply" in env and "DEMO ONLY" in env
+    assert "mlreply" not in (DEPLOY / ".env.example").read_text()
