@@ -107,3 +107,25 @@ def test_port_in_use_is_one_sentence(tmp_path):
                                 env={**os.environ, "MODELMON_PROMETHEUS_PORT": str(port)})
     assert result.returncode == 2
     assert f"Port {port}" in result.stderr and "MODELMON_PROMETHEUS_PORT" in result.stderr
+
+
+def test_a_dying_child_stops_the_whole_stack(tmp_path):
+    """If the app dies, `up` stops Prometheus, Alertmanager and the receiver and says why."""
+    ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
+    env = {**os.environ, **{f"MODELMON_{k.upper()}_PORT": str(v) for k, v in ports.items()}}
+    up = subprocess.Popen([sys.executable, "-m", "modelmon", "up", "--profile", "demo", "--run-dir", str(tmp_path)],
+                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['alertmanager']}/-/ready").status_code == 200,
+                   timeout=90, what="the stack")
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['app']}/ready").status_code == 200, what="app")
+        subprocess.run(["pkill", "-KILL", "-f", f"modelmon serve .* --port {ports['app']}"], check=True)
+        _, stderr = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 2
+    assert "app exited" in stderr and "app.log" in stderr
+    for name in ("prometheus", "alertmanager", "receiver"):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{ports[name]}/", timeout=2)
