@@ -10,7 +10,7 @@ NEEDED_BINARIES := prometheus promtool amtool docker-compose
 .PHONY: demo test test-slow system-deps venv deploy clean
 
 demo: system-deps venv
-	$(VENV)/bin/modelmon serve
+	$(VENV)/bin/modelmon demo
 
 test: system-deps venv
 	$(PY) -m pytest -m "not slow"

@@ -101,22 +101,6 @@ def _cmd_receive(args: argparse.Namespace) -> None:
     receiver.serve_forever()
 
 
-def _wait_for_signal(stack) -> None:  # noqa: ANN001 - NativeStack
-    import signal
-    import time
-
-    def stop(signum, frame):  # noqa: ANN001, ARG001
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        while True:
-            stack.check_alive()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("\nstopping ...", flush=True)
-
-
 def _cmd_up(args: argparse.Namespace) -> None:
     from .native import NativeStack
 
@@ -130,9 +114,39 @@ def _cmd_up(args: argparse.Namespace) -> None:
         for what, url in stack.urls().items():
             print(f"  {what:32} {url}")
         print("Ctrl-C stops everything.", flush=True)
-        _wait_for_signal(stack)
+        stack.run_until_interrupted()
     finally:
         stack.stop()
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from .scenarios import builtin_scenarios, load_scenario
+    from .simulator import Simulator
+
+    if args.list:
+        for name in builtin_scenarios():
+            scenario = load_scenario(name)
+            print(f"{name:16} {scenario.duration:>6.0f} s  {scenario.description}")
+        return
+    scenario = load_scenario(args.scenario)
+    if args.duration:
+        from .settings import seconds
+
+        scenario = scenario.lasting(seconds(args.duration))
+    if args.speed != 1.0:
+        scenario = scenario.faster(args.speed)
+    result = Simulator(args.url, scenario, seed=args.seed, concurrency=args.concurrency,
+                       show_progress=not args.quiet).run()
+    print(result.table())
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    settings = _settings(args)
+    run_dir = (args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    run_demo(args.model, args.data, settings, run_dir, scenario_name=args.scenario, seed=args.seed,
+             keep_running=not args.exit)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,6 +206,28 @@ def _parser() -> argparse.ArgumentParser:
     stack_options(up)
     up.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/<time>)")
 
+    sim = verb("simulate", _cmd_simulate, "Send scenario traffic (normal and faulty phases) to a model server.")
+    sim.add_argument("scenario", nargs="?", default="normal",
+                     help="built-in scenario name or YAML file (default: %(default)s; --list shows them)")
+    sim.add_argument("--url", default="http://127.0.0.1:8000", help="model server (default: %(default)s)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sim.add_argument("--speed", type=float, default=1.0,
+                     help="time compression: durations / speed, rates x speed, same requests (default: 1)")
+    sim.add_argument("--duration", help="stretch or shrink every phase so the scenario lasts this long, e.g. 2m")
+    sim.add_argument("--concurrency", type=int, default=64, help="requests in flight at most (default: %(default)s)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+
+    demo = verb("demo", _cmd_demo, "Train if needed, start the native stack, send normal then faulty traffic, "
+                                   "and show the alerts firing.")
+    stack_options(demo)
+    demo.set_defaults(profile="demo")
+    demo.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
+    demo.add_argument("--scenario", default="demo", help="scenario to play (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/demo-<time>)")
+    demo.add_argument("--exit", action="store_true", help="stop the stack at the end instead of waiting for Ctrl-C")
+
     receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
     receive.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     receive.add_argument("--port", type=int, default=9099, help="port (default: %(default)s)")
@@ -204,12 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .model import ModelLoadError
     from .native import StackError
     from .profile import ProfileError
+    from .scenarios import ScenarioError
     from .settings import SettingsError
 
     args = _parser().parse_args(argv)
     try:
         args.handler(args)
-    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, FileNotFoundError) as exc:
+    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, ScenarioError,
+            FileNotFoundError) as exc:
         print(f"modelmon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -167,6 +167,22 @@ class NativeStack:
                 child.process.wait()
         self.children.clear()
 
+    def run_until_interrupted(self) -> None:
+        """Block until Ctrl-C or SIGTERM (then return), or until a child dies (StackError)."""
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            while True:
+                self.check_alive()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping ...", flush=True)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def __enter__(self) -> "NativeStack":
         return self.start()
 

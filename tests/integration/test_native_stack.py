@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from modelmon.dashboards import panel_queries
 from modelmon.receiver import read_notifications
+from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
+from modelmon.simulator import Simulator
+from modelmon.timeline import AlertWatcher, detections
 
 from .conftest import REPO, free_port, running, wait_until
-from .traffic import CUSTOMER_DROP, NORMAL, send
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("prometheus") or not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")),
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+@contextmanager
+def native_stack(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
     env = {f"MODELMON_{name.upper()}_PORT": str(port) for name, port in ports.items()}
@@ -45,44 +47,59 @@ def prom_query(prometheus: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
-def firing(prometheus: str) -> set[str]:
-    alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+def play(stack, scenario, seed: int, wait_for: tuple[str, str], extra: float = 40.0):
+    """Run the scenario with an AlertWatcher; afterwards wait for `wait_for` (alert, detail) to fire."""
+    urls, run_dir = stack["urls"], stack["run_dir"]
+    watcher = AlertWatcher(urls["prometheus"], run_dir / "notifications.jsonl").start()
+    try:
+        result = Simulator(urls["app"], scenario, seed=seed, show_progress=False).run()
+        assert all(p.errors == 0 and p.dropped == 0 for p in result.phases)
+        wait_until(lambda: any(e.kind == "firing" and (e.alert, e.detail) == wait_for for e in watcher.events),
+                   timeout=extra, what=f"{wait_for} to fire")
+        wait_until(lambda: any(e.kind == "notified" and e.alert == wait_for[0] for e in watcher.events),
+                   timeout=30, what=f"the notification of {wait_for[0]}")
+    finally:
+        watcher.stop()
+    return result, watcher.events
 
 
-def test_normal_then_customer_drop(stack):
-    urls, run_dir, settings = stack["urls"], stack["run_dir"], stack["settings"]
-    notifications = run_dir / "notifications.jsonl"
+def test_customer_drop_fires_the_workshops_alert(tmp_path_factory):
+    with native_stack(tmp_path_factory) as stack:
+        urls, settings = stack["urls"], stack["settings"]
+        scenario = load_scenario("customer-drop").lasting(90)  # 45 s normal, 45 s drop, 20 requests/s
+        result, events = play(stack, scenario, seed=2, wait_for=("ModelLowPositiveRate", "model=stores"))
+        found, false_alarms = detections(result.phases, events)
+        assert false_alarms == [], f"alerts fired on normal traffic: {false_alarms}"
+        low = next(d for d in found if d.alert == "ModelLowPositiveRate")
+        print(f"ModelLowPositiveRate fired {low.to_firing:.1f} s after the drop, notified at {low.to_notified}")
 
-    # Normal traffic for longer than every window and `for`: nothing fires, nothing is sent.
-    send(urls["app"], NORMAL, seconds=40, seed=1)
-    assert firing(urls["prometheus"]) == set()
-    rate = prom_query(urls["prometheus"], 'model:modelmon_positive_class:ratio_rate30s{model="stores"}')
-    assert 0.2 < float(rate[0]["value"][1]) < 0.32
-    assert read_notifications(notifications) == []
+        notes = [n for n in read_notifications(stack["run_dir"] / "notifications.jsonl")
+                 if "ModelLowPositiveRate" in n["title"]]
+        note = notes[0]
+        assert note["channel"] == settings.slack_channel
+        assert "stores" in note["title"] and note["title"].startswith("[FIRING")
+        assert "'success' rate" in note["text"] and "under 20%" in note["text"]
+        assert note["payload"]["attachments"][0]["color"] == "danger"
 
-    # Customers drop: the success rate falls under 20 % and the workshop's alert fires.
-    started = time.monotonic()
-    send(urls["app"], CUSTOMER_DROP, seconds=120, seed=2,
-         until=lambda: "ModelLowPositiveRate" in firing(urls["prometheus"]))
-    assert "ModelLowPositiveRate" in firing(urls["prometheus"]), "ModelLowPositiveRate did not fire within 120 s"
-    fired_after = time.monotonic() - started
+        # Every panel of the generated dashboard has data in the real Prometheus.
+        board = json.loads((stack["run_dir"] / "grafana" / "dashboards" / "modelmon-stores.json").read_text())
+        empty = [title for title, expr in panel_queries(board, "stores", settings.rate_window)
+                 if not prom_query(urls["prometheus"], expr)]
+        assert not empty, f"panels without data: {empty}"
 
-    def delivered():
-        return [n for n in read_notifications(notifications) if "ModelLowPositiveRate" in n["title"]]
 
-    [note, *_] = wait_until(delivered, timeout=30, what="the Slack notification")
-    assert note["channel"] == settings.slack_channel
-    assert "stores" in note["title"] and note["title"].startswith("[FIRING")
-    assert "'success' rate" in note["text"] and "under 20%" in note["text"]
-    assert note["payload"]["attachments"][0]["color"] == "danger"
-    print(f"ModelLowPositiveRate fired {fired_after:.0f} s after the customer drop")
-
-    # Every panel of the generated dashboard has data in the real Prometheus.
-    board = json.loads((run_dir / "grafana" / "dashboards" / "modelmon-stores.json").read_text())
-    empty = [title for title, expr in panel_queries(board, "stores", settings.rate_window)
-             if not prom_query(urls["prometheus"], expr)]
-    assert not empty, f"panels without data: {empty}"
+def test_workshop_faulty_phase_fires_feature_drift_for_items(tmp_path_factory):
+    with native_stack(tmp_path_factory) as stack:
+        scenario = load_scenario("workshop").faster(10)  # 30 s normal, 30 s faulty, 100 requests/min x 10
+        result, events = play(stack, scenario, seed=5,
+                              wait_for=("ModelFeatureDrift", "feature=items_count, model=stores"))
+        found, false_alarms = detections(result.phases, events)
+        assert false_alarms == [], f"alerts fired on normal traffic: {false_alarms}"
+        drift = next(d for d in found if d.alert == "ModelFeatureDrift" and "items_count" in d.detail)
+        print(f"ModelFeatureDrift(items_count) fired {drift.to_firing:.1f} s after the faulty phase began")
+        notes = [n for n in read_notifications(stack["run_dir"] / "notifications.jsonl")
+                 if "ModelFeatureDrift" in n["title"]]
+        assert notes and "items_count" in notes[0]["text"]
 
 
 def test_missing_binary_is_one_sentence(tmp_path):

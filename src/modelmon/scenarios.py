@@ -1,0 +1,221 @@
+"""Traffic scenarios as data: phases with a duration, a rate and per-feature distributions.
+
+Built-in scenarios ship as YAML in `builtin_scenarios/`; users pass their own file. Any
+numeric parameter can slide over its phase (`{from: 786, to: 450}`), so gradual drift is
+just another distribution.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .settings import SettingsError, seconds
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; the message names the phase and feature at fault."""
+
+
+_RATE = re.compile(r"^\s*([0-9.]+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(raw: Any, where: str) -> float:
+    """Requests per second from `20`, `20/s` or `100/min`."""
+    if isinstance(raw, (int, float)) and raw > 0:
+        return float(raw)
+    match = _RATE.match(str(raw))
+    if not match or float(match.group(1)) <= 0:
+        raise ScenarioError(f"{where}: rate {raw!r} is not a positive number per second, or like '100/min'.")
+    return float(match.group(1)) / _PER[match.group(2)]
+
+
+def _param(raw: Any, where: str) -> tuple[float, float]:
+    """A parameter as (start, end) of its phase; equal when it does not slide."""
+    if isinstance(raw, Mapping):
+        if set(raw) != {"from", "to"}:
+            raise ScenarioError(f"{where}: a sliding parameter takes exactly 'from' and 'to'.")
+        return float(raw["from"]), float(raw["to"])
+    try:
+        return float(raw), float(raw)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: {raw!r} is not a number.") from None
+
+
+@dataclass(frozen=True)
+class Distribution:
+    kind: str  # normal | uniform | constant | mixture
+    params: dict[str, tuple[float, float]] = field(default_factory=dict)
+    components: tuple[tuple[float, "Distribution"], ...] = ()
+
+    _PARAMS = {"normal": ("mean", "sd"), "uniform": ("low", "high"), "constant": ("value",)}
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "Distribution":
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            raise ScenarioError(f"{where}: give one distribution, e.g. {{normal: {{mean: 0, sd: 1}}}}.")
+        (kind, spec), = raw.items()
+        if kind == "mixture":
+            if not isinstance(spec, list) or not spec:
+                raise ScenarioError(f"{where}: a mixture is a list of {{weight: w, <distribution>}}.")
+            components = []
+            for i, item in enumerate(spec):
+                item = dict(item)
+                weight = float(item.pop("weight", 1.0))
+                components.append((weight, cls.parse(item, f"{where}, component {i}")))
+            return cls("mixture", components=tuple(components))
+        if kind not in cls._PARAMS:
+            raise ScenarioError(f"{where}: unknown distribution {kind!r}; use normal, uniform, constant or mixture.")
+        names = cls._PARAMS[kind]
+        if kind == "constant" and not isinstance(spec, Mapping):
+            spec = {"value": spec}
+        if not isinstance(spec, Mapping) or set(spec) != set(names):
+            raise ScenarioError(f"{where}: {kind} takes {', '.join(names)}.")
+        return cls(kind, {name: _param(spec[name], f"{where}, {name}") for name in names})
+
+    def sample(self, rng: np.random.Generator, progress: np.ndarray) -> np.ndarray:
+        """One value per row; `progress` (0..1 through the phase) drives sliding parameters."""
+        def at(name: str) -> np.ndarray:
+            start, end = self.params[name]
+            return start + (end - start) * progress
+
+        if self.kind == "normal":
+            return rng.normal(at("mean"), np.maximum(at("sd"), 0.0))
+        if self.kind == "uniform":
+            return rng.uniform(at("low"), at("high"))
+        if self.kind == "constant":
+            return at("value").astype(float)
+        weights = np.array([w for w, _ in self.components], dtype=float)
+        choice = rng.choice(len(self.components), size=progress.size, p=weights / weights.sum())
+        out = np.empty(progress.size)
+        for i, (_, component) in enumerate(self.components):
+            mask = choice == i
+            out[mask] = component.sample(rng, progress[mask])
+        return out
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    duration: float  # seconds
+    rate: float  # requests per second
+    features: dict[str, Distribution]
+    invalid_share: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return max(1, int(round(self.duration * self.rate)))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    phases: tuple[Phase, ...]
+
+    @property
+    def features(self) -> set[str]:
+        return set().union(*(p.features for p in self.phases))
+
+    @property
+    def duration(self) -> float:
+        return sum(p.duration for p in self.phases)
+
+    def faster(self, speed: float) -> "Scenario":
+        """The same requests, `speed` times faster: durations shrink, rates grow."""
+        if speed <= 0:
+            raise ScenarioError("--speed must be positive.")
+        phases = tuple(Phase(p.name, p.duration / speed, p.rate * speed, p.features, p.invalid_share)
+                       for p in self.phases)
+        return Scenario(self.name, self.description, phases)
+
+    def lasting(self, total: float) -> "Scenario":
+        """Every phase stretched or shrunk in proportion so the whole lasts `total` seconds."""
+        factor = total / self.duration
+        phases = tuple(Phase(p.name, p.duration * factor, p.rate, p.features, p.invalid_share) for p in self.phases)
+        return Scenario(self.name, self.description, phases)
+
+    def check_features(self, served: Sequence[str]) -> None:
+        """Refuse a scenario that does not send exactly the served model's inputs."""
+        for phase in self.phases:
+            missing = sorted(set(served) - set(phase.features))
+            unknown = sorted(set(phase.features) - set(served))
+            if missing or unknown:
+                parts = []
+                if missing:
+                    parts.append(f"lacks {', '.join(missing)}")
+                if unknown:
+                    parts.append(f"has {', '.join(unknown)} which the model does not take")
+                raise ScenarioError(
+                    f"Scenario {self.name!r} does not fit the served model: phase {phase.name!r} "
+                    f"{' and '.join(parts)} (the model's inputs: {', '.join(served)})."
+                )
+
+
+def parse_scenario(raw: Any, source: str) -> Scenario:
+    if not isinstance(raw, Mapping) or not raw.get("phases"):
+        raise ScenarioError(f"{source}: a scenario needs a name and a list of phases.")
+    name = str(raw.get("name") or Path(source).stem)
+    default_rate = raw.get("rate", 10)
+    phases = []
+    for i, spec in enumerate(raw["phases"]):
+        where = f"{source}, phase {i + 1}"
+        if not isinstance(spec, Mapping) or not spec.get("features"):
+            raise ScenarioError(f"{where}: a phase needs a duration and features.")
+        try:
+            duration = seconds(str(spec.get("duration", "")))
+        except SettingsError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+        share = float(spec.get("invalid_share", 0.0))
+        if not 0 <= share <= 1:
+            raise ScenarioError(f"{where}: invalid_share must be between 0 and 1.")
+        features = {
+            str(feature): Distribution.parse(dist, f"{where}, feature {feature!r}")
+            for feature, dist in spec["features"].items()
+        }
+        phases.append(Phase(
+            name=str(spec.get("name") or f"phase {i + 1}"),
+            duration=duration,
+            rate=parse_rate(spec.get("rate", default_rate), where),
+            features=features,
+            invalid_share=share,
+        ))
+    return Scenario(name, str(raw.get("description", "")).strip(), tuple(phases))
+
+
+def builtin_scenarios() -> list[str]:
+    folder = resources.files("modelmon") / "builtin_scenarios"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ScenarioError(f"No scenario file at {path}.") from None
+        source = str(path)
+    else:
+        resource = resources.files("modelmon") / "builtin_scenarios" / f"{name_or_path}.yaml"
+        if not resource.is_file():
+            raise ScenarioError(
+                f"No built-in scenario {str(name_or_path)!r}; choose one of {', '.join(builtin_scenarios())} "
+                "or pass a YAML file."
+            )
+        text = resource.read_text()
+        source = f"{name_or_path}.yaml"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source} is not valid YAML ({exc}).") from None
+    return parse_scenario(raw, source)

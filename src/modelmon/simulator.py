@@ -1,0 +1,246 @@
+"""An open-loop traffic generator: requests leave on schedule whatever the server does.
+
+A closed loop (send, wait, send) quietly lowers the offered rate when the server slows down,
+which hides exactly the overload one wants to see. Here request i of a phase is due at
+start + i / rate; if the concurrency limit is reached at that moment, the request is counted
+as dropped, never delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from .scenarios import Phase, Scenario, ScenarioError
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # integer | number | boolean | string
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def served_fields(base_url: str) -> list[FieldSpec]:
+    """The served model's inputs, from the request schema in its OpenAPI document."""
+    try:
+        spec = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+        schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        record = schema["oneOf"][0]
+    except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
+        raise ScenarioError(
+            f"Could not read the model's inputs from {base_url}/openapi.json ({type(exc).__name__}); "
+            "is `modelmon serve` running there?"
+        ) from None
+    return [
+        FieldSpec(name, prop.get("type", "number"), prop.get("minimum"), prop.get("maximum"))
+        for name, prop in record["properties"].items()
+    ]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    target_rate: float
+    planned: int
+    started_at: float = 0.0  # wall clock (epoch seconds)
+    ended_at: float = 0.0
+    sent: int = 0
+    ok: int = 0
+    rejected: int = 0  # 4xx answers to requests meant to be invalid
+    errors: int = 0  # anything else that was not a 200, including connection failures
+    dropped: int = 0  # due while the concurrency limit was reached: never sent
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # valid rows sent, per feature
+
+    @property
+    def elapsed(self) -> float:
+        return max(self.ended_at - self.started_at, 1e-9)
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.sent / self.elapsed
+
+
+@dataclass
+class SimulationResult:
+    scenario: str
+    phases: list[PhaseResult]
+
+    @property
+    def sent(self) -> int:
+        return sum(p.sent for p in self.phases)
+
+    def table(self) -> str:
+        head = f"{'phase':<18}{'seconds':>8}{'target/s':>10}{'achieved/s':>12}{'sent':>8}{'ok':>8}" \
+               f"{'rejected':>10}{'errors':>8}{'dropped':>9}"
+        rows = [
+            f"{p.name:<18}{p.elapsed:>8.1f}{p.target_rate:>10.1f}{p.achieved_rate:>12.1f}{p.sent:>8}{p.ok:>8}"
+            f"{p.rejected:>10}{p.errors:>8}{p.dropped:>9}"
+            for p in self.phases
+        ]
+        return "\n".join([head, *rows])
+
+
+def _values(phase: Phase, fields: list[FieldSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every row of the phase, drawn up front (reproducible for a seed), typed and clipped."""
+    progress = np.arange(phase.requests) / phase.requests
+    columns = {}
+    for spec in fields:
+        values = phase.features[spec.name].sample(rng, progress)
+        if spec.minimum is not None or spec.maximum is not None:
+            values = np.clip(values, spec.minimum, spec.maximum)
+        if spec.kind == "integer":
+            values = np.rint(values)
+        columns[spec.name] = values
+    return columns
+
+
+_INVALID_KINDS = ("missing_field", "wrong_type", "not_finite", "extra_field", "invalid_json", "out_of_bounds")
+
+
+def _invalid_body(row: dict[str, Any], kind: str, fields: list[FieldSpec]) -> bytes:
+    first = fields[0]
+    if kind == "missing_field":
+        row = {k: v for k, v in row.items() if k != first.name}
+    elif kind == "wrong_type":
+        row = {**row, first.name: "a lot"}
+    elif kind == "not_finite":
+        return json.dumps({**row, first.name: float("nan")}).encode()  # NaN: not JSON, named by the server
+    elif kind == "extra_field":
+        row = {**row, "request_source": "simulator"}
+    elif kind == "invalid_json":
+        return b'{"' + first.name.encode() + b'": '
+    elif kind == "out_of_bounds":
+        bounded = next((f for f in fields if f.minimum is not None), None)
+        if bounded is None:
+            row = {k: v for k, v in row.items() if k != first.name}
+        else:
+            row = {**row, bounded.name: bounded.minimum - 1}
+    return json.dumps(row).encode()
+
+
+class Simulator:
+    def __init__(self, base_url: str, scenario: Scenario, seed: int = 0, concurrency: int = 64,
+                 show_progress: bool = True, on_phase: Callable[[PhaseResult], None] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.scenario = scenario
+        self.concurrency = concurrency
+        self.show_progress = show_progress
+        self.on_phase = on_phase
+        self._rng = np.random.default_rng(seed)
+
+    def run(self) -> SimulationResult:
+        fields = served_fields(self.base_url)
+        self.scenario.check_features([f.name for f in fields])
+        return asyncio.run(self._run(fields))
+
+    async def _run(self, fields: list[FieldSpec]) -> SimulationResult:
+        results = [PhaseResult(p.name, p.rate, p.requests) for p in self.scenario.phases]
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=30) as client:
+            with _Progress(self.show_progress, results) as progress:
+                for phase, result in zip(self.scenario.phases, results):
+                    if self.on_phase is not None:
+                        self.on_phase(result)
+                    await self._phase(client, phase, fields, result, progress)
+        return SimulationResult(self.scenario.name, results)
+
+    async def _phase(self, client: httpx.AsyncClient, phase: Phase, fields: list[FieldSpec],
+                     result: PhaseResult, progress: "_Progress") -> None:
+        columns = _values(phase, fields, self._rng)
+        invalid = self._rng.random(phase.requests) < phase.invalid_share
+        kinds = self._rng.choice(len(_INVALID_KINDS), size=phase.requests)
+        names = [f.name for f in fields]
+        integer = {f.name for f in fields if f.kind == "integer"}
+        result.values = {name: columns[name][~invalid] for name in names}
+        in_flight: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        result.started_at = time.time()
+        progress.start(result)
+        for i in range(phase.requests):
+            delay = start + i / phase.rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(in_flight) >= self.concurrency:
+                result.dropped += 1
+                continue
+            row = {n: (int(columns[n][i]) if n in integer else float(columns[n][i])) for n in names}
+            body = _invalid_body(row, _INVALID_KINDS[kinds[i]], fields) if invalid[i] else json.dumps(row).encode()
+            task = asyncio.create_task(self._send(client, body, bool(invalid[i]), result))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            result.sent += 1
+            progress.update(result)
+        remaining = start + phase.duration - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if in_flight:
+            await asyncio.gather(*in_flight)
+        result.ended_at = time.time()
+        progress.update(result, force=True)
+
+    @staticmethod
+    async def _send(client: httpx.AsyncClient, body: bytes, meant_invalid: bool, result: PhaseResult) -> None:
+        try:
+            response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+        except httpx.HTTPError:
+            result.errors += 1
+            return
+        if response.status_code == 200 and not meant_invalid:
+            result.ok += 1
+        elif meant_invalid and 400 <= response.status_code < 500:
+            result.rejected += 1
+        else:
+            result.errors += 1
+
+
+class _Progress:
+    """A rich progress bar per phase, or nothing (tests, logs)."""
+
+    def __init__(self, enabled: bool, results: list[PhaseResult]) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._tasks: dict[int, Any] = {}
+        self._last = 0.0
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description:<18}"), BarColumn(),
+                TextColumn("sent {task.fields[sent]:>6}  ok {task.fields[ok]:>6}  rejected {task.fields[rejected]:>4}"
+                           "  errors {task.fields[errors]:>4}  dropped {task.fields[dropped]:>4}  "
+                           "{task.fields[rate]:>6.1f}/s"),
+                TimeRemainingColumn(),
+            )
+            self._bar.__enter__()
+        return self
+
+    def start(self, result: PhaseResult) -> None:
+        if self._bar is not None:
+            self._tasks[id(result)] = self._bar.add_task(result.name, total=result.planned, sent=0, ok=0,
+                                                          rejected=0, errors=0, dropped=0, rate=0.0)
+
+    def update(self, result: PhaseResult, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._bar is None or (not force and now - self._last < 0.2):
+            return
+        self._last = now
+        elapsed = max(time.time() - result.started_at, 1e-9) if not force else result.elapsed
+        self._bar.update(self._tasks[id(result)], completed=result.sent + result.dropped, sent=result.sent,
+                         ok=result.ok, rejected=result.rejected, errors=result.errors, dropped=result.dropped,
+                         rate=result.sent / elapsed)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

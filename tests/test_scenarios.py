@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from modelmon.scenarios import Distribution, ScenarioError, builtin_scenarios, load_scenario, parse_scenario
+
+
+def test_builtin_scenarios_parse_and_fit_the_stores_model():
+    names = builtin_scenarios()
+    assert {"normal", "workshop", "customer-drop", "gradual-drift", "bad-inputs", "spike", "demo"} <= set(names)
+    for name in names:
+        scenario = load_scenario(name)
+        scenario.check_features(["items_count", "customers_count"])
+        assert scenario.duration > 0 and all(p.rate > 0 for p in scenario.phases)
+
+
+def test_workshop_is_the_workshops_generator():
+    workshop = load_scenario("workshop")
+    assert [(p.name, p.duration, round(p.rate * 60)) for p in workshop.phases] == [
+        ("normal", 300, 100), ("faulty", 300, 100)]
+    faulty = workshop.phases[1].features
+    assert faulty["items_count"].params == {"mean": (300, 300), "sd": (100, 100)}
+    assert faulty["customers_count"].params == {"mean": (1000, 1000), "sd": (100, 100)}
+
+
+def test_customer_drop_and_spike_and_bad_inputs():
+    drop = load_scenario("customer-drop").phases[1].features["customers_count"]
+    assert drop.params == {"mean": (550, 550), "sd": (150, 150)}
+    spike = load_scenario("spike")
+    assert spike.phases[1].rate == 10 * spike.phases[0].rate
+    assert load_scenario("bad-inputs").phases[1].invalid_share == 0.25
+    gradual = load_scenario("gradual-drift").phases[1].features["customers_count"]
+    assert gradual.params["mean"] == (786, 450)
+
+
+def test_a_mismatched_scenario_is_refused_with_the_reason():
+    with pytest.raises(ScenarioError, match="lacks petal_width_cm .* has items_count"):
+        load_scenario("normal").check_features(["petal_width_cm", "customers_count"])
+
+
+def test_distributions_sample_what_they_say():
+    rng = np.random.default_rng(0)
+    progress = np.linspace(0, 1, 20000, endpoint=False)
+    normal = Distribution.parse({"normal": {"mean": 10, "sd": 2}}, "x").sample(rng, progress)
+    assert abs(normal.mean() - 10) < 0.1 and abs(normal.std() - 2) < 0.1
+    uniform = Distribution.parse({"uniform": {"low": 0, "high": 4}}, "x").sample(rng, progress)
+    assert uniform.min() >= 0 and uniform.max() <= 4 and abs(uniform.mean() - 2) < 0.1
+    assert set(Distribution.parse({"constant": 7}, "x").sample(rng, progress)) == {7}
+    mix = Distribution.parse({"mixture": [{"weight": 3, "constant": 0}, {"weight": 1, "constant": 1}]}, "x")
+    assert abs(mix.sample(rng, progress).mean() - 0.25) < 0.02
+    sliding = Distribution.parse({"normal": {"mean": {"from": 0, "to": 100}, "sd": 1}}, "x").sample(rng, progress)
+    assert abs(sliding[:1000].mean() - 2.5) < 0.5 and abs(sliding[-1000:].mean() - 97.5) < 0.5
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"phases": [{"duration": "1m", "features": {"x": {"gamma": {}}}}]}, "unknown distribution 'gamma'"),
+    ({"phases": [{"duration": "ten", "features": {"x": {"constant": 1}}}]}, "not a duration"),
+    ({"phases": [{"duration": "1m", "rate": "fast", "features": {"x": {"constant": 1}}}]}, "rate 'fast'"),
+    ({"phases": [{"duration": "1m", "features": {"x": {"normal": {"mean": 1}}}}]}, "normal takes mean, sd"),
+    ({"phases": [{"duration": "1m", "invalid_share": 2, "features": {"x": {"constant": 1}}}]}, "invalid_share"),
+    ({"name": "x"}, "needs a name and a list of phases"),
+])
+def test_bad_scenarios_say_where(raw, message):
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(raw, "mine.yaml")
+
+
+def test_speed_and_duration_keep_the_requests():
+    scenario = load_scenario("customer-drop")
+    fast = scenario.faster(10)
+    assert [p.requests for p in fast.phases] == [p.requests for p in scenario.phases]
+    assert fast.duration == scenario.duration / 10
+    short = scenario.lasting(60)
+    assert short.duration == pytest.approx(60) and short.phases[0].rate == scenario.phases[0].rate
+
+
+def test_unknown_builtin_and_missing_file(tmp_path):
+    with pytest.raises(ScenarioError, match="No built-in scenario 'nope'"):
+        load_scenario("nope")
+    with pytest.raises(ScenarioError, match="No scenario file"):
+        load_scenario(tmp_path / "x.yaml")
