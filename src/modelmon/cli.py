@@ -149,6 +149,32 @@ def _cmd_demo(args: argparse.Namespace) -> None:
              keep_running=not args.exit)
 
 
+def _cmd_data_explore(args: argparse.Namespace) -> None:
+    from .eda import explore
+
+    if not args.data.exists():
+        raise UserError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
+    written = explore(args.data, args.out, target=args.target)
+    print(f"wrote {len(written) - 1} plots and summary.md to {args.out}/")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    import json
+
+    from .dashboards import build_dashboard
+    from .report import PhaseMark, board_for, write_report
+    from .settings import seconds
+
+    _, profile = _load(args.model)
+    board = board_for(args.dashboard) if args.dashboard else build_dashboard(profile, _settings(args))
+    phases = []
+    if args.phases:
+        phases = [PhaseMark(p["name"], p["at"]) for p in json.loads(args.phases.read_text())]
+    out = args.out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+    page = write_report(args.prometheus, board, profile.model, out, seconds(args.since), phases)
+    print(f"wrote {page} (and a PNG per panel in {out / 'panels'})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelmon", description="Monitor an MLflow model with Prometheus and Grafana."
@@ -167,6 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, default=DEFAULT_DATA, help="CSV to write (default: %(default)s)")
     gen.add_argument("--rows", type=int, default=896, help="rows (default: %(default)s)")
     gen.add_argument("--seed", type=int, default=20240611, help="random seed (default: %(default)s)")
+
+    explore = verb("explore", _cmd_data_explore, "Plot each column (histogram, mean marked) and summarise a CSV.",
+                   data_verbs)
+    explore.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CSV to explore (default: %(default)s)")
+    explore.add_argument("--out", type=Path, default=Path("reports/eda"), help="folder (default: %(default)s)")
+    explore.add_argument("--target", help="target column, for its class shares (default: guessed)")
 
     train = verb("train", _cmd_train, "Train the stores classifier and save it as an MLflow model.")
     train.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
@@ -228,6 +260,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/demo-<time>)")
     demo.add_argument("--exit", action="store_true", help="stop the stack at the end instead of waiting for Ctrl-C")
 
+    report = verb("report", _cmd_report, "Draw the dashboard's panels from Prometheus into HTML and PNG files.")
+    stack_options(report)
+    report.set_defaults(profile="demo")
+    report.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL (default: %(default)s)")
+    report.add_argument("--since", default="15m", help="how far back (default: %(default)s)")
+    report.add_argument("--out", type=Path, help="folder to write (default: reports/<time>)")
+    report.add_argument("--dashboard", type=Path, help="dashboard JSON to read panels from (default: generated)")
+    report.add_argument("--phases", type=Path, help="phases.json of a simulated scenario, drawn as markers")
+
     receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
     receive.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     receive.add_argument("--port", type=int, default=9099, help="port (default: %(default)s)")
@@ -240,13 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .model import ModelLoadError
     from .native import StackError
     from .profile import ProfileError
+    from .report import ReportError
     from .scenarios import ScenarioError
     from .settings import SettingsError
 
     args = _parser().parse_args(argv)
     try:
         args.handler(args)
-    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, ScenarioError,
+    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, ScenarioError, ReportError,
             FileNotFoundError) as exc:
         print(f"modelmon: {exc}", file=sys.stderr)
         return 2

@@ -225,14 +225,43 @@ def dashboard_json(profile: ReferenceProfile, settings: Settings) -> str:
     return json.dumps(build_dashboard(profile, settings), indent=2, sort_keys=True) + "\n"
 
 
-def panel_queries(board: dict[str, Any], model: str, rate_interval: str) -> Iterator[tuple[str, str]]:
-    """(panel title, runnable PromQL) for every target of a dashboard JSON, variables filled in."""
+@dataclass(frozen=True)
+class BoardPanel:
+    """A panel read back from dashboard JSON: what the report needs to redraw it."""
+
+    row: str
+    title: str
+    kind: str
+    unit: str
+    threshold: float | None
+    queries: tuple[Query, ...]
+
+
+def _fill(expr: str, model: str) -> str:
+    return expr.replace("$model", model).replace("$instance", ".*")
+
+
+def board_panels(board: dict[str, Any], model: str) -> list[BoardPanel]:
+    """Every panel of a dashboard JSON with runnable PromQL (variables filled in)."""
+    panels = []
+    row = ""
     for panel in board.get("panels", []):
-        for target in panel.get("targets", []) or []:
-            expr = (
-                target["expr"]
-                .replace("$model", model)
-                .replace("$instance", ".*")
-                .replace("$__rate_interval", rate_interval)
-            )
-            yield panel["title"], expr
+        if panel.get("type") == "row":
+            row = panel.get("title", "")
+            continue
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        steps = defaults.get("thresholds", {}).get("steps", [])
+        threshold = next((st["value"] for st in reversed(steps) if st.get("value") is not None), None)
+        queries = tuple(
+            Query(_fill(t["expr"], model), t.get("legendFormat", ""), bool(t.get("instant")))
+            for t in panel.get("targets", []) or []
+        )
+        panels.append(BoardPanel(row, panel["title"], panel["type"], defaults.get("unit", "short"), threshold, queries))
+    return panels
+
+
+def panel_queries(board: dict[str, Any], model: str) -> Iterator[tuple[str, str]]:
+    """(panel title, runnable PromQL) for every target of a dashboard JSON."""
+    for panel in board_panels(board, model):
+        for query in panel.queries:
+            yield panel.title, query.expr

@@ -7,11 +7,15 @@ each alert fired and where its notification went.
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .native import NativeStack
 from .profile import ReferenceProfile, profile_path
+from .report import PhaseMark, write_report
+from .rules import dashboard_uid
 from .scenarios import load_scenario
 from .settings import Settings
 from .simulator import Simulator
@@ -54,7 +58,13 @@ def run_demo(model_dir: Path, data_csv: Path, settings: Settings, run_dir: Path,
         print("\n" + result.table())
         print("\ntimeline (time from start, and from the phase's start):")
         print(render_timeline(result.phases, watcher.events))
-        print(f"\nnotifications (Slack stand-in): {stack.notifications_file}")
+        phases = [PhaseMark(p.name, p.started_at) for p in result.phases]
+        (run_dir / "phases.json").write_text(json.dumps([asdict(p) for p in phases]))
+        board = json.loads((run_dir / "grafana" / "dashboards" / f"{dashboard_uid(profile)}.json").read_text())
+        since = time.time() - result.phases[0].started_at + 15
+        page = write_report(stack.url("prometheus"), board, profile.model, run_dir / "report", since, phases)
+        print(f"\nreport: {page}  (one PNG per panel in {page.parent / 'panels'})")
+        print(f"notifications (Slack stand-in): {stack.notifications_file}")
         print(f"Prometheus alerts: {stack.url('prometheus')}/alerts   Alertmanager: {stack.url('alertmanager')}")
         if keep_running:
             print("\nthe stack keeps running; Ctrl-C stops it.", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,13 @@ class Simulator:
     def run(self) -> SimulationResult:
         fields = served_fields(self.base_url)
         self.scenario.check_features([f.name for f in fields])
-        return asyncio.run(self._run(fields))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._run(fields))
+        # Called from a running loop (a notebook): run ours in a thread of its own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self._run(fields)).result()
 
     async def _run(self, fields: list[FieldSpec]) -> SimulationResult:
         results = [PhaseResult(p.name, p.rate, p.requests) for p in self.scenario.phases]

@@ -83,7 +83,7 @@ def test_customer_drop_fires_the_workshops_alert(tmp_path_factory):
 
         # Every panel of the generated dashboard has data in the real Prometheus.
         board = json.loads((stack["run_dir"] / "grafana" / "dashboards" / "modelmon-stores.json").read_text())
-        empty = [title for title, expr in panel_queries(board, "stores", settings.rate_window)
+        empty = [title for title, expr in panel_queries(board, "stores")
                  if not prom_query(urls["prometheus"], expr)]
         assert not empty, f"panels without data: {empty}"
 

@@ -1,0 +1,77 @@
+"""`modelmon data explore`: a first look at a training CSV, as the workshop opened with.
+
+One histogram per column with its mean marked, and a Markdown summary table. Works for any
+CSV; the share of the positive target is added when a target column is named or obvious.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _plt():  # noqa: ANN202 - matplotlib's pyplot, headless
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def column_plot(values: pd.Series, out: Path) -> Path:
+    plt = _plt()
+    present = values.dropna()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if present.nunique() <= 10:
+        counts = present.value_counts().sort_index()
+        ax.bar([str(v) for v in counts.index], counts.to_numpy(), color="#4C72B0")
+    else:
+        ax.hist(present, bins=30, color="#4C72B0", edgecolor="white")
+    mean = float(present.mean())
+    if present.nunique() > 10:
+        ax.axvline(mean, color="#C44E52", linestyle="--", linewidth=2)
+    ax.set_title(f"{values.name}: mean {mean:,.2f}")
+    ax.set_xlabel(str(values.name))
+    ax.set_ylabel("rows")
+    ax.text(0.98, 0.95, f"mean = {mean:,.2f}\nsd = {present.std():,.2f}\nn = {len(present)}",
+            transform=ax.transAxes, ha="right", va="top", fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def summary_table(frame: pd.DataFrame, target: str | None) -> str:
+    numeric = frame.select_dtypes(include="number")
+    stats = numeric.describe(percentiles=[0.25, 0.5, 0.75]).T
+    lines = ["| column | count | mean | std | min | 25% | 50% | 75% | max |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, row in stats.iterrows():
+        cells = " | ".join(f"{row[k]:,.2f}" for k in ("mean", "std", "min", "25%", "50%", "75%", "max"))
+        lines.append(f"| {name} | {int(row['count'])} | {cells} |")
+    if target is not None and target in frame.columns:
+        shares = frame[target].value_counts(normalize=True).sort_index()
+        lines += ["", f"Share of each `{target}` value:", ""]
+        lines += [f"- `{value}`: {share:.1%}" for value, share in shares.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _guess_target(frame: pd.DataFrame) -> str | None:
+    for name in ("success", "target", "label", "y"):
+        if name in frame.columns:
+            return name
+    return None
+
+
+def explore(data: Path, out: Path, target: str | None = None) -> list[Path]:
+    frame = pd.read_csv(data)
+    out.mkdir(parents=True, exist_ok=True)
+    target = target or _guess_target(frame)
+    written = [column_plot(frame[c], out / f"{c}.png") for c in frame.columns if np.issubdtype(frame[c].dtype, np.number)]
+    summary = out / "summary.md"
+    summary.write_text(f"# {data.name}\n\n{len(frame)} rows, {frame.shape[1]} columns.\n\n" + summary_table(frame, target))
+    written.append(summary)
+    return written

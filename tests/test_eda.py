@@ -1,0 +1,26 @@
+from modelmon.cli import main
+from modelmon.eda import explore
+
+from .conftest import STORES_CSV
+
+
+def test_stores_eda_writes_a_plot_per_column_and_the_summary(tmp_path):
+    assert main(["data", "explore", "--data", str(STORES_CSV), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["customers_count.png", "items_count.png", "success.png"]
+    for png in tmp_path.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| items_count | 896 | 1,781.99 | 300.01 |" in summary
+    assert "- `1`: 25.0%" in summary
+
+
+def test_eda_of_another_csv(tmp_path, iris_dir):
+    written = explore(iris_dir / "iris.csv", tmp_path / "iris", target="target")
+    names = {p.name for p in written}
+    assert {"sepal_length_cm.png", "petal_width_cm.png", "target.png", "summary.md"} <= names
+    assert "Share of each `target` value" in (tmp_path / "iris" / "summary.md").read_text()
+
+
+def test_missing_csv_is_one_sentence(tmp_path, capsys):
+    assert main(["data", "explore", "--data", str(tmp_path / "none.csv")]) == 2
+    assert "modelmon data generate" in capsys.readouterr().err
