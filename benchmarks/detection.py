@@ -10,12 +10,14 @@ Each run starts a fresh stack (new TSDB), so runs do not see each other's histor
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 from modelmon.native import NativeStack
@@ -32,7 +34,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, settle: float):
+def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, settle: float,
+             events_log: Path | None = None):
     ports = {f"{name}_port": _free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
     settings = load_settings(profile_name).replace(**ports)
     profile = ReferenceProfile.load(profile_path(model_dir))
@@ -46,6 +49,12 @@ def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, 
             time.sleep(0.5)
         time.sleep(2)
         watcher.stop()
+    if events_log is not None:
+        with events_log.open("a") as out:
+            for e in watcher.events:
+                out.write(json.dumps({"seed": seed, **asdict(e)}) + "\n")
+            for p in result.phases:
+                out.write(json.dumps({"seed": seed, "phase": p.name, "at": p.started_at}) + "\n")
     return detections(result.phases, watcher.events)
 
 
@@ -62,13 +71,14 @@ def main() -> int:
     parser.add_argument("--scenario", default="demo")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--events", type=Path, help="append every alert and notification event here (JSON lines)")
     args = parser.parse_args()
     settle = 30.0 if args.profile == "demo" else 240.0
     fired: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     notified: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     false_alarms = 0
     for run in range(args.runs):
-        found, alarms = run_once(args.model, args.profile, args.scenario, args.seed + run, settle)
+        found, alarms = run_once(args.model, args.profile, args.scenario, args.seed + run, settle, args.events)
         false_alarms += len(alarms)
         for d in found:
             fired[(d.alert, d.detail, d.phase)].append(d.to_firing)

@@ -137,23 +137,29 @@ class Detection:
     to_notified: float | None
 
 
-def detections(phases: list[PhaseResult], events: list[Event], normal: str = "normal") -> tuple[list[Detection], list[Event]]:
+def detections(phases: list[PhaseResult], events: list[Event], normal: str = "normal",
+               slack: float = 1.0) -> tuple[list[Detection], list[Event]]:
     """For each alert that fired outside normal phases: delay from its phase's start to the
-    first firing and to the first notification after it. Also every firing in a normal phase."""
-    found: dict[tuple[str, str], Detection] = {}
+    first firing and to the first notification about it. Also every firing in a normal phase.
+
+    Firing is seen by polling, so a notification may be logged up to a poll before it;
+    `slack` seconds of that are allowed when pairing them.
+    """
+    ordered = sorted(events, key=lambda e: e.at)
+    found: dict[tuple[str, str], tuple[Detection, float]] = {}
     false_alarms = []
-    for e in sorted(events, key=lambda e: e.at):
+    for e in ordered:
         phase = phase_at(phases, e.at)
-        if phase is None:
+        if phase is None or e.kind != "firing":
             continue
-        if e.kind == "firing" and phase.name == normal:
+        if phase.name == normal:
             false_alarms.append(e)
-        elif e.kind == "firing" and (e.alert, e.detail) not in found:
-            found[(e.alert, e.detail)] = Detection(e.alert, e.detail, phase.name, e.at - phase.started_at, None)
-        elif e.kind == "notified":
-            waiting = [k for k, d in found.items() if d.alert == e.alert and d.to_notified is None]
-            for key in waiting:
-                d = found[key]
-                start = next(p.started_at for p in phases if p.name == d.phase)
-                found[key] = Detection(d.alert, d.detail, d.phase, d.to_firing, e.at - start)
-    return list(found.values()), false_alarms
+        elif (e.alert, e.detail) not in found:
+            found[(e.alert, e.detail)] = (Detection(e.alert, e.detail, phase.name, e.at - phase.started_at, None),
+                                          phase.started_at)
+    result = []
+    for (alert, _), (d, phase_start) in found.items():
+        fired_at = phase_start + d.to_firing
+        note = next((e for e in ordered if e.kind == "notified" and e.alert == alert and e.at >= fired_at - slack), None)
+        result.append(Detection(d.alert, d.detail, d.phase, d.to_firing, note.at - phase_start if note else None))
+    return result, false_alarms
