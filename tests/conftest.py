@@ -29,15 +29,13 @@ def stores_profile() -> ReferenceProfile:
     return ReferenceProfile.load(profile_path(STORES_DIR))
 
 
-@pytest.fixture(scope="session")
-def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_iris(root: Path) -> Path:
     """A three-class model on float inputs, profiled by the CLI, with no modelmon.yaml."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    root = tmp_path_factory.mktemp("iris")
     iris = load_iris(as_frame=True)
     frame = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "_cm").replace(" ", "_"))
     x = frame.drop(columns="target")
@@ -52,6 +50,11 @@ def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert cli_main(["profile", "--model", str(root / "model"), "--data", str(root / "iris.csv"),
                      "--target", "target"]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_iris(tmp_path_factory.mktemp("iris"))
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,8 @@ def test_batch_becomes_columns(validator):
         (b'{"items_count": 1800}', 422, "missing_field", "customers_count"),
         (b'{"items_count": "1800", "customers_count": 1}', 422, "wrong_type", "items_count"),
         (b'{"items_count": 1800.5, "customers_count": 1}', 422, "wrong_type", "items_count"),
+        (b'{"items_count": 1e30, "customers_count": 1}', 422, "out_of_bounds", "items_count"),
+        (b'{"items_count": 99999999999999999999999, "customers_count": 1}', 422, "out_of_bounds", "items_count"),
         (b'{"items_count": true, "customers_count": 1}', 422, "wrong_type", "items_count"),
         (b'{"items_count": -1, "customers_count": 1}', 422, "out_of_bounds", "items_count"),
         (b'{"items_count": NaN, "customers_count": 1}', 422, "not_finite", "items_count"),
@@ -56,6 +58,12 @@ def test_bad_bodies_name_field_and_reason(validator, body, status, reason, field
     assert error.message.endswith(".")
     if field and field != "body":
         assert field.split(".")[-1].split("[")[0] in error.message
+
+
+def test_whole_numbers_written_as_floats_are_integers(validator):
+    columns, _ = validator.parse_body(b'{"items_count": 1800.0, "customers_count": 950}')
+    assert columns == {"items_count": [1800], "customers_count": [950]}
+    assert type(columns["items_count"][0]) is int
 
 
 def test_every_error_of_a_record_is_listed(validator):

@@ -30,6 +30,8 @@ def observe_many(child: Histogram, values: np.ndarray) -> None:
     Equivalent to calling `child.observe(v)` for each value (the first bucket whose upper
     bound is >= v takes it), at NumPy speed for batch requests.
     """
+    if values.size == 0:
+        return
     if values.size == 1:
         child.observe(float(values[0]))
         return
@@ -222,7 +224,8 @@ class ModelMetrics:
             for label, count in zip(unique, counts):
                 self._by_class.get(label, self._other_class).inc(int(count))
         if self._probability is not None and positive_probability is not None:
-            observe_many(self._probability, positive_probability)
+            # A NaN would poison the histogram's sum for good; extreme inputs can produce one.
+            observe_many(self._probability, positive_probability[np.isfinite(positive_probability)])
 
     def invalid(self, reason: str) -> None:
         self._invalid[reason].inc()

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import HttpMetrics, ModelMetrics
@@ -31,8 +32,8 @@ class ServerSettings:
     max_body_bytes: int = 1_048_576
 
 
-class _JSON(Response):
-    media_type = "application/json"
+class _JSON(JSONResponse):
+    """orjson rendering; a JSONResponse so FastAPI documents the body as JSON."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -75,6 +76,29 @@ _ERROR_SCHEMA = {
         "errors": {"type": "array", "items": {"type": "object"}},
     },
 }
+_ROW = {
+    "type": "object",
+    "required": ["prediction", "label"],
+    "properties": {
+        "prediction": {"description": "the model's raw output for the row"},
+        "label": {"type": "string"},
+        "probability": {"type": ["number", "null"],
+                        "description": "positive-class probability (binary models); null if the model gave NaN"},
+        "probabilities": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+    },
+}
+_HEAD = {"request_id": {"type": "string"}, "model": {"type": "string"}}
+_PREDICTION_SCHEMA = {
+    "oneOf": [
+        {"title": "Prediction", **_ROW, "required": ["request_id", "model", "prediction", "label"],
+         "properties": {**_HEAD, **_ROW["properties"]}},
+        {"title": "Predictions", "type": "object", "required": ["request_id", "model", "predictions"],
+         "properties": {**_HEAD, "predictions": {"type": "array", "items": _ROW}}},
+    ]
+}
+_OK = {200: {"description": "One prediction, or one per record of a batch.",
+             "content": {"application/json": {"schema": _PREDICTION_SCHEMA}}}}
+
 _ERRORS = {
     status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
     for status, text in (
@@ -169,6 +193,17 @@ def create_app(
     app.state.model = model
     app.state.metrics = metrics
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Each method of a path is its own route: list them all, not just the first match's.
+            allowed = sorted({m for r in app.routes if getattr(r, "path", None) == request.url.path
+                              for m in getattr(r, "methods", ()) or ()})
+            headers["Allow"] = ", ".join(allowed)
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _JSON({"error": reason, "reason": reason, "message": str(exc.detail)}, exc.status_code, headers)
+
     @app.exception_handler(InvalidInput)
     async def _invalid(request: Request, exc: InvalidInput) -> Response:
         metrics.invalid(exc.reason)
@@ -188,7 +223,7 @@ def create_app(
         return _JSON(answer, headers={"X-Request-ID": answer["request_id"]})
 
     @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
-              responses=_ERRORS, summary="Predict one record or a batch of records")
+              responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
     async def predict_post(request: Request) -> Response:
         columns, batch = validator.parse_body(await _read_body(request, settings.max_body_bytes))
         return _predict(columns, batch)
@@ -199,12 +234,14 @@ def create_app(
         for f in model.features
     ]
 
-    @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses=_ERRORS,
+    @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
         return _predict(validator.parse_query(request.query_params), batch=False)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

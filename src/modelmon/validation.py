@@ -65,13 +65,33 @@ def _reject_non_finite(value: Any) -> Any:
     return value
 
 
+def _whole_floats_are_integers(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees); 3.5 is not."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+# What the model's column type can hold: a value past it would overflow when typed.
+_DTYPE_RANGES = {
+    "int64": (-(2**63), 2**63 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "float32": (-3.4028234e38, 3.4028234e38),
+}
+
+
 def _field_type(feature: Feature) -> Any:
     constraints: dict[str, Any] = {"allow_inf_nan": False} if feature.kind == "float" else {}
-    if feature.minimum is not None:
-        constraints["ge"] = feature.minimum
-    if feature.maximum is not None:
-        constraints["le"] = feature.maximum
+    low, high = _DTYPE_RANGES.get(feature.dtype, (None, None))
+    minimum = feature.minimum if feature.minimum is not None else low
+    maximum = feature.maximum if feature.maximum is not None else high
+    if minimum is not None:
+        constraints["ge"] = minimum
+    if maximum is not None:
+        constraints["le"] = maximum
     annotated = Annotated[_PYTHON_TYPES[feature.kind], Field(**constraints)]  # type: ignore[valid-type]
+    if feature.kind == "integer":
+        return Annotated[annotated, BeforeValidator(_whole_floats_are_integers), BeforeValidator(_reject_non_finite)]
     if feature.numeric:
         return Annotated[annotated, BeforeValidator(_reject_non_finite)]
     return annotated
