@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 DEFAULT_DATA = Path("data/stores.csv")
@@ -53,18 +54,39 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    multiproc_dir = None
+    if args.workers > 1:
+        from .workers import enable_multiprocess
+
+        multiproc_dir = enable_multiprocess(args.multiproc_dir)
     import uvicorn
 
     from .model import load_model
     from .profile import ReferenceProfile, profile_path
-    from .server import ServerSettings, create_app
+    from .server import ServerSettings, create_app, exposition_registry
 
     _check_port(args.host, args.port)
+    if args.metrics_port:
+        _check_port(args.host, args.metrics_port)
     model = load_model(args.model)
-    profile = ReferenceProfile.load(args.reference or profile_path(args.model))
-    settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes)
+    reference = args.reference or profile_path(args.model)
+    profile = ReferenceProfile.load(reference)
+    settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes,
+                              metrics_on_app=not args.metrics_port)
+    metrics_at = f"http://{args.host}:{args.metrics_port or args.port}/metrics"
+    print(f"serving {model.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s) "
+          f"(docs /docs, metrics {metrics_at})", flush=True)
+    if args.workers > 1:
+        from .workers import serve_workers
+
+        serve_workers(args.model, reference, asdict(settings), args.host, args.port, args.workers,
+                      multiproc_dir, args.log_level, args.metrics_port)
+        return
     app = create_app(model, profile, settings)
-    print(f"serving {model.name!r} on http://{args.host}:{args.port}  (docs /docs, metrics /metrics)", flush=True)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.host, registry=exposition_registry(app.state.registry))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 
@@ -219,6 +241,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-rows", type=int, default=1000, help="records per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=int, default=1_048_576, help="body size limit (default: %(default)s)")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes; above 1, metrics are summed across them (default: %(default)s)")
+    serve.add_argument("--multiproc-dir", type=Path,
+                       help="folder for the workers' metric files, emptied at start (default: a new temp folder)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve /metrics on this port only, not on the API port (default: on the API port)")
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model", type=Path, default=DEFAULT_MODEL,

@@ -55,6 +55,7 @@ class _Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    argv: list[str]
 
 
 class NativeStack:
@@ -68,6 +69,7 @@ class NativeStack:
         self.run_dir = run_dir
         self.webhook_url = webhook_url
         self.children: list[_Child] = []
+        self._stopped: dict[str, list[str]] = {}
 
     # -- addresses --------------------------------------------------------------------------
     def url(self, part: str) -> str:
@@ -102,6 +104,8 @@ class NativeStack:
                 f"--storage.tsdb.path={self.run_dir / 'prometheus-data'}",
                 f"--web.listen-address={s.host}:{s.prometheus_port}",
                 "--web.enable-lifecycle",
+                # Firing alerts are re-sent this often, so a restarted Alertmanager hears of them.
+                f"--rules.alert.resend-delay={s.group_interval}",
             ])
             self._spawn("alertmanager", [
                 alertmanager,
@@ -116,14 +120,31 @@ class NativeStack:
             raise
         return self
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str]) -> _Child:
         log = self.run_dir / "logs" / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        cwd=self.run_dir, start_new_session=True)
-        self.children.append(_Child(name, process, log))
+        child = _Child(name, process, log, argv)
+        self.children.append(child)
+        return child
 
-    def _wait_ready(self, timeout: float) -> None:
+    def child(self, name: str) -> _Child:
+        return next(c for c in self.children if c.name == name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Stop one part (for fault drills); `start_again` brings it back with the same arguments."""
+        child = self.child(name)
+        os.killpg(child.process.pid, sig)
+        child.process.wait(30)
+        self.children.remove(child)
+        self._stopped[name] = child.argv
+
+    def start_again(self, name: str, timeout: float = 60.0) -> None:
+        self._spawn(name, self._stopped.pop(name))
+        self._wait_ready(timeout, only=name)
+
+    def _wait_ready(self, timeout: float, only: str | None = None) -> None:
         checks = {
             "receiver": f"{self.url('receiver')}/health",
             "app": f"{self.url('app')}/ready",
@@ -131,7 +152,7 @@ class NativeStack:
             "alertmanager": f"{self.url('alertmanager')}/-/ready",
         }
         deadline = time.monotonic() + timeout
-        pending = dict(checks)
+        pending = {k: v for k, v in checks.items() if only is None or k == only}
         while pending:
             self.check_alive()
             for name, url in list(pending.items()):

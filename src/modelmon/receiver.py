@@ -42,6 +42,8 @@ class SlackReceiver:
     def __init__(self, host: str, port: int, log_file: Path, echo: bool = True) -> None:
         self.log_file = log_file
         self.echo = echo
+        self.failing_until = 0.0  # answer 500 until then: a Slack outage, for fault drills
+        self.refused = 0
         self._lock = threading.Lock()
         receiver = self
 
@@ -52,6 +54,10 @@ class SlackReceiver:
             def do_POST(self) -> None:  # noqa: N802
                 if self.path != SLACK_PATH:
                     self._answer(HTTPStatus.NOT_FOUND, "not found")
+                    return
+                if time.time() < receiver.failing_until:
+                    receiver.refused += 1
+                    self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, "outage")
                     return
                 length = int(self.headers.get("content-length") or 0)
                 try:

@@ -6,6 +6,7 @@ about stores, items or customers.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,10 +27,22 @@ from .validation import InvalidInput, RequestValidator, request_schema
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Limits that protect the server; both answer 413 when exceeded."""
+    """Limits that protect the server (both answer 413), and where /metrics is served."""
 
     max_batch_rows: int = 1000
     max_body_bytes: int = 1_048_576
+    metrics_on_app: bool = True  # False when /metrics has a port of its own (--metrics-port)
+
+
+def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows: this process's registry, or every worker's files in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return registry
+    from prometheus_client import multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return merged
 
 
 class _JSON(JSONResponse):
@@ -192,6 +205,7 @@ def create_app(
     )
     app.state.model = model
     app.state.metrics = metrics
+    app.state.registry = registry
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -239,11 +253,12 @@ def create_app(
     async def predict_get(request: Request) -> Response:
         return _predict(validator.parse_query(request.query_params), batch=False)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
-             responses={200: {"description": "Prometheus text format",
-                              "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_on_app:
+        @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                 responses={200: {"description": "Prometheus text format",
+                                  "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(exposition_registry(registry)), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict[str, str]:
