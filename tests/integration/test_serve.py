@@ -58,3 +58,18 @@ def test_unreadable_model_is_one_sentence(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "No MLflow model at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_or_corrupt_profile_is_one_sentence(tmp_path):
+    import shutil
+
+    model = tmp_path / "stores"
+    shutil.copytree(REPO / "models" / "stores", model)
+    (model / "reference_profile.json").unlink()
+    missing = run_cli("serve", str(model), "--port", str(free_port()))
+    assert missing.returncode == 2 and "No reference profile at" in missing.stderr
+    assert "modelmon profile" in missing.stderr and missing.stderr.strip().count("\n") == 0
+    (model / "reference_profile.json").write_text('{"schema_version": 1, "model": "x"')
+    corrupt = run_cli("serve", str(model), "--port", str(free_port()))
+    assert corrupt.returncode == 2 and "is not valid JSON" in corrupt.stderr
+    assert corrupt.stderr.strip().count("\n") == 0
