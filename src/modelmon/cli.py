@@ -72,7 +72,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     reference = args.reference or profile_path(args.model)
     profile = ReferenceProfile.load(reference)
     settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes,
-                              metrics_on_app=not args.metrics_port)
+                              metrics_on_app=not args.metrics_port, batch_rows=args.batch_rows,
+                              batch_wait_ms=args.batch_wait_ms, monitoring=not args.no_monitoring)
     metrics_at = f"http://{args.host}:{args.metrics_port or args.port}/metrics"
     print(f"serving {model.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(docs /docs, metrics {metrics_at})", flush=True)
@@ -245,6 +246,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes; above 1, metrics are summed across them (default: %(default)s)")
     serve.add_argument("--multiproc-dir", type=Path,
                        help="folder for the workers' metric files, emptied at start (default: a new temp folder)")
+    serve.add_argument("--batch-rows", type=int, default=256,
+                       help="micro-batching: rows of concurrent requests predicted together (1: off; default: %(default)s)")
+    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
+                       help="how long a micro-batch waits for more requests (default: 0, only those already waiting)")
+    serve.add_argument("--no-monitoring", action="store_true",
+                       help="do not observe metrics (only to measure what monitoring costs)")
     serve.add_argument("--metrics-port", type=int,
                        help="serve /metrics on this port only, not on the API port (default: on the API port)")
 

@@ -21,6 +21,7 @@ from .validation import REASONS
 disable_created_metrics()
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 OTHER_CLASS = "other"  # any prediction the profile does not know, so labels stay bounded
 
 
@@ -182,11 +183,18 @@ class ModelMetrics:
         )
         self._invalid = {r: invalid.labels(model, r) for r in REASONS}
 
-        self.predict_seconds = Histogram(
+        self._predict_seconds = Histogram(
             "modelmon_model_predict_seconds",
-            "Time spent inside the model's predict call.",
+            "Time each request's rows spent inside the model's predict call (one observation per request).",
             ["model"],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(model)
+        self._batch_rows = Histogram(
+            "modelmon_batch_rows",
+            "Rows per model call: micro-batched requests share one call.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
             registry=registry,
         ).labels(model)
 
@@ -226,6 +234,13 @@ class ModelMetrics:
         if self._probability is not None and positive_probability is not None:
             # A NaN would poison the histogram's sum for good; extreme inputs can produce one.
             observe_many(self._probability, positive_probability[np.isfinite(positive_probability)])
+
+    def observe_predict(self, seconds: float, requests: int, rows: int) -> None:
+        if requests == 1:
+            self._predict_seconds.observe(seconds)
+        else:
+            observe_many(self._predict_seconds, np.full(requests, seconds))
+        self._batch_rows.observe(rows)
 
     def invalid(self, reason: str) -> None:
         self._invalid[reason].inc()

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .batching import MicroBatcher
 from .metrics import HttpMetrics, ModelMetrics
 from .model import LoadedModel
 from .profile import ReferenceProfile
@@ -32,6 +33,9 @@ class ServerSettings:
     max_batch_rows: int = 1000
     max_body_bytes: int = 1_048_576
     metrics_on_app: bool = True  # False when /metrics has a port of its own (--metrics-port)
+    batch_rows: int = 256  # micro-batching: rows predicted together at most (1 disables it)
+    batch_wait_ms: float = 0.0  # how long a batch waits for more requests (0: only those already waiting)
+    monitoring: bool = True  # False only to measure what monitoring costs
 
 
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
@@ -142,25 +146,31 @@ async def _read_body(request: Request, limit: int) -> bytes:
 class _Predictor:
     """Predict on validated columns, observe metrics, shape the answer."""
 
-    def __init__(self, model: LoadedModel, profile: ReferenceProfile, metrics: ModelMetrics) -> None:
+    def __init__(self, model: LoadedModel, profile: ReferenceProfile, metrics: ModelMetrics,
+                 monitoring: bool = True) -> None:
         self.model = model
         self.metrics = metrics
+        self.monitoring = monitoring
         self._labels = {c.value: c.label for c in profile.classes}
         self._numeric = [f.name for f in profile.features]
         classes = list(model.classes) if model.classes is not None else []
         self._positive = classes.index(profile.positive_class) if profile.positive_class in classes else None
         self._class_labels = [self._labels.get(c, str(c)) for c in classes]
 
-    def __call__(self, columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    def __call__(self, columns: dict[str, list[Any]], requests: int = 1) -> list[dict[str, Any]]:
+        """Answers for the rows of `requests` requests predicted in one call."""
         frame = self.model.frame(columns)
         start = time.perf_counter()
         prediction = self.model.predict(frame)
-        self.metrics.predict_seconds.observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
         values = prediction.values.tolist()
         labels = [self._labels.get(v, str(v)) for v in values]
         proba = prediction.probabilities
         positive = proba[:, self._positive] if proba is not None and self._positive is not None else None
-        self.metrics.observe({n: frame[n].to_numpy() for n in self._numeric}, labels, positive)
+        if self.monitoring:
+            # Each request spent the batch's predict time in the model: one observation each.
+            self.metrics.observe_predict(elapsed, requests, len(values))
+            self.metrics.observe({n: frame[n].to_numpy() for n in self._numeric}, labels, positive)
         rows: list[dict[str, Any]] = [{"prediction": v, "label": l} for v, l in zip(values, labels)]
         if positive is not None:
             for row, p in zip(rows, positive.tolist()):
@@ -196,7 +206,8 @@ def create_app(
         registry,
         has_probability=model.has_probabilities,
     )
-    predictor = _Predictor(model, profile, metrics)
+    predictor = _Predictor(model, profile, metrics, settings.monitoring)
+    batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
 
     app = FastAPI(
         title=f"modelmon: {model.name}",
@@ -227,9 +238,9 @@ def create_app(
         head = {"request_id": uuid.uuid4().hex, "model": model.name}
         return {**head, "predictions": rows} if batch else {**head, **rows[0]}
 
-    def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
+    async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
         try:
-            rows = predictor(columns)
+            rows = await batcher(columns)
         except Exception as exc:  # noqa: BLE001 - a model failure must not kill the server
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _JSON({"error": "prediction_failed", "reason": "model_error", "message": message}, 500)
@@ -240,7 +251,7 @@ def create_app(
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
     async def predict_post(request: Request) -> Response:
         columns, batch = validator.parse_body(await _read_body(request, settings.max_body_bytes))
-        return _predict(columns, batch)
+        return await _predict(columns, batch)
 
     query_parameters = [
         {"name": f.name, "in": "query", "required": True,
@@ -251,7 +262,7 @@ def create_app(
     @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
-        return _predict(validator.parse_query(request.query_params), batch=False)
+        return await _predict(validator.parse_query(request.query_params), batch=False)
 
     if settings.metrics_on_app:
         @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
