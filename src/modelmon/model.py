@@ -19,6 +19,10 @@ import yaml
 
 MODEL_CONFIG_FILE = "modelmon.yaml"
 
+# The matrix fast path is only taken for models that answer it exactly as the DataFrame (see
+# LoadedModel._same_on_matrix); scikit-learn's warning about the missing names is noise then.
+warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
 # MLflow signature types -> (feature kind, pandas dtype the model was trained with).
 _TYPES: dict[str, tuple[str, str]] = {
     "long": ("integer", "int64"),
@@ -103,6 +107,7 @@ class LoadedModel:
         self._native = _native_estimator(pyfunc) if self.flavor == "sklearn" else None
         classes = getattr(self._native, "classes_", None)
         self.classes: tuple[Any, ...] | None = tuple(_plain(c) for c in classes) if classes is not None else None
+        self._matrix = self._native is not None and all(f.numeric for f in self.features) and self._same_on_matrix()
 
     @property
     def feature_names(self) -> list[str]:
@@ -118,12 +123,42 @@ class LoadedModel:
             {f.name: np.asarray(columns[f.name], dtype=f.dtype) for f in self.features}
         )
 
+    def columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        """Each input as an array of the signature's type."""
+        return {f.name: np.asarray(columns[f.name], dtype=f.dtype) for f in self.features}
+
+    def predict_columns(self, arrays: dict[str, np.ndarray]) -> Prediction:
+        """The fast path: a plain matrix when the native model gives the same answers on it
+        (checked at load), which skips building a DataFrame and pandas' per-call checks."""
+        if self._matrix:
+            matrix = np.column_stack([arrays[f.name] for f in self.features])
+            return self._predict_native(matrix)
+        return self.predict(pd.DataFrame(arrays, columns=self.feature_names))
+
+    def _predict_native(self, x: Any) -> Prediction:
+        values = np.asarray(self._native.predict(x))
+        probabilities = self._native.predict_proba(x) if self.has_probabilities else None
+        return Prediction(values=values, probabilities=probabilities, classes=self.classes)
+
+    def _same_on_matrix(self) -> bool:
+        """Does the native model answer a matrix exactly as it answers the DataFrame pyfunc sees?"""
+        rng = np.random.default_rng(0)
+        probe = {f.name: rng.integers(0, 3000, 64).astype(f.dtype) for f in self.features}
+        frame = pd.DataFrame(probe)
+        try:
+            expected = self._predict_native(frame)
+            got = self._predict_native(np.column_stack([probe[f.name] for f in self.features]))
+        except Exception:  # noqa: BLE001 - a model that needs column names stays on DataFrames
+            return False
+        same = np.array_equal(expected.values, got.values)
+        if expected.probabilities is not None:
+            same = same and np.array_equal(expected.probabilities, got.probabilities)
+        return bool(same)
+
     def predict(self, frame: pd.DataFrame) -> Prediction:
         if self._native is None:
             return Prediction(values=_as_1d(self.pyfunc.predict(frame)))
-        values = np.asarray(self._native.predict(frame))
-        probabilities = self._native.predict_proba(frame) if self.has_probabilities else None
-        return Prediction(values=values, probabilities=probabilities, classes=self.classes)
+        return self._predict_native(frame)
 
 
 def _plain(value: Any) -> Any:

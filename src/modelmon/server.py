@@ -152,16 +152,15 @@ class _Predictor:
         self.metrics = metrics
         self.monitoring = monitoring
         self._labels = {c.value: c.label for c in profile.classes}
-        self._numeric = [f.name for f in profile.features]
         classes = list(model.classes) if model.classes is not None else []
         self._positive = classes.index(profile.positive_class) if profile.positive_class in classes else None
         self._class_labels = [self._labels.get(c, str(c)) for c in classes]
 
     def __call__(self, columns: dict[str, list[Any]], requests: int = 1) -> list[dict[str, Any]]:
         """Answers for the rows of `requests` requests predicted in one call."""
-        frame = self.model.frame(columns)
+        arrays = self.model.columns(columns)
         start = time.perf_counter()
-        prediction = self.model.predict(frame)
+        prediction = self.model.predict_columns(arrays)
         elapsed = time.perf_counter() - start
         values = prediction.values.tolist()
         labels = [self._labels.get(v, str(v)) for v in values]
@@ -170,7 +169,7 @@ class _Predictor:
         if self.monitoring:
             # Each request spent the batch's predict time in the model: one observation each.
             self.metrics.observe_predict(elapsed, requests, len(values))
-            self.metrics.observe({n: frame[n].to_numpy() for n in self._numeric}, labels, positive)
+            self.metrics.observe(arrays, labels, positive)
         rows: list[dict[str, Any]] = [{"prediction": v, "label": l} for v, l in zip(values, labels)]
         if positive is not None:
             for row, p in zip(rows, positive.tolist()):
