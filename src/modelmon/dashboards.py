@@ -57,6 +57,12 @@ class PanelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _window_cdf(histogram: str, selector: str, window: str) -> str:
+    """Share of a histogram's observations at or under each bucket, over the window."""
+    return (f"sum by (le) (increase({histogram}_bucket{{{selector}}}[{window}]))\n/ ignoring (le) group_left\n"
+            f"sum(increase({histogram}_count{{{selector}}}[{window}]))")
+
+
 def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
     n = Names.of(settings)
     s = settings
@@ -71,12 +77,8 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         specs.append(PanelSpec(
             "Data", f"{f.name}: distribution over {s.drift_window} vs training", "bargauge",
             (
-                Query(
-                    f"sum by (le) (increase(modelmon_feature_value_bucket{{{SELECTOR}, {feature}}}[{s.drift_window}]))"
-                    f"\n/ ignoring (le) group_left\n"
-                    f"sum(increase(modelmon_feature_value_count{{{SELECTOR}, {feature}}}[{s.drift_window}]))",
-                    "live <= {{le}}", instant=True,
-                ),
+                Query(_window_cdf("modelmon_feature_value", f"{SELECTOR}, {feature}", s.drift_window),
+                      "live <= {{le}}", instant=True),
                 Query(f"max by (le) (modelmon_feature_value_reference{{{SELECTOR}, {feature}}})",
                       "training <= {{le}}", instant=True),
             ),
@@ -112,12 +114,8 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         ))
         specs.append(PanelSpec(
             "Predictions", f"'{positive.label}' probability distribution", "bargauge",
-            (Query(
-                f"sum by (le) (increase(modelmon_prediction_probability_bucket{{{SELECTOR}}}[{s.drift_window}]))"
-                f"\n/ ignoring (le) group_left\n"
-                f"sum(increase(modelmon_prediction_probability_count{{{SELECTOR}}}[{s.drift_window}]))",
-                "<= {{le}}", instant=True,
-            ),),
+            (Query(_window_cdf("modelmon_prediction_probability", SELECTOR, s.drift_window), "<= {{le}}",
+                   instant=True),),
             unit="percentunit", minimum=0, maximum=1,
             description="Cumulative share of predicted probabilities at or under each bucket.",
         ))

@@ -137,27 +137,16 @@ class ModelMetrics:
         )
         self._quantiles = {f: quantile.labels(model, f) for f in self._numeric}
 
-        reference = Gauge(
+        _reference_cdf_gauge(
             "modelmon_feature_quantile_reference",
             "Share of training rows whose rank F_ref(x) is <= le: the no-drift CDF of modelmon_feature_quantile.",
-            ["model", "feature", "le"],
-            registry=registry,
-            multiprocess_mode="max",
+            registry, model, {f.name: zip(QUANTILE_BUCKETS, f.quantile_reference) for f in profile.features},
         )
-        for f in profile.features:
-            for le, share in zip(QUANTILE_BUCKETS, f.quantile_reference):
-                reference.labels(model, f.name, _le(le)).set(share)
-
-        value_reference = Gauge(
+        _reference_cdf_gauge(
             "modelmon_feature_value_reference",
             "Share of training values <= le, at the edges of modelmon_feature_value.",
-            ["model", "feature", "le"],
-            registry=registry,
-            multiprocess_mode="max",
+            registry, model, {f.name: zip(f.edges, f.edges_cdf) for f in profile.features},
         )
-        for f in profile.features:
-            for edge, share in zip(f.edges, f.edges_cdf):
-                value_reference.labels(model, f.name, _le(edge)).set(share)
 
         out_of_range = Counter(
             "modelmon_feature_out_of_range",
@@ -209,7 +198,7 @@ class ModelMetrics:
     def observe(
         self,
         columns: Mapping[str, np.ndarray],
-        labels: Sequence[str],
+        class_counts: Mapping[str, int],
         positive_probability: np.ndarray | None,
     ) -> None:
         """Record one request's rows: inputs, predicted classes and probabilities."""
@@ -225,12 +214,8 @@ class ModelMetrics:
                 self._below[name].inc(below)
             if above:
                 self._above[name].inc(above)
-        if len(labels) == 1:
-            self._by_class.get(labels[0], self._other_class).inc()
-        else:
-            unique, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
-            for label, count in zip(unique, counts):
-                self._by_class.get(label, self._other_class).inc(int(count))
+        for label, count in class_counts.items():
+            self._by_class.get(label, self._other_class).inc(count)
         if self._probability is not None and positive_probability is not None:
             # A NaN would poison the histogram's sum for good; extreme inputs can produce one.
             observe_many(self._probability, positive_probability[np.isfinite(positive_probability)])
@@ -244,6 +229,15 @@ class ModelMetrics:
 
     def invalid(self, reason: str) -> None:
         self._invalid[reason].inc()
+
+
+def _reference_cdf_gauge(name: str, documentation: str, registry: CollectorRegistry, model: str,
+                         cdf: Mapping[str, Iterable[tuple[float, float]]]) -> None:
+    """A static gauge of the training CDF per feature and bound; `max` across workers."""
+    gauge = Gauge(name, documentation, ["model", "feature", "le"], registry=registry, multiprocess_mode="max")
+    for feature, points in cdf.items():
+        for bound, share in points:
+            gauge.labels(model, feature, _le(bound)).set(share)
 
 
 class HttpMetrics:

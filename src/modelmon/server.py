@@ -169,15 +169,24 @@ class _Predictor:
         if self.monitoring:
             # Each request spent the batch's predict time in the model: one observation each.
             self.metrics.observe_predict(elapsed, requests, len(values))
-            self.metrics.observe(arrays, labels, positive)
-        rows: list[dict[str, Any]] = [{"prediction": v, "label": l} for v, l in zip(values, labels)]
-        if positive is not None:
-            for row, p in zip(rows, positive.tolist()):
-                row["probability"] = p
-        if proba is not None:
-            for row, ps in zip(rows, proba.tolist()):
-                row["probabilities"] = dict(zip(self._class_labels, ps))
-        return rows
+            self.metrics.observe(arrays, _counts(labels), positive)
+        if proba is None:
+            return [{"prediction": v, "label": label} for v, label in zip(values, labels)]
+        names = self._class_labels
+        if positive is None:
+            return [{"prediction": v, "label": label, "probabilities": dict(zip(names, ps))}
+                    for v, label, ps in zip(values, labels, proba.tolist())]
+        return [{"prediction": v, "label": label, "probability": p, "probabilities": dict(zip(names, ps))}
+                for v, label, p, ps in zip(values, labels, positive.tolist(), proba.tolist())]
+
+
+def _counts(labels: list[str]) -> dict[str, int]:
+    if len(labels) == 1:
+        return {labels[0]: 1}
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return counts
 
 
 def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
