@@ -7,6 +7,7 @@ Ctrl-C stops them all cleanly.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -93,6 +94,9 @@ class NativeStack:
         secret.write_text((self.webhook_url or f"{self.url('receiver')}/slack") + "\n")
         secret.chmod(0o600)
         (self.run_dir / "logs").mkdir(exist_ok=True)
+        # Children run in sessions of their own (Ctrl-C reaches us, not them); make sure they
+        # never outlive this process, even when it exits without calling stop().
+        atexit.register(self.stop)
         python = [sys.executable, "-m", "modelmon"]
         try:
             self._spawn("receiver", [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
@@ -175,6 +179,7 @@ class NativeStack:
                                  + (f" (last line: {tail[-1]})" if tail else "") + ".")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         for child in reversed(self.children):
             if child.process.poll() is None:
                 os.killpg(child.process.pid, signal.SIGTERM)

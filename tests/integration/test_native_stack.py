@@ -146,3 +146,21 @@ def test_a_dying_child_stops_the_whole_stack(tmp_path):
     for name in ("prometheus", "alertmanager", "receiver"):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{ports[name]}/", timeout=2)
+
+
+def test_children_never_outlive_a_program_that_forgets_to_stop(tmp_path):
+    ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
+    program = (
+        "from pathlib import Path\n"
+        "from modelmon.native import NativeStack\n"
+        "from modelmon.profile import ReferenceProfile, profile_path\n"
+        "from modelmon.settings import load_settings\n"
+        f"settings = load_settings('demo').replace(**{ {f'{k}_port': v for k, v in ports.items()} !r})\n"
+        f"model = Path({str(REPO / 'models' / 'stores')!r})\n"
+        f"NativeStack(model, ReferenceProfile.load(profile_path(model)), settings, Path({str(tmp_path)!r})).start()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name, port in ports.items():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
