@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,15 +43,6 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     print(f"wrote the reference profile of {model.name!r} ({len(profile.features)} features) to {out}")
 
 
-def _check_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise UserError(f"Port {port} on {host} is in use: stop what runs there or pass --port.") from None
-
-
 def _cmd_serve(args: argparse.Namespace) -> None:
     multiproc_dir = None
     if args.workers > 1:
@@ -65,9 +55,11 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     from .profile import ReferenceProfile, profile_path
     from .server import ServerSettings, create_app, exposition_registry
 
-    _check_port(args.host, args.port)
+    from .native import check_port_free
+
+    check_port_free(args.host, args.port, "the app", hint="pass --port")
     if args.metrics_port:
-        _check_port(args.host, args.metrics_port)
+        check_port_free(args.host, args.metrics_port, "metrics", hint="pass another --metrics-port")
     model = load_model(args.model)
     reference = args.reference or profile_path(args.model)
     profile = ReferenceProfile.load(reference)
@@ -118,7 +110,7 @@ def _cmd_receive(args: argparse.Namespace) -> None:
     from .native import check_port_free
     from .receiver import SLACK_PATH, SlackReceiver
 
-    check_port_free(args.host, args.port, "receiver")
+    check_port_free(args.host, args.port, "receiver", hint="pass --port")
     receiver = SlackReceiver(args.host, args.port, args.log)
     print(f"Slack stand-in listening on http://{args.host}:{args.port}{SLACK_PATH}, logging to {args.log}", flush=True)
     receiver.serve_forever()

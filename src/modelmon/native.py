@@ -39,16 +39,15 @@ def find_binary(*names: str) -> str:
     raise StackError(f"{names[0]} is not installed or not on PATH: {_INSTALL}.")
 
 
-def check_port_free(host: str, port: int, what: str) -> None:
+def check_port_free(host: str, port: int, what: str, hint: str | None = None) -> None:
+    """Fail with one sentence when `port` is taken, before anything starts."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
-            raise StackError(
-                f"Port {port} on {host} (for {what}) is in use: stop what runs there, or set "
-                f"MODELMON_{what.upper()}_PORT to another port."
-            ) from None
+            hint = hint or f"set MODELMON_{what.upper()}_PORT to another port"
+            raise StackError(f"Port {port} on {host} (for {what}) is in use: stop what runs there, or {hint}.") from None
 
 
 @dataclass
