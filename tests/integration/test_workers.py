@@ -64,3 +64,16 @@ def test_metrics_on_a_port_of_their_own(tmp_path):
         assert httpx.get(f"{url}/metrics").status_code == 404
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'modelmon_feature_value_count{feature="items_count",model="stores"} 1.0' in text
+
+
+def test_workers_with_metrics_on_their_own_port(tmp_path):
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["serve", "--port", str(port), "--workers", "2", "--multiproc-dir", str(tmp_path / "mp"),
+            "--metrics-port", str(metrics_port)]
+    with running(args, ready_url=f"{url}/ready", timeout=120) as server:
+        wait_until(lambda: len(worker_pids(server.pid)) == 2, what="two workers")
+        assert send_load(url, 100, every_nth_success=4, concurrency=8).failed == 0
+        assert httpx.get(f"{url}/metrics").status_code == 404
+        counted = totals(f"http://127.0.0.1:{metrics_port}")
+        assert counted["success"] == 25 and counted["normal"] == 75
