@@ -8,11 +8,12 @@ each alert fired and where its notification went.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .native import NativeStack
+from .native import NativeStack, StackError, check_port_free
 from .profile import ReferenceProfile, profile_path
 from .report import PhaseMark, write_report
 from .rules import dashboard_uid
@@ -36,11 +37,28 @@ def ensure_stores_model(model_dir: Path, data_csv: Path) -> None:
     print(f"trained the stores model into {model_dir}")
 
 
+def ports_that_are_free(settings: Settings) -> Settings:
+    """The demo must run on a fresh machine, where installing Debian's prometheus packages
+    may have started their own services on 9090 and 9093: move to free ports, and say so."""
+    moved = {}
+    for part in ("app", "prometheus", "alertmanager", "receiver"):
+        port = getattr(settings, f"{part}_port")
+        try:
+            check_port_free(settings.host, port, part)
+        except StackError:
+            with socket.socket() as probe:
+                probe.bind((settings.host, 0))
+                moved[f"{part}_port"] = probe.getsockname()[1]
+            print(f"port {port} is taken (another {part}?): the demo's {part} uses {moved[f'{part}_port']}")
+    return settings.replace(**moved)
+
+
 def run_demo(model_dir: Path, data_csv: Path, settings: Settings, run_dir: Path, scenario_name: str = "demo",
              seed: int = 0, keep_running: bool = True, settle: float = 20.0) -> int:
     ensure_stores_model(model_dir, data_csv)
     profile = ReferenceProfile.load(profile_path(model_dir))
     scenario = load_scenario(scenario_name)
+    settings = ports_that_are_free(settings)
     stack = NativeStack(model_dir.resolve(), profile, settings, run_dir)
     stack.start()
     try:
