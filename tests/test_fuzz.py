@@ -27,7 +27,9 @@ FUZZ = settings(max_examples=60, derandomize=True, deadline=None, suppress_healt
 
 def _app(model_dir):
     model = load_model(model_dir)
-    return create_app(model, ReferenceProfile.load(profile_path(model_dir)), ServerSettings(max_batch_rows=50))
+    log = Path(tempfile.mkdtemp(prefix="modelmon-fuzz-")) / "predictions.sqlite"  # /feedback fuzzed for real
+    return create_app(model, ReferenceProfile.load(profile_path(model_dir)),
+                      ServerSettings(max_batch_rows=50, prediction_log=str(log)))
 
 
 stores = schemathesis.openapi.from_asgi("/openapi.json", _app(STORES_DIR), config=CONFIG)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 DEFAULT_DATA = Path("data/stores.csv")
 DEFAULT_MODEL = Path("models/stores")
+DEFAULT_PREDICTION_LOG = "runs/predictions.sqlite"
 
 
 class UserError(Exception):
@@ -54,6 +55,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     from .model import load_model
     from .profile import ReferenceProfile, profile_path
     from .server import ServerSettings, create_app, exposition_registry
+    from .settings import seconds
 
     from .native import check_port_free
 
@@ -65,7 +67,15 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     profile = ReferenceProfile.load(reference)
     settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes,
                               metrics_on_app=not args.metrics_port, batch_rows=args.batch_rows,
-                              batch_wait_ms=args.batch_wait_ms, monitoring=not args.no_monitoring)
+                              batch_wait_ms=args.batch_wait_ms, monitoring=not args.no_monitoring,
+                              prediction_log=None if args.prediction_log == "off" else args.prediction_log,
+                              log_queue_rows=args.log_queue_rows, log_flush_seconds=args.log_flush_seconds,
+                              log_max_age_seconds=seconds(args.log_retention) if args.log_retention != "0" else 0.0,
+                              log_max_rows=args.log_max_rows)
+    if settings.prediction_log:
+        from .predictionlog import PredictionStore, store_url
+
+        PredictionStore(store_url(settings.prediction_log)).close()  # a bad URL or path fails here, once
     metrics_at = f"http://{args.host}:{args.metrics_port or args.port}/metrics"
     print(f"serving {model.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(docs /docs, metrics {metrics_at})", flush=True)
@@ -246,6 +256,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not observe metrics (only to measure what monitoring costs)")
     serve.add_argument("--metrics-port", type=int,
                        help="serve /metrics on this port only, not on the API port (default: on the API port)")
+    serve.add_argument("--prediction-log", default=DEFAULT_PREDICTION_LOG, metavar="PATH_OR_URL",
+                       help="where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL "
+                            "(postgresql+psycopg://... for several replicas), or 'off' (default: %(default)s)")
+    serve.add_argument("--log-queue-rows", type=int, default=10_000,
+                       help="predictions held in memory before the oldest are dropped (default: %(default)s)")
+    serve.add_argument("--log-flush-seconds", type=float, default=0.5,
+                       help="how often the prediction log is written (default: %(default)s)")
+    serve.add_argument("--log-retention", default="30d",
+                       help="delete logged predictions older than this (e.g. 7d, 12h; 0: keep; default: %(default)s)")
+    serve.add_argument("--log-max-rows", type=int, default=0,
+                       help="keep at most this many logged predictions, the newest (0: no limit)")
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model", type=Path, default=DEFAULT_MODEL,
@@ -307,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from .model import ModelLoadError
     from .native import StackError
+    from .predictionlog import PredictionLogError
     from .profile import ProfileError
     from .report import ReportError
     from .scenarios import ScenarioError
@@ -316,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, ScenarioError, ReportError,
-            FileNotFoundError) as exc:
+            PredictionLogError, FileNotFoundError) as exc:
         print(f"modelmon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -231,6 +231,73 @@ class ModelMetrics:
         self._invalid[reason].inc()
 
 
+FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
+LOG_DROP_REASONS = ("queue_full", "write_error")
+
+
+class FeedbackMetrics:
+    """Ground truth and the prediction log: the confusion matrix, label delay, log health."""
+
+    def __init__(self, profile: ReferenceProfile, registry: CollectorRegistry) -> None:
+        model = profile.model
+        labels = [c.label for c in profile.classes] + [OTHER_CLASS]
+        feedback = Counter(
+            "modelmon_feedback",
+            "Labelled predictions (ground truth received), by actual and predicted class: the confusion matrix.",
+            ["model", "actual", "predicted"], registry=registry,
+        )
+        # Every cell exists from the start, so rates are 0 rather than absent.
+        self._cells = {(a, p): feedback.labels(model, a, p) for a in labels[:-1] for p in labels}
+        self._rejected = _children(Counter(
+            "modelmon_feedback_rejected", "Feedback items refused, by reason.", ["model", "reason"],
+            registry=registry), model, FEEDBACK_REJECTIONS)
+        self._delay = Histogram(
+            "modelmon_feedback_delay_seconds", "Time from a prediction to its ground-truth label.",
+            ["model"], buckets=FEEDBACK_DELAY_BUCKETS, registry=registry,
+        ).labels(model)
+        self._written = Counter(
+            "modelmon_prediction_log_written", "Predictions written to the prediction log.", ["model"],
+            registry=registry,
+        ).labels(model)
+        self._dropped = _children(Counter(
+            "modelmon_prediction_log_dropped",
+            "Predictions never written to the log: queue full (oldest dropped) or the store failed.",
+            ["model", "reason"], registry=registry), model, LOG_DROP_REASONS)
+        self._pruned = Counter(
+            "modelmon_prediction_log_pruned", "Logged predictions deleted by retention (age or row limit).",
+            ["model"], registry=registry,
+        ).labels(model)
+        self._queue = Gauge(
+            "modelmon_prediction_log_queue_rows", "Predictions waiting in memory to be written to the log.",
+            ["model"], registry=registry, multiprocess_mode="livesum",
+        ).labels(model)
+
+    def labelled(self, actual: str, predicted: str, delay_seconds: float) -> None:
+        cell = self._cells.get((actual, predicted)) or self._cells[(actual, OTHER_CLASS)]
+        cell.inc()
+        self._delay.observe(max(delay_seconds, 0.0))
+
+    def rejected(self, reason: str, count: int = 1) -> None:
+        self._rejected[reason].inc(count)
+
+    def log_written(self, rows: int) -> None:
+        self._written.inc(rows)
+
+    def log_dropped(self, reason: str, rows: int) -> None:
+        self._dropped[reason].inc(rows)
+
+    def log_pruned(self, rows: int) -> None:
+        self._pruned.inc(rows)
+
+    def log_queue(self, rows: int) -> None:
+        self._queue.set(rows)
+
+
+def _children(metric: Counter, model: str, values: Iterable[str]) -> dict[str, Counter]:
+    return {v: metric.labels(model, v) for v in values}
+
+
 def _reference_cdf_gauge(name: str, documentation: str, registry: CollectorRegistry, model: str,
                          cdf: Mapping[str, Iterable[tuple[float, float]]]) -> None:
     """A static gauge of the training CDF per feature and bound; `max` across workers."""

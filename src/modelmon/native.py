@@ -100,7 +100,8 @@ class NativeStack:
         try:
             self._spawn("receiver", [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
                                      "--log", str(self.notifications_file)])
-            self._spawn("app", [*python, "serve", str(self.model_dir), "--host", s.host, "--port", str(s.app_port)])
+            self._spawn("app", [*python, "serve", str(self.model_dir), "--host", s.host, "--port", str(s.app_port),
+                                "--prediction-log", str(self.run_dir / "predictions.sqlite")])
             self._spawn("prometheus", [
                 prometheus,
                 f"--config.file={self.run_dir / 'prometheus' / 'prometheus.yml'}",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +18,15 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import MicroBatcher
-from .metrics import HttpMetrics, ModelMetrics
+from .feedback import ClassNames, FeedbackRecorder, FeedbackRejected, answer, parse_feedback
+from .metrics import FeedbackMetrics, HttpMetrics, ModelMetrics
 from .model import LoadedModel
+from .predictionlog import LogSettings, PredictionLog, PredictionStore, store_url
 from .profile import ReferenceProfile
 from .validation import InvalidInput, RequestValidator, request_schema
 
@@ -36,6 +41,12 @@ class ServerSettings:
     batch_rows: int = 256  # micro-batching: rows predicted together at most (1 disables it)
     batch_wait_ms: float = 0.0  # how long a batch waits for more requests (0: only those already waiting)
     monitoring: bool = True  # False only to measure what monitoring costs
+    # The prediction log (ground truth joins on it): a file path (SQLite) or a SQLAlchemy URL; None: off.
+    prediction_log: str | None = None
+    log_queue_rows: int = 10_000  # predictions held in memory at most; beyond, the oldest are dropped
+    log_flush_seconds: float = 0.5
+    log_max_age_seconds: float = 30 * 86400.0  # retention by age (0: keep)
+    log_max_rows: int = 0  # retention by row count (0: no limit)
 
 
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
@@ -198,6 +209,48 @@ def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
     }
 
 
+def open_prediction_log(settings: ServerSettings, model: LoadedModel,
+                        metrics: FeedbackMetrics) -> PredictionLog | None:
+    """The server's prediction log, or None when it is off; raises PredictionLogError early."""
+    if not settings.prediction_log or settings.prediction_log.lower() == "off":
+        return None
+    store = PredictionStore(store_url(settings.prediction_log))
+    return PredictionLog(store, model.name, model.version, metrics, LogSettings(
+        queue_rows=settings.log_queue_rows,
+        flush_seconds=settings.log_flush_seconds,
+        flush_rows=max(1, min(1_000, settings.log_queue_rows // 2)),
+        max_age_seconds=settings.log_max_age_seconds or None,
+        max_rows=settings.log_max_rows or None,
+    ))
+
+
+def _feedback_body(classes: ClassNames) -> dict[str, Any]:
+    item = {
+        "type": "object", "required": ["request_id", "actual"], "additionalProperties": False,
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": 80,
+                           "description": "the request_id of the prediction (a batch row's own id)"},
+            "actual": {"enum": classes.accepted, "description": "the true class: its label or raw value"},
+        },
+    }
+    return {"required": True, "content": {"application/json": {"schema": {
+        "oneOf": [{"title": "Label", **item}, {"title": "Labels", "type": "array", "minItems": 1, "items": item}]}}}}
+
+
+_FEEDBACK_RESPONSES = {
+    status: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
+    for status, text in (
+        (200, "Every label was recorded."),
+        (400, "Empty body or not JSON; nothing recorded."),
+        (404, "Unknown request_id (for a batch: the others were recorded, see results)."),
+        (409, "The prediction already has a label (for a batch: the others were recorded, see results)."),
+        (413, "Body or batch over the configured limit."),
+        (422, "A field is missing or extra, or the label is not one of the model's classes; nothing recorded."),
+        (503, "No prediction log, or it cannot be reached; nothing recorded."),
+    )
+}
+
+
 def create_app(
     model: LoadedModel,
     profile: ReferenceProfile,
@@ -216,15 +269,27 @@ def create_app(
     )
     predictor = _Predictor(model, profile, metrics, settings.monitoring)
     batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
+    feedback_metrics = FeedbackMetrics(profile, registry)
+    prediction_log = open_prediction_log(settings, model, feedback_metrics)
+    recorder = FeedbackRecorder(prediction_log, feedback_metrics) if prediction_log is not None else None
+    class_names = ClassNames(profile)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if prediction_log is not None:
+            await run_in_threadpool(prediction_log.close)  # what is still queued gets written
 
     app = FastAPI(
         title=f"modelmon: {model.name}",
         description=f"Predictions of the MLflow model `{model.name}`, monitored with Prometheus.",
         default_response_class=_JSON,
+        lifespan=lifespan,
     )
     app.state.model = model
     app.state.metrics = metrics
     app.state.registry = registry
+    app.state.prediction_log = prediction_log
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -242,9 +307,20 @@ def create_app(
         metrics.invalid(exc.reason)
         return _JSON(exc.body(), status_code=exc.status)
 
-    def _answer(rows: list[dict[str, Any]], batch: bool) -> dict[str, Any]:
-        head = {"request_id": uuid.uuid4().hex, "model": model.name}
-        return {**head, "predictions": rows} if batch else {**head, **rows[0]}
+    def _answer(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]]) -> dict[str, Any]:
+        request_id = uuid.uuid4().hex
+        head = {"request_id": request_id, "model": model.name}
+        if not batch:
+            ids = [request_id]
+            out = {**head, **rows[0]}
+        else:
+            # Each row is a prediction of its own that a label can name.
+            ids = [f"{request_id}-{i}" for i in range(len(rows))]
+            out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
+        if prediction_log is not None:
+            probabilities = [r["probability"] for r in rows] if "probability" in rows[0] else None
+            prediction_log.record(ids, time.time(), columns, [r["label"] for r in rows], probabilities)
+        return out
 
     async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
         try:
@@ -252,8 +328,8 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - a model failure must not kill the server
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _JSON({"error": "prediction_failed", "reason": "model_error", "message": message}, 500)
-        answer = _answer(rows, batch)
-        return _JSON(answer, headers={"X-Request-ID": answer["request_id"]})
+        out = _answer(rows, batch, columns)
+        return _JSON(out, headers={"X-Request-ID": out["request_id"]})
 
     @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
@@ -271,6 +347,32 @@ def create_app(
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
         return await _predict(validator.parse_query(request.query_params), batch=False)
+
+    @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(class_names)}, responses=_FEEDBACK_RESPONSES,
+              summary="Ground truth: the actual class of earlier predictions, by request_id")
+    async def feedback(request: Request) -> Response:
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+            items, batch = parse_feedback(body, class_names, settings.max_batch_rows)
+        except InvalidInput as exc:  # body over the size limit
+            feedback_metrics.rejected("invalid_body")
+            return _JSON(exc.body(), exc.status)
+        except FeedbackRejected as exc:
+            feedback_metrics.rejected(exc.reason)
+            return _JSON(exc.body(), exc.status)
+        if recorder is None:
+            feedback_metrics.rejected("log_off", len(items))
+            return _JSON({"error": "prediction_log_off", "reason": "log_off", "field": None,
+                          "message": "This server keeps no prediction log, so labels cannot be joined to "
+                                     "predictions: start it with --prediction-log PATH_OR_URL."}, 503)
+        try:
+            outcomes = await run_in_threadpool(recorder.apply, items)
+        except Exception as exc:  # noqa: BLE001 - the store is down: say so, count nothing
+            return _JSON({"error": "prediction_log_unavailable", "reason": "log_unavailable", "field": None,
+                          "message": f"The prediction log could not be read ({type(exc).__name__}); "
+                                     "nothing was recorded, send the labels again later."}, 503)
+        status, out = answer(outcomes, batch)
+        return _JSON(out, status)
 
     if settings.metrics_on_app:
         @app.get("/metrics", summary="Prometheus metrics", response_class=Response,

@@ -102,8 +102,9 @@ def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
             "app": {
                 "build": {"context": "..", "dockerfile": "deploy/Dockerfile"},
                 "image": app_image,
-                "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000"],
-                "volumes": [f"{model_mount}:/model:ro"],
+                "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000",
+                            "--prediction-log", "${PREDICTION_LOG:-/var/lib/modelmon/predictions.sqlite}"],
+                "volumes": [f"{model_mount}:/model:ro", "prediction-log:/var/lib/modelmon"],
                 "ports": ["8000:8000"],
                 "healthcheck": {
                     "test": ["CMD", "python", "-c",
@@ -163,7 +164,8 @@ def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
             },
         },
         "secrets": {"slack_webhook_url": {"file": f"${{SLACK_WEBHOOK_URL_FILE:-./{WEBHOOK_EXAMPLE}}}"}},
-        "volumes": {"prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}, "receiver-data": {}},
+        "volumes": {"prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}, "receiver-data": {},
+                    "prediction-log": {}},
     }
     return dump_yaml(compose)
 
@@ -175,10 +177,12 @@ FROM {IMAGES["python"]}
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 modelmon
+RUN pip install --no-cache-dir '.[postgres]' && useradd --system --uid 10001 modelmon \
+    && mkdir -p /var/lib/modelmon && chown modelmon /var/lib/modelmon
 USER modelmon
 EXPOSE 8000
-CMD ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000", \
+     "--prediction-log", "/var/lib/modelmon/predictions.sqlite"]
 """
 
 
@@ -202,6 +206,9 @@ def _env_example(settings: Settings) -> str:
         + "# A file that holds your Slack incoming-webhook URL (a secret: keep it out of git).\n"
         f"# Default: the bundled local receiver, which only logs notifications.\n"
         f"SLACK_WEBHOOK_URL_FILE=./{WEBHOOK_EXAMPLE}\n"
+        "# Where the app logs predictions for /feedback (default: SQLite in the prediction-log volume).\n"
+        "# Several app replicas must share one database, e.g.:\n"
+        "# PREDICTION_LOG=postgresql+psycopg://modelmon:secret@postgres:5432/modelmon\n"
     )
 
 

@@ -1,0 +1,336 @@
+"""The prediction log: every prediction kept (id, time, model, inputs, answer) until its label arrives.
+
+Ground truth comes back hours later, by request id; joining it needs the prediction. The log
+is one small store interface over SQLAlchemy Core: SQLite in WAL mode for one machine (the
+default, a file in the run folder) and any SQLAlchemy URL, PostgreSQL in practice, when
+several replicas must see each other's predictions.
+
+Writing never sits on the request path: `PredictionLog.record` appends to a bounded in-memory
+queue and a thread writes it in batches. When the queue is full the *oldest* entries are
+dropped and counted; a request is never failed or slowed for the log's sake.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from .metrics import FeedbackMetrics
+
+log = logging.getLogger("modelmon.predictionlog")
+
+TABLE = "modelmon_predictions"
+
+
+class PredictionLogError(RuntimeError):
+    """The log cannot be opened; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    request_id: str
+    model: str
+    version: str
+    predicted_at: float  # epoch seconds
+    inputs: dict[str, Any]
+    prediction: str  # class label, as in modelmon_predictions_total{class}
+    probability: float | None  # positive-class probability (binary models)
+    actual: str | None = None
+    labelled_at: float | None = None
+
+
+def store_url(location: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a plain file path (which means SQLite)."""
+    text = str(location)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+class PredictionStore:
+    """SQL storage of logged predictions; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import sqlalchemy as sa
+        except ImportError:  # pragma: no cover - a dependency of modelmon
+            raise PredictionLogError("SQLAlchemy is missing: pip install 'modelmon'.") from None
+        self.url = url
+        self._sa = sa
+        sqlite = url.startswith("sqlite")
+        if sqlite:
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise PredictionLogError(
+                        f"Cannot create the folder of prediction log {path} ({exc.strerror}); "
+                        "give a writable file path."
+                    ) from None
+        try:
+            self._engine = sa.create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {},
+                pool_pre_ping=not sqlite,
+            )
+        except Exception as exc:  # noqa: BLE001 - bad URL or missing driver: one sentence
+            raise PredictionLogError(
+                f"Cannot use prediction log {_safe(url)!r}: {exc}. Give a file path (SQLite) or a "
+                "SQLAlchemy URL such as postgresql+psycopg://user:password@host/db."
+            ) from None
+        if sqlite:
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata = sa.MetaData()
+        self._table = sa.Table(
+            TABLE, metadata,
+            sa.Column("request_id", sa.String(80), primary_key=True),
+            sa.Column("model", sa.String(200), nullable=False),
+            sa.Column("version", sa.String(200), nullable=False),
+            sa.Column("predicted_at", sa.Float, nullable=False, index=True),
+            sa.Column("inputs", sa.Text, nullable=False),
+            sa.Column("prediction", sa.String(200), nullable=False),
+            sa.Column("probability", sa.Float, nullable=True),
+            sa.Column("actual", sa.String(200), nullable=True),
+            sa.Column("labelled_at", sa.Float, nullable=True),
+        )
+        try:
+            metadata.create_all(self._engine)
+        except Exception as exc:  # noqa: BLE001
+            raise PredictionLogError(
+                f"Cannot open prediction log {_safe(url)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "check that the database is running and reachable, or give a writable file path."
+            ) from None
+        self._engine.dispose()  # no pooled connection survives into forked workers
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            with self._engine.begin() as conn:
+                conn.execute(self._table.insert(), list(rows))
+
+    def find(self, request_ids: Iterable[str]) -> dict[str, LoggedPrediction]:
+        ids = list(dict.fromkeys(request_ids))
+        if not ids:
+            return {}
+        t = self._table
+        with self._engine.connect() as conn:
+            found = conn.execute(t.select().where(t.c.request_id.in_(ids))).mappings().all()
+        return {row["request_id"]: _from_row(row) for row in found}
+
+    def label(self, request_id: str, actual: str, at: float) -> bool:
+        """Set the label once: False if it was already set (also by another replica)."""
+        t = self._table
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                t.update().where(t.c.request_id == request_id, t.c.actual.is_(None)).values(actual=actual, labelled_at=at)
+            )
+        return done.rowcount == 1
+
+    def prune(self, now: float, max_age: float | None, max_rows: int | None) -> int:
+        """Delete predictions older than `max_age` seconds, then all but the newest `max_rows`."""
+        sa, t = self._sa, self._table
+        deleted = 0
+        with self._engine.begin() as conn:
+            if max_age:
+                deleted += conn.execute(t.delete().where(t.c.predicted_at < now - max_age)).rowcount
+            if max_rows:
+                cutoff = conn.execute(
+                    sa.select(t.c.predicted_at).order_by(t.c.predicted_at.desc()).offset(max_rows - 1).limit(1)
+                ).scalar()
+                if cutoff is not None:
+                    deleted += conn.execute(t.delete().where(t.c.predicted_at < cutoff)).rowcount
+        return deleted
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(self._sa.select(self._sa.func.count()).select_from(self._table)).scalar())
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL: readers (feedback lookups, other workers) do not block the writer, nor it them.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _from_row(row: Mapping[str, Any]) -> LoggedPrediction:
+    return LoggedPrediction(
+        request_id=row["request_id"], model=row["model"], version=row["version"],
+        predicted_at=row["predicted_at"], inputs=orjson.loads(row["inputs"]), prediction=row["prediction"],
+        probability=row["probability"], actual=row["actual"], labelled_at=row["labelled_at"],
+    )
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How much the log holds in memory, how often it writes, how long the store keeps rows."""
+
+    queue_rows: int = 10_000
+    flush_seconds: float = 0.5
+    flush_rows: int = 1_000  # write early once this many rows wait
+    max_age_seconds: float | None = 30 * 86400.0
+    max_rows: int | None = None
+    prune_seconds: float = 60.0
+
+
+class _Entry:
+    """One request's predictions, kept as columns until the writer expands them."""
+
+    __slots__ = ("ids", "at", "columns", "labels", "probabilities")
+
+    def __init__(self, ids: list[str], at: float, columns: Mapping[str, list[Any]], labels: list[str],
+                 probabilities: list[float] | None) -> None:
+        self.ids = ids
+        self.at = at
+        self.columns = columns
+        self.labels = labels
+        self.probabilities = probabilities
+
+
+class PredictionLog:
+    """A bounded queue in front of a `PredictionStore`, written by one background thread."""
+
+    def __init__(self, store: PredictionStore, model: str, version: str, metrics: "FeedbackMetrics",
+                 settings: LogSettings | None = None) -> None:
+        self.store = store
+        self.model = model
+        self.version = version
+        self.settings = settings or LogSettings()
+        self._metrics = metrics
+        self._queue: collections.deque[_Entry] = collections.deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()  # one writer at a time: the thread or a flush()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+        self._last_warning = 0.0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="modelmon-prediction-log", daemon=True)
+            self._thread.start()
+
+    def record(self, ids: list[str], at: float, columns: Mapping[str, list[Any]], labels: list[str],
+               probabilities: list[float] | None) -> None:
+        """Queue one request's rows; O(1) on the request path, never blocks on the store."""
+        if self._thread is None and not self._stop:
+            self.start()  # here, not at creation: a process forked after creation gets its own thread
+        entry = _Entry(ids, at, columns, labels, probabilities)
+        dropped = 0
+        with self._lock:
+            self._queue.append(entry)
+            self._rows += len(ids)
+            while self._rows > self.settings.queue_rows and self._queue:
+                oldest = self._queue.popleft()
+                self._rows -= len(oldest.ids)
+                dropped += len(oldest.ids)
+            rows = self._rows
+            if rows >= self.settings.flush_rows:
+                self._wake.notify()
+        if dropped:
+            self._metrics.log_dropped("queue_full", dropped)
+        self._metrics.log_queue(rows)
+
+    @property
+    def queued_rows(self) -> int:
+        return self._rows
+
+    def flush(self) -> None:
+        """Write everything queued now (before a lookup, at shutdown)."""
+        with self._write_lock:
+            with self._lock:
+                entries = list(self._queue)
+                self._queue.clear()
+                self._rows = 0
+            self._metrics.log_queue(0)
+            self._write(entries)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+        self.store.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._stop and self._rows < self.settings.flush_rows:
+                    self._wake.wait(self.settings.flush_seconds)
+                if self._stop:
+                    return
+            self.flush()
+            self._maybe_prune()
+
+    def _write(self, entries: list[_Entry]) -> None:
+        if not entries:
+            return
+        rows = [row for entry in entries for row in self._rows_of(entry)]
+        try:
+            self.store.write(rows)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not take the server down
+            self._metrics.log_dropped("write_error", len(rows))
+            self._warn(f"could not write {len(rows)} predictions to the log ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}); they are dropped and counted")
+            return
+        self._metrics.log_written(len(rows))
+
+    def _rows_of(self, entry: _Entry) -> Iterable[dict[str, Any]]:
+        names = list(entry.columns)
+        values = [entry.columns[n] for n in names]
+        probabilities = entry.probabilities or [None] * len(entry.ids)
+        for i, request_id in enumerate(entry.ids):
+            yield {
+                "request_id": request_id, "model": self.model, "version": self.version, "predicted_at": entry.at,
+                "inputs": orjson.dumps({n: v[i] for n, v in zip(names, values)}).decode(),
+                "prediction": entry.labels[i], "probability": probabilities[i],
+                "actual": None, "labelled_at": None,
+            }
+
+    def _maybe_prune(self) -> None:
+        s = self.settings
+        now = time.time()
+        if not (s.max_age_seconds or s.max_rows) or now - self._last_prune < s.prune_seconds:
+            return
+        self._last_prune = now
+        try:
+            deleted = self.store.prune(now, s.max_age_seconds, s.max_rows)
+        except Exception as exc:  # noqa: BLE001
+            self._warn(f"could not apply the prediction log's retention ({type(exc).__name__})")
+            return
+        if deleted:
+            self._metrics.log_pruned(deleted)
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning(message)

@@ -1,0 +1,109 @@
+"""The prediction log on a real SQLite file: storage, single labelling, retention, the bounded queue."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from modelmon.metrics import FeedbackMetrics
+from modelmon.predictionlog import LogSettings, PredictionLog, PredictionLogError, PredictionStore, store_url
+
+
+def _row(i: int, at: float) -> dict:
+    return {"request_id": f"r{i}", "model": "stores", "version": "1", "predicted_at": at,
+            "inputs": f'{{"items_count": {i}}}', "prediction": "normal", "probability": 0.1,
+            "actual": None, "labelled_at": None}
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, {"model": "stores", **labels}) or 0.0
+
+
+def test_store_keeps_rows_in_a_wal_sqlite_file_across_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "predictions.sqlite"
+    store = PredictionStore(store_url(path))
+    store.write([_row(i, 1000.0 + i) for i in range(5)])
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again = PredictionStore(store_url(path))
+    found = again.find(["r1", "r4", "missing"])
+    assert set(found) == {"r1", "r4"}
+    assert found["r4"].inputs == {"items_count": 4} and found["r4"].predicted_at == 1004.0
+    assert again.count() == 5
+
+
+def test_a_prediction_takes_one_label_only(tmp_path: Path) -> None:
+    store = PredictionStore(store_url(tmp_path / "p.sqlite"))
+    store.write([_row(1, 1.0)])
+    assert store.label("r1", "success", 5.0) is True
+    assert store.label("r1", "normal", 6.0) is False
+    assert store.label("unknown", "normal", 6.0) is False
+    logged = store.find(["r1"])["r1"]
+    assert (logged.actual, logged.labelled_at) == ("success", 5.0)
+
+
+def test_retention_by_age_then_by_row_count(tmp_path: Path) -> None:
+    store = PredictionStore(store_url(tmp_path / "p.sqlite"))
+    store.write([_row(i, float(i)) for i in range(100)])
+    assert store.prune(now=100.0, max_age=50.0, max_rows=None) == 50  # predicted_at < 50 goes
+    assert store.prune(now=100.0, max_age=None, max_rows=10) == 40
+    assert set(store.find([f"r{i}" for i in range(100)])) == {f"r{i}" for i in range(90, 100)}
+
+
+def test_an_unusable_location_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PredictionLogError, match="writable file path"):
+        PredictionStore(store_url(tmp_path / "file" / "p.sqlite"))
+    with pytest.raises(PredictionLogError, match="SQLAlchemy URL"):
+        PredictionStore("nosuchdialect://x")
+
+
+def _log(tmp_path: Path, **settings) -> tuple[PredictionLog, CollectorRegistry]:
+    from modelmon.profile import ReferenceProfile, profile_path
+
+    registry = CollectorRegistry()
+    profile = ReferenceProfile.load(profile_path(Path(__file__).resolve().parents[1] / "models" / "stores"))
+    metrics = FeedbackMetrics(profile, registry)
+    store = PredictionStore(store_url(tmp_path / "p.sqlite"))
+    return PredictionLog(store, "stores", "1", metrics, LogSettings(**settings)), registry
+
+
+def _record(log: PredictionLog, first: int, rows: int) -> None:
+    ids = [f"r{i}" for i in range(first, first + rows)]
+    log.record(ids, time.time(), {"items_count": list(range(rows))}, ["normal"] * rows, [0.2] * rows)
+
+
+def test_the_writer_thread_writes_in_the_background(tmp_path: Path) -> None:
+    log, registry = _log(tmp_path, flush_seconds=0.05)
+    _record(log, 0, 30)
+    deadline = time.monotonic() + 5
+    while log.store.count() < 30 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.store.count() == 30
+    assert _sample(registry, "modelmon_prediction_log_written_total") == 30
+    log.close()
+
+
+def test_a_full_queue_drops_the_oldest_entries_and_counts_them(tmp_path: Path) -> None:
+    # The writer waits a minute: nothing leaves the queue during the burst.
+    log, registry = _log(tmp_path, queue_rows=100, flush_rows=10_000, flush_seconds=60)
+    for k in range(10):
+        _record(log, 20 * k, 20)  # 200 rows into a 100-row queue
+    assert _sample(registry, "modelmon_prediction_log_dropped_total", reason="queue_full") == 100
+    assert _sample(registry, "modelmon_prediction_log_queue_rows") == 100
+    log.close()  # writes what is left
+    store = PredictionStore(log.store.url)
+    assert set(store.find([f"r{i}" for i in range(200)])) == {f"r{i}" for i in range(100, 200)}
+
+
+def test_a_failing_store_drops_and_counts_without_raising(tmp_path: Path) -> None:
+    log, registry = _log(tmp_path, flush_seconds=60, flush_rows=10_000)
+    sqlite3.connect(tmp_path / "p.sqlite").execute("DROP TABLE modelmon_predictions")
+    _record(log, 0, 7)
+    log.flush()
+    assert _sample(registry, "modelmon_prediction_log_dropped_total", reason="write_error") == 7
+    assert _sample(registry, "modelmon_prediction_log_written_total") == 0
