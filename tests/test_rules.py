@@ -20,6 +20,13 @@ def promtool(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(["promtool", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+TEST_FILES = ("prometheus/tests/rules_test.yml", "prometheus/tests/quality_test.yml")
+
+
+def rule_tests(cwd) -> subprocess.CompletedProcess:
+    return promtool("test", "rules", *TEST_FILES, cwd=cwd)
+
+
 @pytest.fixture(scope="module", params=["production", "demo"])
 def rendered(request, tmp_path_factory, stores_profile):
     out = tmp_path_factory.mktemp(f"stack-{request.param}")
@@ -33,19 +40,20 @@ def test_rules_are_valid(rendered):
 
 
 def test_rule_unit_tests_pass(rendered):
-    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=rendered)
+    result = rule_tests(rendered)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_rule_is_exercised_by_the_unit_tests(rendered):
-    tests = (rendered / "prometheus" / "tests" / "rules_test.yml").read_text()
+    files = [(rendered / name).read_text() for name in TEST_FILES]
+    tests = "\n".join(files)
     rules = [r for f in (rendered / "prometheus" / "rules").glob("*.yml")
              for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
     for rule in rules:
         name = rule.get("record") or rule["alert"]
         used_by_later_rule = any(name in other.get("expr", "") for other in rules if other is not rule)
         assert name in tests or used_by_later_rule, f"{name} is not checked by any promtool case"
-    alert_tests = [t for group in yaml.safe_load(tests)["tests"] for t in group["alert_rule_test"]]
+    alert_tests = [t for f in files for group in yaml.safe_load(f)["tests"] for t in group["alert_rule_test"]]
     for rule in rules:
         if "alert" in rule:
             assert any(t["alertname"] == rule["alert"] and t["exp_alerts"] for t in alert_tests), \
@@ -61,7 +69,7 @@ def test_a_broken_drift_rule_is_caught(tmp_path, stores_profile):
     broken = recording.read_text().replace("ignoring (le) group_left model_feature_le", "ignoring (le) model_feature_le")
     assert broken != recording.read_text()
     recording.write_text(broken)
-    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=tmp_path)
+    result = rule_tests(tmp_path)
     assert result.returncode != 0
     assert "modelmon_feature_psi" in result.stdout + result.stderr
 
@@ -72,7 +80,7 @@ def test_multiclass_model_gets_rules_without_a_positive_class(tmp_path, iris_dir
     assert "ModelLowPositiveRate" not in {a.name for a in alerts(profile, settings)}
     assert Names.of(settings).positive_ratio not in {r["record"] for r in recording_rules(profile, settings)}
     render_stack(profile, settings, tmp_path, topology="native")
-    result = promtool("test", "rules", "prometheus/tests/rules_test.yml", cwd=tmp_path)
+    result = rule_tests(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -80,10 +88,44 @@ def test_alerts_carry_severity_summary_description_and_dashboard(stores_profile)
     url_rules = [a.rule("http://grafana/d/x") for a in alerts(stores_profile, load_settings("production"))]
     assert {r["alert"] for r in url_rules} == {
         "ModelLowPositiveRate", "ModelFeatureDrift", "ModelPredictionDrift", "ModelInvalidInputRate",
-        "ModelServerErrors", "ModelHighLatency", "ModelServerDown"}
+        "ModelServerErrors", "ModelHighLatency", "ModelServerDown", "ModelQualityDrop"}
     for rule in url_rules:
         assert rule["labels"]["severity"] in ("critical", "warning")
         assert "$value" in rule["annotations"]["description"] or rule["alert"] == "ModelServerDown"
         assert rule["annotations"]["dashboard"] == "http://grafana/d/x"
     low = next(r for r in url_rules if r["alert"] == "ModelLowPositiveRate")
     assert "< 0.2" in low["expr"] and ">= 200" in low["expr"] and low["for"] == "2m"
+    quality = next(r for r in url_rules if r["alert"] == "ModelQualityDrop")
+    assert "< 0.8" in quality["expr"] and ">= 100" in quality["expr"] and "ratio_rate1h" in quality["expr"]
+
+
+def test_quality_formulas_agree_with_scikit_learn():
+    """The Python side of the promtool cases, checked against scikit-learn on the same labels."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    from modelmon.ruletests import quality_of
+
+    confusion = {("normal", "normal"): 50, ("normal", "success"): 7, ("success", "normal"): 13,
+                 ("success", "success"): 30}
+    actual = [a for (a, _), k in confusion.items() for _ in range(k)]
+    predicted = [p for (_, p), k in confusion.items() for _ in range(k)]
+    got = quality_of(confusion, "success")
+    assert got["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
+    assert got["precision"] == pytest.approx(precision_score(actual, predicted, pos_label="success"))
+    assert got["recall"] == pytest.approx(recall_score(actual, predicted, pos_label="success"))
+    assert got["f1"] == pytest.approx(f1_score(actual, predicted, pos_label="success"))
+
+
+def test_a_wrong_quality_rule_is_caught(tmp_path, stores_profile):
+    """Precision divided by the actual positives (that is recall) must fail the promtool case."""
+    settings = load_settings("demo")
+    render_stack(stores_profile, settings, tmp_path, topology="native")
+    recording = tmp_path / "prometheus" / "rules" / "recording.yml"
+    rules = yaml.safe_load(recording.read_text())
+    for rule in rules["groups"][0]["rules"]:
+        if rule["record"] == Names.of(settings).precision:
+            rule["expr"] = rule["expr"].replace('{predicted="success"}', '{actual="success"}')
+    recording.write_text(yaml.safe_dump(rules))
+    result = rule_tests(tmp_path)
+    assert result.returncode != 0
+    assert "modelmon_precision" in result.stdout + result.stderr

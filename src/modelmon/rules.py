@@ -23,14 +23,15 @@ PREDICT_HANDLER = "/predict"
 
 @dataclass(frozen=True)
 class Names:
-    """Recorded series names for one pair of windows (rate window W, drift window D)."""
+    """Recorded series names for the windows: rate W, drift D, quality Q (ground truth)."""
 
     w: str
     d: str
+    q: str = "1h"
 
     @classmethod
     def of(cls, settings: Settings) -> "Names":
-        return cls(settings.rate_window, settings.drift_window)
+        return cls(settings.rate_window, settings.drift_window, settings.quality_window)
 
     # predictions
     @property
@@ -108,6 +109,35 @@ class Names:
     def feature_increase(self) -> str:
         return f"model_feature:modelmon_feature_quantile_count:increase{self.d}"
 
+    # ground truth
+    @property
+    def confusion_rate(self) -> str:
+        return f"model_actual_predicted:modelmon_feedback:rate{self.q}"
+
+    @property
+    def labels_increase(self) -> str:
+        return f"model:modelmon_feedback:increase{self.q}"
+
+    @property
+    def accuracy(self) -> str:
+        return f"model:modelmon_accuracy:ratio_rate{self.q}"
+
+    @property
+    def precision(self) -> str:
+        return f"model:modelmon_precision:ratio_rate{self.q}"
+
+    @property
+    def recall(self) -> str:
+        return f"model:modelmon_recall:ratio_rate{self.q}"
+
+    @property
+    def f1(self) -> str:
+        return f"model:modelmon_f1:ratio_rate{self.q}"
+
+    @property
+    def label_coverage(self) -> str:
+        return f"model:modelmon_label_coverage:ratio_rate{self.q}"
+
 
 LATENCY_QUANTILES = (50, 95, 99)
 
@@ -137,6 +167,40 @@ def _psi(live: str, reference: str, by: str, on: str) -> str:
         f"  * on ({on}) ln(({live} + {eps}) / on ({on}) ({reference} + {eps}))\n"
         f")"
     )
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quality_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[str, str]]:
+    """Accuracy, and precision/recall/F1 of the positive class, from the confusion counters.
+
+    Each cell is summed over instances first; a denominator of zero gives no sample rather
+    than NaN, so panels show a gap and alerts stay quiet until labels arrive.
+    """
+    n = Names.of(settings)
+    q = settings.quality_window
+    cell = n.confusion_rate
+    diagonal = "\n  or ".join(f"{cell}{{actual={_quote(c.label)}, predicted={_quote(c.label)}}}" for c in profile.classes)
+    rules = [
+        (cell, f"sum by (model, actual, predicted) (rate(modelmon_feedback_total[{q}]))"),
+        (n.labels_increase, f"sum by (model) (increase(modelmon_feedback_total[{q}]))"),
+        (n.accuracy, f"sum by (model) (\n  {diagonal}\n)\n/ (sum by (model) ({cell}) > 0)"),
+        (n.label_coverage, f"sum by (model) ({cell})\n/ (sum by (model) (rate(modelmon_predictions_total[{q}])) > 0)"),
+    ]
+    positive = profile.positive
+    if positive is not None:
+        p = _quote(positive.label)
+        tp = f"sum by (model) ({cell}{{actual={p}, predicted={p}}})"
+        predicted = f"sum by (model) ({cell}{{predicted={p}}})"
+        actual = f"sum by (model) ({cell}{{actual={p}}})"
+        rules += [
+            (n.precision, f"{tp}\n/ ({predicted} > 0)"),
+            (n.recall, f"{tp}\n/ ({actual} > 0)"),
+            (n.f1, f"2 * {tp}\n/ (({predicted} + {actual}) > 0)"),
+        ]
+    return rules
 
 
 def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[str, str]]:
@@ -197,6 +261,7 @@ def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[
         (n.psi, _psi(n.live_share, n.reference_share, "model, feature", "model, feature, le")),
         (n.feature_increase, f"sum by (model, feature) (increase(modelmon_feature_quantile_count[{d}]))"),
     ]
+    rules += quality_rules(profile, settings)
     return [{"record": name, "expr": expr} for name, expr in rules]
 
 
@@ -267,6 +332,16 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         f"Over the last {s.drift_window}, the share of each predicted class of model {{{{ $labels.model }}}} "
         f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
         f"(threshold {s.prediction_psi_threshold}).",
+    ))
+    out.append(Alert(
+        "ModelQualityDrop",
+        f"{n.accuracy} < {s.accuracy_floor}\nand on (model) {n.labels_increase} >= {s.min_labels}",
+        s.alert_for, "critical",
+        f"{{{{ $labels.model }}}}: accuracy {{{{ $value | humanizePercentage }}}} on labelled predictions, "
+        f"under {s.accuracy_floor:.0%}",
+        f"Over the last {s.quality_window}, the ground truth received for model {{{{ $labels.model }}}} agreed "
+        f"with its predictions {{{{ $value | humanizePercentage }}}} of the time (floor {s.accuracy_floor:.0%}, "
+        f"at least {s.min_labels} labels). The model is wrong more often, whether or not its inputs drifted.",
     ))
     out.append(Alert(
         "ModelInvalidInputRate",

@@ -48,17 +48,17 @@ def _render(template: str, labels: Mapping[str, str], value: float) -> str:
 class _Case:
     """One promtool test group: series from two replicas, expressions and alerts to check."""
 
-    def __init__(self, name: str, settings: Settings, steps: int) -> None:
+    def __init__(self, name: str, settings: Settings, steps: int, interval: float | None = None) -> None:
         self.name = name
-        self.interval = seconds(settings.scrape_interval)
+        self.interval = interval or seconds(settings.scrape_interval)
         self.steps = steps
         self.series: list[dict[str, str]] = []
         self.exprs: list[dict[str, Any]] = []
         self.alert_tests: list[dict[str, Any]] = []
 
-    def counter(self, metric: str, per_step: float, **labels: str) -> None:
+    def counter(self, metric: str, per_step: float, instances: Sequence[str] = INSTANCES, **labels: str) -> None:
         """A counter growing by `per_step` every scrape, on each replica."""
-        for instance in INSTANCES:
+        for instance in instances:
             self.series.append({
                 "series": metric + _labels(job=JOB, instance=instance, **labels),
                 "values": f"0+{float(per_step)!r}x{self.steps}",
@@ -105,12 +105,49 @@ class _Case:
         }
 
 
+Confusion = Mapping[tuple[str, str], float]  # (actual, predicted) -> labels
+
+
+def quality_of(confusion: Confusion, positive: str | None) -> dict[str, float]:
+    """Accuracy, and precision/recall/F1 of `positive`, from a confusion matrix."""
+    total = sum(confusion.values())
+    out = {"accuracy": sum(v for (a, p), v in confusion.items() if a == p) / total}
+    if positive is not None:
+        tp = confusion.get((positive, positive), 0.0)
+        predicted = sum(v for (_, p), v in confusion.items() if p == positive)
+        actual = sum(v for (a, _), v in confusion.items() if a == positive)
+        out.update(precision=tp / predicted, recall=tp / actual, f1=2 * tp / (predicted + actual))
+    return out
+
+
+def healthy_confusion(profile: ReferenceProfile, scale: float = 1.0) -> dict[tuple[str, str], float]:
+    """Labels per scrape of a model right 90 % of the time, every cell filled."""
+    labels = [c.label for c in profile.classes]
+    return {(a, p): scale * (9.0 if a == p else 1.0 / (len(labels) - 1)) for a in labels for p in labels}
+
+
+def _feedback_inputs(case: _Case, profile: ReferenceProfile, per_replica: Sequence[Confusion]) -> None:
+    for instance, confusion in zip(INSTANCES, per_replica):
+        for (actual, predicted), per_step in confusion.items():
+            case.counter("modelmon_feedback_total", per_step, instances=[instance], model=profile.model,
+                         actual=actual, predicted=predicted)
+
+
+def _summed(per_replica: Sequence[Confusion]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for confusion in per_replica:
+        for cell, value in confusion.items():
+            out[cell] = out.get(cell, 0.0) + value
+    return out
+
+
 def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Mapping[str, float],
                      feature_counts: Mapping[str, np.ndarray] | None = None,
                      invalid_per_step: float = 0.0, errors_per_step: float = 0.0,
-                     slow: bool = False) -> None:
+                     slow: bool = False, confusion: Sequence[Confusion] | None = None) -> None:
     """Every metric the server exports, for a healthy server unless told otherwise."""
     model = profile.model
+    _feedback_inputs(case, profile, confusion or [healthy_confusion(profile)] * len(INSTANCES))
     for label, per_step in class_per_step.items():
         case.counter("modelmon_predictions_total", per_step, model=model, **{"class": label})
     for c in profile.classes:
@@ -156,8 +193,12 @@ def _drifted_counts(profile: ReferenceProfile, name: str, shift_sd: float) -> np
     return np.diff(cdf, prepend=0).astype(float)
 
 
-def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> str:
-    """The promtool test file for the rules that `rules.rule_files` renders."""
+def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> dict[str, str]:
+    """promtool test files (name -> YAML) for the rules that `rules.rule_files` renders.
+
+    The ground-truth cases have a file of their own, evaluated at most once a minute: their
+    window is an hour in production, and 5-second evaluations of it would take minutes.
+    """
     s = settings
     n = Names.of(s)
     interval = seconds(s.scrape_interval)
@@ -166,6 +207,11 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     settle = window + 3 * interval  # windows full, start-of-series effects gone
     end = settle + hold + 3 * interval  # and every `for` elapsed
     steps = int(end / interval) + 2
+    # Cases that read the (long) quality window sample every minute at most: the same exact
+    # rates of linear counters, without evaluating an hour of 5-second samples per rule.
+    q_interval = max(interval, seconds(s.quality_window) / 60)
+    q_end = max(window, seconds(s.quality_window)) + 3 * q_interval + hold + 3 * q_interval
+    q_steps = int(q_end / q_interval) + 2
     url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
     by_name = {a.name: a for a in alerts(profile, s)}
     model = profile.model
@@ -198,6 +244,53 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     for alert in by_name.values():
         normal.alert(alert, end, [], url)
     cases.append(normal)
+
+    # Labels as good as the model was in training: quality at its computed values, quiet.
+    quality_cases: list[_Case] = []
+    healthy = _Case("labels mostly agree with predictions: quality at its computed values, nothing fires", s,
+                    q_steps, q_interval)
+    _standard_inputs(healthy, profile, mix)
+    confusion = healthy_confusion(profile)
+    for metric, expected in quality_of(confusion, positive.label if positive else None).items():
+        healthy.expect(getattr(n, metric), q_end, labels, expected)
+    healthy.expect(n.label_coverage, q_end, labels, sum(confusion.values()) / total)
+    for alert in by_name.values():
+        if alert.name != "ModelServerDown":
+            healthy.alert(alert, q_end, [], url)
+    quality_cases.append(healthy)
+
+    # Concept drift: the same inputs and predictions, but the model is now often wrong. The
+    # replicas see different labels; the statistics are those of their summed matrix.
+    classes = [c.label for c in profile.classes]
+    wrong_a = {(a, p): (3.0 if a == p else 2.0) for a in classes for p in classes}
+    wrong_b = {(a, p): (5.0 if a == p else 1.0 + i) for i, (a, p) in enumerate((a, p) for a in classes for p in classes)}
+    summed = _summed([wrong_a, wrong_b])
+    expected_quality = quality_of(summed, positive.label if positive else None)
+    if expected_quality["accuracy"] >= s.accuracy_floor:
+        raise AssertionError(f"test data for a quality drop is too mild (accuracy {expected_quality['accuracy']})")
+    wrong = _Case("labels disagree with predictions: accuracy, precision, recall, F1 of the summed replicas", s, q_steps, q_interval)
+    _standard_inputs(wrong, profile, mix, confusion=[wrong_a, wrong_b])
+    for metric, expected in expected_quality.items():
+        wrong.expect(getattr(n, metric), q_end, labels, expected)
+    labels_in_window = sum(summed.values()) * seconds(s.quality_window) / q_interval
+    wrong.expect(n.labels_increase, q_end, labels, labels_in_window)
+    for cell, per_step in summed.items():
+        wrong.expect(n.confusion_rate, q_end, {**labels, "actual": cell[0], "predicted": cell[1]}, per_step / q_interval)
+    wrong.alert(by_name["ModelQualityDrop"], hold / 2, [], url)
+    wrong.alert(by_name["ModelQualityDrop"], q_end, [(labels, expected_quality["accuracy"])], url)
+    for name in ("ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"):
+        if name in by_name:
+            wrong.alert(by_name[name], q_end, [], url)
+    quality_cases.append(wrong)
+
+    # The same disagreement on too few labels: the accuracy is noise, nothing fires.
+    few = _Case("low accuracy on fewer labels than min_labels does not fire", s, q_steps, q_interval)
+    scale = 0.5 * s.min_labels / labels_in_window
+    _standard_inputs(few, profile, mix, confusion=[{k: v * scale for k, v in wrong_a.items()},
+                                                   {k: v * scale for k, v in wrong_b.items()}])
+    few.expect(n.accuracy, q_end, labels, expected_quality["accuracy"])
+    few.alert(by_name["ModelQualityDrop"], q_end, [], url)
+    quality_cases.append(few)
 
     if positive is not None:
         # The workshop's alert: positive-class rate under the floor, with enough traffic.
@@ -270,9 +363,13 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
                [({"job": JOB, "instance": INSTANCES[0]}, 0.0)], url)
     cases.append(down)
 
-    return dump_yaml({
-        "rule_files": list(rule_files),
-        "evaluation_interval": s.evaluation_interval,
-        "group_eval_order": [f"modelmon-{model}-recording", f"modelmon-{model}-alerts"],
-        "tests": [case.document() for case in cases],
-    })
+    def document(evaluation_interval: str, group: list[_Case]) -> str:
+        return dump_yaml({
+            "rule_files": list(rule_files),
+            "evaluation_interval": evaluation_interval,
+            "group_eval_order": [f"modelmon-{model}-recording", f"modelmon-{model}-alerts"],
+            "tests": [case.document() for case in group],
+        })
+
+    return {"rules_test.yml": document(s.evaluation_interval, cases),
+            "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}

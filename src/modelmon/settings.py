@@ -33,6 +33,7 @@ class Settings:
     evaluation_interval: str = "5s"
     rate_window: str = "5m"
     drift_window: str = "10m"
+    quality_window: str = "1h"  # labels arrive late and for part of the traffic: a longer window
     alert_for: str = "2m"
     down_for: str = "1m"
     # Thresholds (the workshop's alert: success rate of stores under 20 %)
@@ -43,9 +44,11 @@ class Settings:
     invalid_ratio_threshold: float = 0.05
     error_ratio_threshold: float = 0.01
     latency_p99_seconds: float = 0.5
+    accuracy_floor: float = 0.8  # ModelQualityDrop: accuracy on the labels received in the quality window
     # Traffic guards: below these counts a window's statistic is mostly sampling noise.
     min_samples: int = 200  # predictions (or requests) in the rate window, for ratio alerts
     min_drift_samples: int = 500  # values in the drift window: PSI noise ~ 9/N over ten bins
+    min_labels: int = 100  # labels in the quality window: accuracy's sd at 0.8 is 4 points on 100
     # Alertmanager
     group_wait: str = "10s"
     group_interval: str = "1m"
@@ -78,6 +81,7 @@ _DEMO = {
     "evaluation_interval": "1s",
     "rate_window": "30s",
     "drift_window": "1m",
+    "quality_window": "1m",
     "alert_for": "10s",
     "down_for": "5s",
     "group_wait": "1s",
@@ -88,7 +92,7 @@ _DEMO = {
 }
 
 _DURATION_FIELDS = frozenset({
-    "scrape_interval", "evaluation_interval", "rate_window", "drift_window", "alert_for", "down_for",
+    "scrape_interval", "evaluation_interval", "rate_window", "drift_window", "quality_window", "alert_for", "down_for",
     "group_wait", "group_interval", "repeat_interval",
 })
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")

@@ -229,7 +229,8 @@ def render_stack(
     files: dict[str, str] = {
         "prometheus/prometheus.yml": prometheus_config(settings, topology),
         **{f"prometheus/rules/{name}": text for name, text in rules.items()},
-        "prometheus/tests/rules_test.yml": rule_tests(profile, settings, [f"../rules/{name}" for name in rules]),
+        **{f"prometheus/tests/{name}": text
+           for name, text in rule_tests(profile, settings, [f"../rules/{name}" for name in rules]).items()},
         "alertmanager/alertmanager.yml": alertmanager_config(settings.replace(slack_webhook_file=webhook_file)),
         f"alertmanager/templates/{TEMPLATE_FILE}": SLACK_TEMPLATES,
         # Natively there is no Grafana, but the dashboard is the one definition of the panels
