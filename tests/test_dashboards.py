@@ -12,7 +12,7 @@ def test_dashboard_has_the_rows_variables_and_schema(stores_profile):
     assert board["uid"] == "modelmon-stores"
     assert board["schemaVersion"] == 41
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Data", "Predictions", "Service", "Alerts"]
+    assert rows == ["Data", "Predictions", "Quality", "Service", "Alerts"]
     assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "model", "instance"]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
@@ -25,6 +25,16 @@ def test_success_rate_panel_draws_the_20_percent_line(stores_profile):
     assert steps[-1]["value"] == 0.2
     assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
     assert Names.of(load_settings("production")).positive_ratio in panel["targets"][0]["expr"]
+
+
+def test_quality_panel_reads_the_alerted_accuracy_and_draws_its_floor(stores_profile):
+    settings = load_settings("production")
+    board = build_dashboard(stores_profile, settings)
+    panel = next(p for p in board["panels"] if p["title"].startswith("Model quality over 1h"))
+    exprs = [t["expr"] for t in panel["targets"]]
+    n = Names.of(settings)
+    assert exprs[0].startswith(n.accuracy) and [n.precision in e for e in exprs] == [False, True, False, False]
+    assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == settings.accuracy_floor
 
 
 def test_every_feature_has_value_and_distribution_panels(iris_model):

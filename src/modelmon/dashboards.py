@@ -124,6 +124,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         (Query(f"{n.prediction_psi}{{{SELECTOR}}}", "PSI"),), threshold=s.prediction_psi_threshold,
         description=f"How far the share of each predicted class moved from training, over {s.drift_window}.",
     ))
+    specs += _quality_specs(profile, settings)
     specs.append(PanelSpec(
         "Service", "Request rate", "timeseries",
         (Query(
@@ -150,6 +151,56 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         description="Alerts of this model as Prometheus evaluates them.",
     ))
     return specs
+
+
+def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """Ground truth: how often the model is right, on the labels that came back."""
+    n = Names.of(settings)
+    q = settings.quality_window
+    positive = profile.positive
+    quality = [Query(f"{n.accuracy}{{{SELECTOR}}}", "accuracy")]
+    if positive is not None:
+        quality += [Query(f"{n.precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
+                    Query(f"{n.recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
+                    Query(f"{n.f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    return [
+        PanelSpec(
+            "Quality", f"Model quality over {q} (ground truth)", "timeseries", tuple(quality),
+            unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
+            description=f"Accuracy, and precision/recall/F1 of the positive class, on the labels received over "
+                        f"{q} (POST /feedback). ModelQualityDrop fires under {settings.accuracy_floor:.0%} "
+                        f"with at least {settings.min_labels} labels.",
+        ),
+        PanelSpec(
+            "Quality", f"Confusion matrix over {q}", "bargauge",
+            (Query(f"sum by (actual, predicted) (increase(modelmon_feedback_total{{{SELECTOR}}}[{q}]))",
+                   "actual {{actual}}, predicted {{predicted}}", instant=True),),
+            description="Labelled predictions by actual and predicted class.",
+        ),
+        PanelSpec(
+            "Quality", "Label coverage", "timeseries",
+            (Query(f"{n.label_coverage}{{{SELECTOR}}}", "labels per prediction"),),
+            unit="percentunit", minimum=0,
+            description=f"Labels received per prediction made, over {q}: the share of traffic the quality "
+                        "panels speak for (late labels make it lag).",
+        ),
+        PanelSpec(
+            "Quality", "Label delay", "timeseries",
+            tuple(Query(f"histogram_quantile({p / 100}, sum by (le) "
+                        f"(rate(modelmon_feedback_delay_seconds_bucket{{{SELECTOR}}}[{q}])))", f"p{p}")
+                  for p in (50, 90)),
+            unit="s", description="Time from a prediction to its label (bucket resolution).",
+        ),
+        PanelSpec(
+            "Quality", "Prediction log", "timeseries",
+            (Query(f"sum(rate(modelmon_prediction_log_written_total{{{INSTANCE_SELECTOR}}}[{settings.rate_window}]))",
+                   "written"),
+             Query(f"sum by (reason) (rate(modelmon_prediction_log_dropped_total{{{INSTANCE_SELECTOR}}}"
+                   f"[{settings.rate_window}]))", "dropped: {{reason}}")),
+            description="Predictions written to the log per second, and those dropped (full queue, store errors): "
+                        "a dropped prediction cannot take a label.",
+        ),
+    ]
 
 
 def _thresholds(value: float | None) -> dashboard.ThresholdsConfig:
