@@ -78,3 +78,41 @@ def test_unknown_builtin_and_missing_file(tmp_path):
         load_scenario("nope")
     with pytest.raises(ScenarioError, match="No scenario file"):
         load_scenario(tmp_path / "x.yaml")
+
+
+def test_concept_drift_changes_the_truth_not_the_inputs():
+    scenario = load_scenario("concept-drift")
+    normal, drifted = scenario.phases
+    assert normal.features == drifted.features
+    assert normal.feedback.share == drifted.feedback.share == 0.5
+    assert normal.feedback.delay == drifted.feedback.delay  # inherited from the scenario
+    assert (normal.feedback.truth.threshold, drifted.feedback.truth.threshold) == (965, 700)
+    rng = np.random.default_rng(0)
+    customers = np.array([600.0, 800.0, 1200.0])
+    assert normal.feedback.truth.actual({"customers_count": customers}, rng) == [0, 0, 1]
+    assert drifted.feedback.truth.actual({"customers_count": customers}, rng) == [0, 1, 1]
+
+
+def test_speed_shortens_label_delays_too():
+    fast = load_scenario("concept-drift").faster(10)
+    assert fast.phases[0].feedback.delay.params == {"low": (0.2, 0.2), "high": (1.0, 1.0)}
+
+
+@pytest.mark.parametrize("feedback, message", [
+    ({"share": 0.5}, "needs a truth rule"),
+    ({"share": 2, "truth": {"linear": {"x": 1}, "threshold": 0}}, "between 0 and 1"),
+    ({"truth": {"threshold": 0}}, "a truth rule is"),
+    ({"truth": {"linear": {"x": 1}, "threshold": 0, "bias": 1}}, "unknown truth rule key 'bias'"),
+    ({"shares": 0.5}, "unknown feedback key 'shares'"),
+])
+def test_bad_feedback_is_named(feedback, message):
+    raw = {"feedback": feedback, "phases": [{"duration": "1s", "features": {"x": {"constant": 1}}}]}
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(raw, "s.yaml")
+
+
+def test_a_truth_rule_on_an_unknown_feature_does_not_fit():
+    raw = {"feedback": {"truth": {"linear": {"y": 1}, "threshold": 0}},
+           "phases": [{"duration": "1s", "features": {"x": {"constant": 1}}}]}
+    with pytest.raises(ScenarioError, match="has y which the model does not take"):
+        parse_scenario(raw, "s.yaml").check_features(["x"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -256,9 +257,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not observe metrics (only to measure what monitoring costs)")
     serve.add_argument("--metrics-port", type=int,
                        help="serve /metrics on this port only, not on the API port (default: on the API port)")
-    serve.add_argument("--prediction-log", default=DEFAULT_PREDICTION_LOG, metavar="PATH_OR_URL",
+    serve.add_argument("--prediction-log", default=os.environ.get("MODELMON_PREDICTION_LOG", DEFAULT_PREDICTION_LOG),
+                       metavar="PATH_OR_URL",
                        help="where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL "
-                            "(postgresql+psycopg://... for several replicas), or 'off' (default: %(default)s)")
+                            "(postgresql+psycopg://... for several replicas), or 'off' "
+                            f"(default: $MODELMON_PREDICTION_LOG or {DEFAULT_PREDICTION_LOG})")
     serve.add_argument("--log-queue-rows", type=int, default=10_000,
                        help="predictions held in memory before the oldest are dropped (default: %(default)s)")
     serve.add_argument("--log-flush-seconds", type=float, default=0.5,

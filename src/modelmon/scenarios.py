@@ -2,11 +2,14 @@
 
 Built-in scenarios ship as YAML in `builtin_scenarios/`; users pass their own file. Any
 numeric parameter can slide over its phase (`{from: 786, to: 450}`), so gradual drift is
-just another distribution.
+just another distribution. A scenario may also send ground truth (`feedback:`): for a share
+of the answered requests, after a delay, the actual class given by a truth rule that a phase
+can change (concept drift: the same inputs, a different truth).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +84,11 @@ class Distribution:
             raise ScenarioError(f"{where}: {kind} takes {', '.join(names)}.")
         return cls(kind, {name: _param(spec[name], f"{where}, {name}") for name in names})
 
+    def scaled(self, factor: float) -> "Distribution":
+        """The distribution of `factor * X` (label delays under --speed)."""
+        return Distribution(self.kind, {k: (a * factor, b * factor) for k, (a, b) in self.params.items()},
+                            tuple((w, c.scaled(factor)) for w, c in self.components))
+
     def sample(self, rng: np.random.Generator, progress: np.ndarray) -> np.ndarray:
         """One value per row; `progress` (0..1 through the phase) drives sliding parameters."""
         def at(name: str) -> np.ndarray:
@@ -103,12 +111,80 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class TruthRule:
+    """The actual class: `positive` when sum(weight * feature) + N(0, noise) > threshold."""
+
+    weights: dict[str, float]
+    threshold: float
+    noise: float = 0.0
+    positive: Any = 1
+    negative: Any = 0
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "TruthRule":
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("linear"), Mapping) or "threshold" not in raw:
+            raise ScenarioError(f"{where}: a truth rule is {{linear: {{feature: weight}}, threshold: t, noise: sd}}.")
+        unknown = sorted(set(raw) - {"linear", "threshold", "noise", "positive", "negative"})
+        if unknown:
+            raise ScenarioError(f"{where}: unknown truth rule key {unknown[0]!r}.")
+        try:
+            weights = {str(k): float(v) for k, v in raw["linear"].items()}
+            threshold, noise = float(raw["threshold"]), float(raw.get("noise", 0.0))
+        except (TypeError, ValueError):
+            raise ScenarioError(f"{where}: truth rule weights, threshold and noise are numbers.") from None
+        if not weights or noise < 0:
+            raise ScenarioError(f"{where}: a truth rule needs at least one weight and a noise >= 0.")
+        return cls(weights, threshold, noise, raw.get("positive", 1), raw.get("negative", 0))
+
+    def actual(self, columns: Mapping[str, np.ndarray], rng: np.random.Generator) -> list[Any]:
+        rows = len(next(iter(columns.values())))
+        score = sum(w * np.asarray(columns[f], dtype=float) for f, w in self.weights.items())
+        score = score + rng.normal(0.0, self.noise, rows) if self.noise else score + np.zeros(rows)
+        return [self.positive if s > self.threshold else self.negative for s in score]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Ground truth for `share` of the answered requests, `delay` seconds after the answer."""
+
+    share: float
+    delay: Distribution
+    truth: TruthRule
+
+    @classmethod
+    def parse(cls, raw: Any, where: str, base: "Feedback | None" = None) -> "Feedback | None":
+        if raw is None:
+            return base
+        if not isinstance(raw, Mapping):
+            raise ScenarioError(f"{where}: feedback is {{share: 0.5, delay: <distribution>, truth: <rule>}}.")
+        unknown = sorted(set(raw) - {"share", "delay", "truth"})
+        if unknown:
+            raise ScenarioError(f"{where}: unknown feedback key {unknown[0]!r}; use share, delay and truth.")
+        try:
+            share = float(raw.get("share", base.share if base else 1.0))
+        except (TypeError, ValueError):
+            raise ScenarioError(f"{where}: feedback share must be a number.") from None
+        if not 0 <= share <= 1:
+            raise ScenarioError(f"{where}: feedback share must be between 0 and 1.")
+        delay = Distribution.parse(raw["delay"], f"{where}, feedback delay") if "delay" in raw else (
+            base.delay if base else Distribution("constant", {"value": (0.0, 0.0)}))
+        if "truth" in raw:
+            truth = TruthRule.parse(raw["truth"], f"{where}, feedback truth")
+        elif base is not None:
+            truth = base.truth
+        else:
+            raise ScenarioError(f"{where}: feedback needs a truth rule.")
+        return cls(share, delay, truth)
+
+
+@dataclass(frozen=True)
 class Phase:
     name: str
     duration: float  # seconds
     rate: float  # requests per second
     features: dict[str, Distribution]
     invalid_share: float = 0.0
+    feedback: Feedback | None = None
 
     @property
     def requests(self) -> int:
@@ -133,14 +209,16 @@ class Scenario:
         """The same requests, `speed` times faster: durations shrink, rates grow."""
         if speed <= 0:
             raise ScenarioError("--speed must be positive.")
-        phases = tuple(Phase(p.name, p.duration / speed, p.rate * speed, p.features, p.invalid_share)
-                       for p in self.phases)
+        phases = tuple(dataclasses.replace(
+            p, duration=p.duration / speed, rate=p.rate * speed,
+            feedback=dataclasses.replace(p.feedback, delay=p.feedback.delay.scaled(1 / speed)) if p.feedback else None,
+        ) for p in self.phases)
         return Scenario(self.name, self.description, phases)
 
     def lasting(self, total: float) -> "Scenario":
         """Every phase stretched or shrunk in proportion so the whole lasts `total` seconds."""
         factor = total / self.duration
-        phases = tuple(Phase(p.name, p.duration * factor, p.rate, p.features, p.invalid_share) for p in self.phases)
+        phases = tuple(dataclasses.replace(p, duration=p.duration * factor) for p in self.phases)
         return Scenario(self.name, self.description, phases)
 
     def check_features(self, served: Sequence[str]) -> None:
@@ -148,6 +226,8 @@ class Scenario:
         for phase in self.phases:
             missing = sorted(set(served) - set(phase.features))
             unknown = sorted(set(phase.features) - set(served))
+            if phase.feedback is not None:
+                unknown = sorted(set(unknown) | (set(phase.feedback.truth.weights) - set(served)))
             if missing or unknown:
                 parts = []
                 if missing:
@@ -165,6 +245,7 @@ def parse_scenario(raw: Any, source: str) -> Scenario:
         raise ScenarioError(f"{source}: a scenario needs a name and a list of phases.")
     name = str(raw.get("name") or Path(source).stem)
     default_rate = raw.get("rate", 10)
+    feedback = Feedback.parse(raw.get("feedback"), source)
     phases = []
     for i, spec in enumerate(raw["phases"]):
         where = f"{source}, phase {i + 1}"
@@ -187,6 +268,7 @@ def parse_scenario(raw: Any, source: str) -> Scenario:
             rate=parse_rate(spec.get("rate", default_rate), where),
             features=features,
             invalid_share=share,
+            feedback=Feedback.parse(spec.get("feedback"), where, feedback),
         ))
     return Scenario(name, str(raw.get("description", "")).strip(), tuple(phases))
 

@@ -9,8 +9,10 @@ as dropped, never delayed.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,11 @@ class PhaseResult:
     errors: int = 0  # anything else that was not a 200, including connection failures
     dropped: int = 0  # due while the concurrency limit was reached: never sent
     values: dict[str, np.ndarray] = field(default_factory=dict)  # valid rows sent, per feature
+    labels_sent: int = 0  # ground truth sent for this phase's predictions
+    labels_accepted: int = 0
+    labels_refused: int = 0  # refused by the server (unknown id, duplicate) or lost
+    # (actual, predicted) of accepted labels: predicted as the prediction answered, actual as sent
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def elapsed(self) -> float:
@@ -80,19 +87,28 @@ class SimulationResult:
         return sum(p.sent for p in self.phases)
 
     def table(self) -> str:
+        labels = any(p.labels_sent for p in self.phases)
         head = f"{'phase':<18}{'seconds':>8}{'target/s':>10}{'achieved/s':>12}{'sent':>8}{'ok':>8}" \
-               f"{'rejected':>10}{'errors':>8}{'dropped':>9}"
-        rows = [
-            f"{p.name:<18}{p.elapsed:>8.1f}{p.target_rate:>10.1f}{p.achieved_rate:>12.1f}{p.sent:>8}{p.ok:>8}"
-            f"{p.rejected:>10}{p.errors:>8}{p.dropped:>9}"
-            for p in self.phases
-        ]
+               f"{'rejected':>10}{'errors':>8}{'dropped':>9}" + (f"{'labels':>8}{'accuracy':>10}" if labels else "")
+        rows = []
+        for p in self.phases:
+            row = f"{p.name:<18}{p.elapsed:>8.1f}{p.target_rate:>10.1f}{p.achieved_rate:>12.1f}{p.sent:>8}{p.ok:>8}" \
+                  f"{p.rejected:>10}{p.errors:>8}{p.dropped:>9}"
+            if labels:
+                right = sum(v for (a, pr), v in p.confusion.items() if a == pr)
+                accuracy = f"{right / p.labels_accepted:.1%}" if p.labels_accepted else "-"
+                row += f"{p.labels_accepted:>8}{accuracy:>10}"
+            rows.append(row)
         return "\n".join([head, *rows])
+
+
+def progress_of(phase: Phase) -> np.ndarray:
+    return np.arange(phase.requests) / phase.requests
 
 
 def _values(phase: Phase, fields: list[FieldSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Every row of the phase, drawn up front (reproducible for a seed), typed and clipped."""
-    progress = np.arange(phase.requests) / phase.requests
+    progress = progress_of(phase)
     columns = {}
     for spec in fields:
         values = phase.features[spec.name].sample(rng, progress)
@@ -137,6 +153,9 @@ class Simulator:
         self.show_progress = show_progress
         self.on_phase = on_phase
         self._rng = np.random.default_rng(seed)
+        # Labels waiting for their time: (due on the loop clock, seq, request_id, actual, predicted, phase)
+        self._due: list[tuple[float, int, str, Any, str, PhaseResult]] = []
+        self._seq = 0
 
     def run(self) -> SimulationResult:
         fields = served_fields(self.base_url)
@@ -153,12 +172,44 @@ class Simulator:
         results = [PhaseResult(p.name, p.rate, p.requests) for p in self.scenario.phases]
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         async with httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=30) as client:
+            done = asyncio.Event()
+            labeller = asyncio.create_task(self._send_labels(client, done))
             with _Progress(self.show_progress, results) as progress:
                 for phase, result in zip(self.scenario.phases, results):
                     if self.on_phase is not None:
                         self.on_phase(result)
                     await self._phase(client, phase, fields, result, progress)
+            done.set()  # the labels still waiting go out when due, then the run ends
+            await labeller
         return SimulationResult(self.scenario.name, results)
+
+    async def _send_labels(self, client: httpx.AsyncClient, done: asyncio.Event, tick: float = 0.1) -> None:
+        """Send the labels that are due, in batches, until the scenario ended and none wait."""
+        loop = asyncio.get_running_loop()
+        while not (done.is_set() and not self._due):
+            await asyncio.sleep(tick)
+            ready = []
+            while self._due and self._due[0][0] <= loop.time():
+                ready.append(heapq.heappop(self._due))
+            for start in range(0, len(ready), 500):
+                await self._post_labels(client, ready[start:start + 500])
+
+    @staticmethod
+    async def _post_labels(client: httpx.AsyncClient, batch: list[tuple[float, int, str, Any, str, PhaseResult]]) -> None:
+        body = [{"request_id": rid, "actual": actual} for _, _, rid, actual, _, _ in batch]
+        for *_, result in batch:
+            result.labels_sent += 1
+        try:
+            response = await client.post("/feedback", json=body)
+            results = response.json().get("results", []) if response.status_code in (200, 404, 409) else []
+        except (httpx.HTTPError, ValueError):
+            results = []
+        for (*_, predicted, result), answer in zip(batch, results + [None] * (len(batch) - len(results))):
+            if answer is not None and answer.get("status") == "accepted":
+                result.labels_accepted += 1
+                result.confusion[(answer["actual"], predicted)] += 1
+            else:
+                result.labels_refused += 1
 
     async def _phase(self, client: httpx.AsyncClient, phase: Phase, fields: list[FieldSpec],
                      result: PhaseResult, progress: "_Progress") -> None:
@@ -168,6 +219,12 @@ class Simulator:
         names = [f.name for f in fields]
         integer = {f.name for f in fields if f.kind == "integer"}
         result.values = {name: columns[name][~invalid] for name in names}
+        feedback = phase.feedback
+        labelled = np.zeros(phase.requests, dtype=bool)
+        if feedback is not None:
+            labelled = (self._rng.random(phase.requests) < feedback.share) & ~invalid
+            delays = np.clip(feedback.delay.sample(self._rng, progress_of(phase)), 0.0, None)
+            actual = feedback.truth.actual(columns, self._rng)
         in_flight: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -182,7 +239,8 @@ class Simulator:
                 continue
             row = {n: (int(columns[n][i]) if n in integer else float(columns[n][i])) for n in names}
             body = _invalid_body(row, _INVALID_KINDS[kinds[i]], fields) if invalid[i] else json.dumps(row).encode()
-            task = asyncio.create_task(self._send(client, body, bool(invalid[i]), result))
+            label = (float(delays[i]), actual[i]) if labelled[i] else None
+            task = asyncio.create_task(self._send(client, body, bool(invalid[i]), result, label))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             result.sent += 1
@@ -195,8 +253,8 @@ class Simulator:
         result.ended_at = time.time()
         progress.update(result, force=True)
 
-    @staticmethod
-    async def _send(client: httpx.AsyncClient, body: bytes, meant_invalid: bool, result: PhaseResult) -> None:
+    async def _send(self, client: httpx.AsyncClient, body: bytes, meant_invalid: bool, result: PhaseResult,
+                    label: tuple[float, Any] | None = None) -> None:
         try:
             response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
         except httpx.HTTPError:
@@ -204,6 +262,12 @@ class Simulator:
             return
         if response.status_code == 200 and not meant_invalid:
             result.ok += 1
+            if label is not None:
+                answer = response.json()
+                delay, actual = label
+                self._seq += 1
+                heapq.heappush(self._due, (asyncio.get_running_loop().time() + delay, self._seq,
+                                           answer["request_id"], actual, answer["label"], result))
         elif meant_invalid and 400 <= response.status_code < 500:
             result.rejected += 1
         else:

@@ -42,9 +42,12 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = 
 def running(args: Sequence[str], ready_url: str | None = None, timeout: float = 60.0,
             env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[subprocess.Popen]:
     """Run `python -m modelmon ARGS`, wait for ready_url, and always stop it (whole group)."""
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"modelmon-test-{os.getpid()}-{time.monotonic_ns()}.log", "w+")
+    stem = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelmon-test-{os.getpid()}-{time.monotonic_ns()}"
+    log = open(f"{stem}.log", "w+")
+    # Each server logs predictions to a file of its own unless the test says where.
+    env = {"MODELMON_PREDICTION_LOG": f"{stem}-predictions.sqlite", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "modelmon", *args], cwd=cwd, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+                            stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True)
     try:
         if ready_url:
             def ready():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import httpx
 import numpy as np
 import pytest
@@ -52,6 +54,36 @@ def invalid_total(server: str) -> float:
     text = httpx.get(f"{server}/metrics").text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                if s.name == "modelmon_invalid_requests_total")
+
+
+def confusion(server: str) -> dict[tuple[str, str], float]:
+    text = httpx.get(f"{server}/metrics").text
+    return {(s.labels["actual"], s.labels["predicted"]): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == "modelmon_feedback_total"}
+
+
+def test_delayed_labels_make_the_exact_confusion_matrix(server):
+    before = confusion(server)
+    truth = {"linear": {"customers_count": 1}, "threshold": 965, "noise": 35}
+    training = {"items_count": {"normal": {"mean": 1782, "sd": 300}},
+                "customers_count": {"normal": {"mean": 786, "sd": 265}}}
+    scenario = parse_scenario({"name": "labels", "rate": 60, "feedback": {
+        "share": 0.6, "delay": {"uniform": {"low": 0.2, "high": 1.5}}, "truth": truth}, "phases": [
+        {"name": "as trained", "duration": "4s", "features": training},
+        {"name": "concept drift", "duration": "4s", "features": training,
+         "feedback": {"truth": {**truth, "threshold": 700}}},
+    ]}, "test")
+    result = Simulator(server, scenario, seed=8, show_progress=False).run()
+    for phase in result.phases:
+        assert phase.labels_sent == phase.labels_accepted > 0.45 * phase.ok, phase
+    after = confusion(server)
+    sent = sum((p.confusion for p in result.phases), Counter())
+    assert {cell: after[cell] - before.get(cell, 0) for cell in after if after[cell] - before.get(cell, 0)} == dict(sent)
+
+    def accuracy(phase):
+        return sum(v for (a, p), v in phase.confusion.items() if a == p) / phase.labels_accepted
+
+    assert accuracy(result.phases[0]) > 0.85 and accuracy(result.phases[1]) < 0.75
 
 
 def test_scenario_for_another_model_is_refused(server, tmp_path):
