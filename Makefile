@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv
+APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql
 NEEDED_BINARIES := prometheus promtool amtool docker-compose
 
 .PHONY: demo test test-slow system-deps venv deploy clean
@@ -26,6 +26,7 @@ system-deps:
 	for b in $(NEEDED_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || missing="$$missing alertmanager"; \
 	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages (missing:$$missing)"; \
 		$(SUDO) apt-get update -qq && \

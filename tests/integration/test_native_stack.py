@@ -14,10 +14,10 @@ import pytest
 
 from modelmon.dashboards import panel_queries
 from modelmon.receiver import read_notifications
-from modelmon.scenarios import load_scenario
+from modelmon.scenarios import load_scenario, parse_scenario
 from modelmon.settings import load_settings
 from modelmon.simulator import Simulator
-from modelmon.timeline import AlertWatcher, detections
+from modelmon.timeline import AlertWatcher, detections, phase_at
 
 from .conftest import REPO, free_port, running, wait_until
 
@@ -28,17 +28,18 @@ pytestmark = pytest.mark.skipif(
 
 
 @contextmanager
-def native_stack(tmp_path_factory):
+def native_stack(tmp_path_factory, **overrides: str):
     run_dir = tmp_path_factory.mktemp("run")
     ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
     env = {f"MODELMON_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env.update({f"MODELMON_{name.upper()}": value for name, value in overrides.items()})
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     with running(["up", "--profile", "demo", "--run-dir", str(run_dir)], ready_url=f"{urls['alertmanager']}/-/ready",
                  env=env, timeout=90):
         wait_until(lambda: httpx.get(f"{urls['app']}/ready").status_code == 200, what="app ready")
         wait_until(lambda: prom_query(urls["prometheus"], 'up{job="modelmon"} == 1'), timeout=30,
                    what="Prometheus scraping the app")
-        yield {"urls": urls, "run_dir": run_dir, "settings": load_settings("demo")}
+        yield {"urls": urls, "run_dir": run_dir, "settings": load_settings("demo", env=env)}
 
 
 def prom_query(prometheus: str, expr: str) -> list[dict]:
@@ -63,19 +64,42 @@ def play(stack, scenario, seed: int, wait_for: tuple[str, str], extra: float = 4
     return result, watcher.events
 
 
-def test_customer_drop_fires_the_workshops_alert(tmp_path_factory):
-    with native_stack(tmp_path_factory) as stack:
+def test_concept_drift_then_customer_drop(tmp_path_factory):
+    """Same inputs, different truth: only the labels coming back can tell, and ModelQualityDrop
+    fires while every drift alert stays quiet. Then customers drop: the workshop's alert fires."""
+    truth = {"linear": {"customers_count": 1}, "threshold": 965, "noise": 35}
+    training = {"items_count": {"normal": {"mean": 1782, "sd": 300}},
+                "customers_count": {"normal": {"mean": 786, "sd": 265}}}
+    scenario = parse_scenario({"name": "concept drift, then customer drop", "rate": 20, "feedback": {
+        "share": 0.5, "delay": {"uniform": {"low": 1, "high": 4}}, "truth": truth}, "phases": [
+        {"name": "normal", "duration": "35s", "features": training},
+        {"name": "concept drift", "duration": "40s", "features": training,
+         "feedback": {"truth": {**truth, "threshold": 700}}},
+        {"name": "customer drop", "duration": "40s", "features": {
+            "items_count": {"normal": {"mean": 1782, "sd": 300}},
+            "customers_count": {"normal": {"mean": 550, "sd": 150}}}},
+    ]}, "test")
+    with native_stack(tmp_path_factory, quality_window="30s") as stack:
         urls, settings = stack["urls"], stack["settings"]
-        scenario = load_scenario("customer-drop").lasting(90)  # 45 s normal, 45 s drop, 20 requests/s
         result, events = play(stack, scenario, seed=2, wait_for=("ModelLowPositiveRate", "model=stores"))
+        assert all(p.labels_accepted == p.labels_sent > 200 for p in result.phases)
         found, false_alarms = detections(result.phases, events)
         assert false_alarms == [], f"alerts fired on normal traffic: {false_alarms}"
+        drift_phase = result.phases[1]
+        moved = {e.alert for e in events if e.kind in ("pending", "firing")
+                 and phase_at(result.phases, e.at) is drift_phase}
+        assert moved == {"ModelQualityDrop"}, f"during the concept drift, alerts other than ModelQualityDrop moved: {moved}"
+        quality = next(d for d in found if d.alert == "ModelQualityDrop")
+        assert quality.phase == "concept drift"
         low = next(d for d in found if d.alert == "ModelLowPositiveRate")
-        print(f"ModelLowPositiveRate fired {low.to_firing:.1f} s after the drop, notified at {low.to_notified}")
+        assert low.phase == "customer drop"
+        print(f"ModelQualityDrop fired {quality.to_firing:.1f} s into the concept drift (notified at "
+              f"{quality.to_notified}); ModelLowPositiveRate {low.to_firing:.1f} s after the drop")
 
-        notes = [n for n in read_notifications(stack["run_dir"] / "notifications.jsonl")
-                 if "ModelLowPositiveRate" in n["title"]]
-        note = notes[0]
+        notes = read_notifications(stack["run_dir"] / "notifications.jsonl")
+        quality_note = next(n for n in notes if "ModelQualityDrop" in n["title"])
+        assert "accuracy" in quality_note["text"] and "under 80%" in quality_note["text"]
+        note = next(n for n in notes if "ModelLowPositiveRate" in n["title"])
         assert note["channel"] == settings.slack_channel
         assert "stores" in note["title"] and note["title"].startswith("[FIRING")
         assert "'success' rate" in note["text"] and "under 20%" in note["text"]
