@@ -41,11 +41,16 @@ def servers(port: int) -> dict[str, tuple[list[str], str, str]]:
     """name -> (argv, predict path, single-row body)."""
     row = '{"items_count": 1800, "customers_count": 1200}'
     big = ["--max-batch-rows", "20000", "--max-body-bytes", "10000000"]
+    log = ["--prediction-log", str(Path(tempfile.mkdtemp(prefix="modelmon-bench-")) / "predictions.sqlite")]
     return {
         "modelmon (full monitoring)": (
-            [PY, "-m", "modelmon", "serve", str(MODEL), "--port", str(port), *big], "/predict", row),
+            [PY, "-m", "modelmon", "serve", str(MODEL), "--port", str(port), *big, *log], "/predict", row),
+        "modelmon (no prediction log)": (
+            [PY, "-m", "modelmon", "serve", str(MODEL), "--port", str(port), *big, "--prediction-log", "off"],
+            "/predict", row),
         "modelmon (monitoring off)": (
-            [PY, "-m", "modelmon", "serve", str(MODEL), "--port", str(port), "--no-monitoring", *big], "/predict", row),
+            [PY, "-m", "modelmon", "serve", str(MODEL), "--port", str(port), "--no-monitoring", *big,
+             "--prediction-log", "off"], "/predict", row),
         "no-op endpoint (same stack)": (
             [PY, "-m", "uvicorn", "noop_app:app", "--port", str(port), "--log-level", "warning",
              "--loop", "uvloop", "--http", "httptools", "--no-access-log"], "/predict", row),
@@ -179,10 +184,13 @@ def main() -> int:
               f"{f.get('batch1000', float('nan')):>13,.0f}{f.get('batch10000', float('nan')):>13,.0f}"
               f"{f['rss_mb']:>8.0f}{f['ready_s']:>9.2f}   rounds: {', '.join(f'{r:.0f}' for r in f['rps_all'])}")
     full, off = results["modelmon (full monitoring)"], results["modelmon (monitoring off)"]
+    nolog = results["modelmon (no prediction log)"]
     noop, mlflow = results["no-op endpoint (same stack)"], results["mlflow models serve"]
     checks = [
         ("single-row throughput vs mlflow models serve", full["rps"] / mlflow["rps"], ">= 5x", full["rps"] / mlflow["rps"] >= 5),
         ("monitoring overhead (1 - full/off)", 1 - full["rps"] / off["rps"], "<= 10%", 1 - full["rps"] / off["rps"] <= 0.10),
+        ("of which the prediction log (1 - full/no log)", 1 - full["rps"] / nolog["rps"], "(measured)", True),
+        ("10,000-row batches with/without the log", full["batch10000"] / nolog["batch10000"], "(measured)", True),
         ("share of the no-op floor", full["rps"] / noop["rps"], ">= 50%", full["rps"] / noop["rps"] >= 0.5),
         ("batch of 10,000 rows: rows/s", full["batch10000"], ">= 200,000", full["batch10000"] >= 200_000),
         ("batch of 10,000 rows vs mlflow", full["batch10000"] / mlflow["batch10000"], ">= 3x",

@@ -13,10 +13,8 @@ from modelmon.metrics import FeedbackMetrics
 from modelmon.predictionlog import LogSettings, PredictionLog, PredictionLogError, PredictionStore, store_url
 
 
-def _row(i: int, at: float) -> dict:
-    return {"request_id": f"r{i}", "model": "stores", "version": "1", "predicted_at": at,
-            "inputs": f'{{"items_count": {i}}}', "prediction": "normal", "probability": 0.1,
-            "actual": None, "labelled_at": None}
+def _row(i: int, at: float) -> tuple:
+    return (f"r{i}", "stores", "1", at, f'{{"items_count": {i}}}', "normal", 0.1)
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
