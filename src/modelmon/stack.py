@@ -208,7 +208,7 @@ def _env_example(settings: Settings) -> str:
         f"SLACK_WEBHOOK_URL_FILE=./{WEBHOOK_EXAMPLE}\n"
         "# Where the app logs predictions for /feedback (default: SQLite in the prediction-log volume).\n"
         "# Several app replicas must share one database, e.g.:\n"
-        "# PREDICTION_LOG=postgresql+psycopg://modelmon:secret@postgres:5432/modelmon\n"
+        "# PREDICTION_LOG=postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE\n"
     )
 
 
