@@ -27,7 +27,7 @@ class Names:
 
     w: str
     d: str
-    q: str = "1h"
+    q: str
 
     @classmethod
     def of(cls, settings: Settings) -> "Names":
