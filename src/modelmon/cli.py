@@ -73,20 +73,21 @@ def _cmd_serve(args: argparse.Namespace) -> None:
                               log_queue_rows=args.log_queue_rows, log_flush_seconds=args.log_flush_seconds,
                               log_max_age_seconds=seconds(args.log_retention) if args.log_retention != "0" else 0.0,
                               log_max_rows=args.log_max_rows)
-    if settings.prediction_log:
+    if args.workers > 1 and settings.prediction_log:
         from .predictionlog import PredictionStore, store_url
 
-        PredictionStore(store_url(settings.prediction_log)).close()  # a bad URL or path fails here, once
+        # Each worker opens the log after the fork; a bad URL or path must fail here, once.
+        PredictionStore(store_url(settings.prediction_log)).close()
+    app = create_app(model, profile, settings) if args.workers <= 1 else None
     metrics_at = f"http://{args.host}:{args.metrics_port or args.port}/metrics"
     print(f"serving {model.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s) "
           f"(docs /docs, metrics {metrics_at})", flush=True)
-    if args.workers > 1:
+    if app is None:
         from .workers import serve_workers
 
         serve_workers(args.model, reference, asdict(settings), args.host, args.port, args.workers,
                       multiproc_dir, args.log_level, args.metrics_port)
         return
-    app = create_app(model, profile, settings)
     if args.metrics_port:
         from prometheus_client import start_http_server
 

@@ -264,10 +264,6 @@ class PredictionLog:
             self._metrics.log_dropped("queue_full", dropped)
         self._metrics.log_queue(rows)
 
-    @property
-    def queued_rows(self) -> int:
-        return self._rows
-
     def flush(self) -> None:
         """Write everything queued now (before a lookup, at shutdown)."""
         with self._write_lock:

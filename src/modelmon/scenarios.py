@@ -139,7 +139,8 @@ class TruthRule:
     def actual(self, columns: Mapping[str, np.ndarray], rng: np.random.Generator) -> list[Any]:
         rows = len(next(iter(columns.values())))
         score = sum(w * np.asarray(columns[f], dtype=float) for f, w in self.weights.items())
-        score = score + rng.normal(0.0, self.noise, rows) if self.noise else score + np.zeros(rows)
+        if self.noise:
+            score = score + rng.normal(0.0, self.noise, rows)
         return [self.positive if s > self.threshold else self.negative for s in score]
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelmon.scenarios import Scenario, parse_scenario
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,6 +68,25 @@ def running(args: Sequence[str], ready_url: str | None = None, timeout: float = 
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
+
+
+TRAINING_INPUTS = {"items_count": {"normal": {"mean": 1782, "sd": 300}},
+                   "customers_count": {"normal": {"mean": 786, "sd": 265}}}
+TRAINING_TRUTH = {"linear": {"customers_count": 1}, "threshold": 965, "noise": 35}
+
+
+def concept_drift(name: str, rate: float, share: float, delay: tuple[float, float], durations: tuple[str, str],
+                  later_phases: Sequence[dict] = ()) -> Scenario:
+    """The built-in concept-drift story at test scale: inputs as in training throughout, the
+    truth's threshold moving from 965 to 700 customers in the second phase."""
+    return parse_scenario({"name": name, "rate": rate, "feedback": {
+        "share": share, "delay": {"uniform": {"low": delay[0], "high": delay[1]}}, "truth": TRAINING_TRUTH},
+        "phases": [
+            {"name": "normal", "duration": durations[0], "features": TRAINING_INPUTS},
+            {"name": "concept drift", "duration": durations[1], "features": TRAINING_INPUTS,
+             "feedback": {"truth": {**TRAINING_TRUTH, "threshold": 700}}},
+            *later_phases,
+        ]}, "test")
 
 
 def pytest_collection_modifyitems(items):

@@ -14,12 +14,12 @@ import pytest
 
 from modelmon.dashboards import panel_queries
 from modelmon.receiver import read_notifications
-from modelmon.scenarios import load_scenario, parse_scenario
+from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
 from modelmon.simulator import Simulator
 from modelmon.timeline import AlertWatcher, detections, phase_at
 
-from .conftest import REPO, free_port, running, wait_until
+from .conftest import REPO, TRAINING_INPUTS, concept_drift, free_port, running, wait_until
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("prometheus") or not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")),
@@ -67,18 +67,11 @@ def play(stack, scenario, seed: int, wait_for: tuple[str, str], extra: float = 4
 def test_concept_drift_then_customer_drop(tmp_path_factory):
     """Same inputs, different truth: only the labels coming back can tell, and ModelQualityDrop
     fires while every drift alert stays quiet. Then customers drop: the workshop's alert fires."""
-    truth = {"linear": {"customers_count": 1}, "threshold": 965, "noise": 35}
-    training = {"items_count": {"normal": {"mean": 1782, "sd": 300}},
-                "customers_count": {"normal": {"mean": 786, "sd": 265}}}
-    scenario = parse_scenario({"name": "concept drift, then customer drop", "rate": 20, "feedback": {
-        "share": 0.5, "delay": {"uniform": {"low": 1, "high": 4}}, "truth": truth}, "phases": [
-        {"name": "normal", "duration": "35s", "features": training},
-        {"name": "concept drift", "duration": "40s", "features": training,
-         "feedback": {"truth": {**truth, "threshold": 700}}},
-        {"name": "customer drop", "duration": "40s", "features": {
-            "items_count": {"normal": {"mean": 1782, "sd": 300}},
-            "customers_count": {"normal": {"mean": 550, "sd": 150}}}},
-    ]}, "test")
+    # The phase takes the scenario's feedback, so labels follow the training rule again.
+    drop = {"name": "customer drop", "duration": "40s", "features": {
+        **TRAINING_INPUTS, "customers_count": {"normal": {"mean": 550, "sd": 150}}}}
+    scenario = concept_drift("concept drift, then customer drop", rate=20, share=0.5, delay=(1, 4),
+                             durations=("35s", "40s"), later_phases=[drop])
     with native_stack(tmp_path_factory, quality_window="30s") as stack:
         urls, settings = stack["urls"], stack["settings"]
         result, events = play(stack, scenario, seed=2, wait_for=("ModelLowPositiveRate", "model=stores"))

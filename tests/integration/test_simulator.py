@@ -13,7 +13,7 @@ from scipy import stats
 from modelmon.scenarios import ScenarioError, load_scenario, parse_scenario
 from modelmon.simulator import Simulator
 
-from .conftest import REPO, free_port, running
+from .conftest import REPO, concept_drift, free_port, running
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +64,7 @@ def confusion(server: str) -> dict[tuple[str, str], float]:
 
 def test_delayed_labels_make_the_exact_confusion_matrix(server):
     before = confusion(server)
-    truth = {"linear": {"customers_count": 1}, "threshold": 965, "noise": 35}
-    training = {"items_count": {"normal": {"mean": 1782, "sd": 300}},
-                "customers_count": {"normal": {"mean": 786, "sd": 265}}}
-    scenario = parse_scenario({"name": "labels", "rate": 60, "feedback": {
-        "share": 0.6, "delay": {"uniform": {"low": 0.2, "high": 1.5}}, "truth": truth}, "phases": [
-        {"name": "as trained", "duration": "4s", "features": training},
-        {"name": "concept drift", "duration": "4s", "features": training,
-         "feedback": {"truth": {**truth, "threshold": 700}}},
-    ]}, "test")
+    scenario = concept_drift("labels", rate=60, share=0.6, delay=(0.2, 1.5), durations=("4s", "4s"))
     result = Simulator(server, scenario, seed=8, show_progress=False).run()
     for phase in result.phases:
         assert phase.labels_sent == phase.labels_accepted > 0.45 * phase.ok, phase
