@@ -7,16 +7,24 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql
 NEEDED_BINARIES := prometheus promtool amtool docker-compose
 
-.PHONY: demo test test-slow system-deps venv deploy clean
+.PHONY: demo test test-slow lint readme system-deps venv deploy clean
 
 demo: system-deps venv
 	$(VENV)/bin/modelmon demo
 
-test: system-deps venv
+test: system-deps venv lint
 	$(PY) -m pytest -m "not slow"
+
+# ruff (rules in pyproject.toml) and mypy --strict on src/; also run by `make test`.
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 test-slow: system-deps venv
 	$(PY) -m pytest -m slow
+
+readme: venv
+	$(PY) scripts/readme.py
 
 deploy: venv
 	$(VENV)/bin/modelmon stack render --out deploy

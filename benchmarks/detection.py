@@ -25,6 +25,7 @@ from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
 from modelmon.simulator import Simulator
+from modelmon.stack import APP, PROMETHEUS
 from modelmon.timeline import AlertWatcher, detections
 
 
@@ -42,8 +43,8 @@ def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, 
     scenario = load_scenario(scenario_name)
     with tempfile.TemporaryDirectory(prefix="modelmon-detect-") as tmp, \
             NativeStack(model_dir.resolve(), profile, settings, Path(tmp)) as stack:
-        watcher = AlertWatcher(stack.url("prometheus"), stack.notifications_file).start()
-        result = Simulator(stack.url("app"), scenario, seed=seed, show_progress=False).run()
+        watcher = AlertWatcher(stack.url(PROMETHEUS), stack.notifications_file).start()
+        result = Simulator(stack.url(APP), scenario, seed=seed, show_progress=False).run()
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and watcher.pending():
             time.sleep(0.5)

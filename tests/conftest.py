@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from modelmon.cli import main as cli_main
 from modelmon.model import LoadedModel, load_model
 from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import ServerSettings, create_app
+from modelmon.server import create_app
+from modelmon.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 STORES_DIR = REPO / "models" / "stores"
@@ -67,7 +68,7 @@ def iris_frame(iris_dir: Path) -> pd.DataFrame:
     return pd.read_csv(iris_dir / "iris.csv")
 
 
-def make_client(model: LoadedModel, settings: ServerSettings | None = None) -> TestClient:
+def make_client(model: LoadedModel, settings: Settings | None = None) -> TestClient:
     """A fresh app (and registry) over the real ASGI stack, for counting from zero."""
     profile = ReferenceProfile.load(profile_path(model.path))
-    return TestClient(create_app(model, profile, settings))
+    return TestClient(create_app(model, profile, settings or Settings(prediction_log="off")))

@@ -2,7 +2,6 @@ import asyncio
 
 import httpx
 import numpy as np
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.batching import MicroBatcher

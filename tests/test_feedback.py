@@ -12,14 +12,15 @@ from fastapi.testclient import TestClient
 
 from modelmon.predictionlog import PredictionStore, store_url
 from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import ServerSettings, create_app
+from modelmon.server import create_app
+from modelmon.settings import Settings
 
 from .test_server import scrape, value
 
 
 @pytest.fixture()
 def client(stores_model, tmp_path: Path):
-    settings = ServerSettings(prediction_log=str(tmp_path / "predictions.sqlite"))
+    settings = Settings(prediction_log=str(tmp_path / "predictions.sqlite"))
     with TestClient(create_app(stores_model, ReferenceProfile.load(profile_path(stores_model.path)), settings)) as c:
         yield c
 
@@ -119,14 +120,14 @@ def test_a_batch_records_the_valid_items_and_lists_the_refused(client: TestClien
 
 def test_without_a_prediction_log_feedback_says_how_to_enable_it(stores_model) -> None:
     profile = ReferenceProfile.load(profile_path(stores_model.path))
-    with TestClient(create_app(stores_model, profile, ServerSettings())) as c:
+    with TestClient(create_app(stores_model, profile, Settings(prediction_log="off"))) as c:
         answer = c.post("/feedback", json={"request_id": "x", "actual": 0})
     assert answer.status_code == 503 and "--prediction-log" in answer.json()["message"]
 
 
 def test_a_burst_over_the_queue_drops_log_entries_never_requests(stores_model, tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    settings = ServerSettings(prediction_log=str(path), log_queue_rows=50, log_flush_seconds=0.05)
+    settings = Settings(prediction_log=str(path), log_queue_rows=50, log_flush_seconds=0.05)
     profile = ReferenceProfile.load(profile_path(stores_model.path))
     ids = []
     with TestClient(create_app(stores_model, profile, settings)) as c:

@@ -14,7 +14,8 @@ from schemathesis.config import SchemathesisConfig
 
 from modelmon.model import load_model
 from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import ServerSettings, create_app
+from modelmon.server import create_app
+from modelmon.settings import Settings
 
 from .conftest import STORES_DIR, build_iris
 
@@ -29,7 +30,7 @@ def _app(model_dir):
     model = load_model(model_dir)
     log = Path(tempfile.mkdtemp(prefix="modelmon-fuzz-")) / "predictions.sqlite"  # /feedback fuzzed for real
     return create_app(model, ReferenceProfile.load(profile_path(model_dir)),
-                      ServerSettings(max_batch_rows=50, prediction_log=str(log)))
+                      Settings(max_batch_rows=50, prediction_log=str(log)))
 
 
 stores = schemathesis.openapi.from_asgi("/openapi.json", _app(STORES_DIR), config=CONFIG)

@@ -63,7 +63,7 @@ def test_training_rows_predict_like_pyfunc(stores_model):
 
 
 def test_missing_directory_is_one_sentence(tmp_path):
-    with pytest.raises(ModelLoadError, match="No MLflow model at .*modelmon train"):
+    with pytest.raises(ModelLoadError, match=r"No MLflow model at .*modelmon train"):
         load_model(tmp_path / "absent")
 
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmon.metrics import FeedbackMetrics
-from modelmon.predictionlog import LogSettings, PredictionLog, PredictionLogError, PredictionStore, store_url
+from modelmon.predictionlog import PredictionLog, PredictionLogError, PredictionStore, store_url
 
 
 def _row(i: int, at: float) -> tuple:
@@ -67,7 +67,8 @@ def _log(tmp_path: Path, **settings) -> tuple[PredictionLog, CollectorRegistry]:
     profile = ReferenceProfile.load(profile_path(Path(__file__).resolve().parents[1] / "models" / "stores"))
     metrics = FeedbackMetrics(profile, registry)
     store = PredictionStore(store_url(tmp_path / "p.sqlite"))
-    return PredictionLog(store, "stores", "1", metrics, LogSettings(**settings)), registry
+    limits = {"queue_rows": 10_000, "flush_seconds": 0.5, **settings}
+    return PredictionLog(store, "stores", "1", metrics, **limits), registry
 
 
 def _record(log: PredictionLog, first: int, rows: int) -> None:

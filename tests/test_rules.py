@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -129,3 +131,40 @@ def test_a_wrong_quality_rule_is_caught(tmp_path, stores_profile):
     result = rule_tests(tmp_path)
     assert result.returncode != 0
     assert "modelmon_precision" in result.stdout + result.stderr
+
+
+# Unusual but valid settings: the promtool data follows the thresholds and windows in force.
+# Scraped and evaluated every 15 s (every minute for hour-long windows) to keep promtool quick.
+FAST = {"scrape_interval": "15s", "evaluation_interval": "15s"}
+GRID = [
+    {"accuracy_floor": 0.6},  # was a traceback: the quality-drop data was fixed at 0.64 accuracy
+    {"accuracy_floor": 0.05, "min_labels": 5},
+    {"positive_rate_floor": 0.05},
+    {"positive_rate_floor": 0.6},  # above training's 25 %: fires on normal traffic too, and the tests say so
+    {"psi_threshold": 0.05, "ks_threshold": 0.05, "prediction_psi_threshold": 0.05},
+    {"psi_threshold": 5.0, "ks_threshold": 0.9, "prediction_psi_threshold": 5.0},
+    {"rate_window": "10s", "drift_window": "10s", "quality_window": "10s", "alert_for": "10s", "min_samples": 20,
+     "min_drift_samples": 20, "min_labels": 10, "scrape_interval": "5s", "evaluation_interval": "5s"},
+    {"rate_window": "1h", "drift_window": "1h", "alert_for": "30m", "scrape_interval": "1m",
+     "evaluation_interval": "1m"},
+    {"invalid_ratio_threshold": 0.6, "error_ratio_threshold": 0.5, "latency_p99_seconds": 3.0},
+]
+
+
+@pytest.mark.parametrize("overrides", GRID, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_rule_tests_follow_any_valid_settings(tmp_path, stores_profile, overrides):
+    settings = load_settings("production", env={}, flags={**FAST, **overrides})
+    render_stack(stores_profile, settings, tmp_path, topology="native")
+    result = rule_tests(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_valid_accuracy_floor_renders_from_the_command_line(tmp_path):
+    """`MODELMON_ACCURACY_FLOOR=0.6 modelmon stack render` ended in a traceback."""
+    from .conftest import STORES_DIR
+
+    done = subprocess.run([sys.executable, "-m", "modelmon", "stack", "render", "--model", str(STORES_DIR),
+                           "--out", str(tmp_path)], env={**os.environ, "MODELMON_ACCURACY_FLOOR": "0.6"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "< 0.6" in (tmp_path / "prometheus" / "rules" / "alerts.yml").read_text()

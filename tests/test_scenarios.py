@@ -33,7 +33,7 @@ def test_customer_drop_and_spike_and_bad_inputs():
 
 
 def test_a_mismatched_scenario_is_refused_with_the_reason():
-    with pytest.raises(ScenarioError, match="lacks petal_width_cm .* has items_count"):
+    with pytest.raises(ScenarioError, match=r"lacks petal_width_cm .* has items_count"):
         load_scenario("normal").check_features(["petal_width_cm", "customers_count"])
 
 

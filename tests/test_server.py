@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.profile import QUANTILE_BUCKETS
-from modelmon.server import ServerSettings
+from modelmon.settings import Settings
 
 from .conftest import make_client
 
@@ -68,14 +68,14 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
         assert value(s, "modelmon_feature_last_value", model="stores", feature=name) == sent[-1]
         for edge, share in zip(feature.edges, feature.edges_cdf):
             assert value(s, "modelmon_feature_value_bucket", model="stores", feature=name, le=le(edge)) == (sent <= edge).sum()
-            assert value(s, "modelmon_feature_value_reference", model="stores", feature=name, le=le(edge)) == share
+            assert value(s, "modelmon_feature_value_reference", model="stores", feature=name, bound=le(edge)) == share
         assert value(s, "modelmon_feature_value_count", model="stores", feature=name) == len(sent)
         assert value(s, "modelmon_feature_value_sum", model="stores", feature=name) == pytest.approx(sent.sum())
         ranks = feature.rank(sent)
         for q in QUANTILE_BUCKETS:
             assert value(s, "modelmon_feature_quantile_bucket", model="stores", feature=name, le=le(q)) == (ranks <= q).sum()
         for q, ref in zip(QUANTILE_BUCKETS, feature.quantile_reference):
-            assert value(s, "modelmon_feature_quantile_reference", model="stores", feature=name, le=le(q)) == ref
+            assert value(s, "modelmon_feature_quantile_reference", model="stores", feature=name, bound=le(q)) == ref
         assert value(s, "modelmon_feature_out_of_range_total", model="stores", feature=name, side="below") == (sent < feature.min).sum()
         assert value(s, "modelmon_feature_out_of_range_total", model="stores", feature=name, side="above") == (sent > feature.max).sum()
     # The drifted rows (items ~ 300) are below the training minimum: counted, not rejected.
@@ -91,7 +91,7 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
 
 
 def test_bad_inputs_get_4xx_are_counted_and_leave_state_alone(stores_model):
-    client = make_client(stores_model, ServerSettings(max_batch_rows=2, max_body_bytes=200))
+    client = make_client(stores_model, Settings(max_batch_rows=2, max_body_bytes=200, prediction_log="off"))
     good = {"items_count": 1800, "customers_count": 950}
     cases = [
         ("missing_field", 422, lambda: client.post("/predict", json={"items_count": 1})),

@@ -30,7 +30,7 @@ def test_file_then_environment_override(tmp_path):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"MODELMON_APP_PORT": "eighty"}, "app_port must be a int"),
+    ({"MODELMON_APP_PORT": "eighty"}, "app_port must be an int"),
     ({"MODELMON_RATE_WINDOW": "5 minutes"}, "not a duration"),
 ])
 def test_bad_values_are_named(env, message):
@@ -49,3 +49,47 @@ def test_unknown_setting_and_profile(tmp_path):
 
 def test_seconds():
     assert [seconds(d) for d in ("500ms", "30s", "5m", "1h")] == [0.5, 30, 300, 3600]
+
+
+@pytest.mark.parametrize("flags, field", [
+    ({"accuracy_floor": 1.5}, "accuracy_floor"),
+    ({"positive_rate_floor": -0.1}, "positive_rate_floor"),
+    ({"rate_window": "-5m"}, "rate_window"),
+    ({"drift_window": "0"}, "drift_window"),
+    ({"app_port": 70000}, "app_port"),
+    ({"monitoring": "perhaps"}, "monitoring"),
+])
+def test_invalid_settings_are_refused_naming_the_field(flags, field):
+    with pytest.raises(SettingsError, match=f"Setting {field}"):
+        load_settings("production", env={}, flags=flags)
+
+
+def test_every_layer_in_order_and_flags_win(tmp_path):
+    file = tmp_path / "s.yaml"
+    file.write_text("profile: demo\nmax_batch_rows: 10\nlog_retention: 7d\n")
+    settings = load_settings(None, file, env={"MODELMON_MAX_BATCH_ROWS": "20", "MODELMON_MONITORING": "false"},
+                             flags={"max_batch_rows": 30, "log_level": None})
+    assert settings.profile == "demo" and settings.rate_window == "30s"  # the file chose the profile
+    assert settings.max_batch_rows == 30 and settings.monitoring is False and settings.log_retention == "7d"
+    assert settings.log_level == "warning"  # a flag not given leaves the default
+    with pytest.raises(SettingsError, match="for the 'demo' profile"):
+        load_settings("production", file, env={})
+
+
+def test_rendered_settings_read_back_exactly(tmp_path):
+    from modelmon.settings import read_settings_file, settings_yaml
+
+    settings = load_settings("demo", env={}, flags={"psi_threshold": 0.35, "app_port": 8123})
+    path = tmp_path / "settings.yaml"
+    path.write_text(settings_yaml(settings))
+    assert "grafana_admin_password" not in path.read_text()  # a secret is not written
+    assert read_settings_file(path) == settings
+
+
+def test_readme_settings_table_is_generated():
+    from pathlib import Path
+
+    from modelmon.settings import settings_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert settings_reference() in readme, "README's settings table is stale: run `make readme`"

@@ -1,7 +1,6 @@
 from modelmon.simulator import PhaseResult
 from modelmon.timeline import Event, detections, render_timeline
 
-
 T0 = 1_800_000_000.0  # wall-clock epoch of the scenario's start
 
 

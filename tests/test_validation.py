@@ -1,6 +1,8 @@
 import pytest
 
-from modelmon.validation import REASONS, InvalidInput, RequestValidator
+from modelmon.errors import ApiError
+from modelmon.names import INVALID_REASONS as REASONS
+from modelmon.validation import RequestValidator
 
 
 @pytest.fixture(scope="module")
@@ -9,7 +11,7 @@ def validator(stores_model):
 
 
 def reason_of(call):
-    with pytest.raises(InvalidInput) as info:
+    with pytest.raises(ApiError) as info:
         call()
     return info.value
 

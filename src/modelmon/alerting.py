@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .receiver import FIRING_FIELD, GROUP_BY, STATUS_FIELD
 from .rules import dump_yaml
 from .settings import Settings
 
@@ -39,6 +40,11 @@ def _slack(settings: Settings, color: str) -> dict[str, Any]:
         "title": '{{ template "modelmon.slack.title" . }}',
         "text": '{{ template "modelmon.slack.text" . }}',
         "color": f'{{{{ if eq .Status "firing" }}}}{color}{{{{ else }}}}good{{{{ end }}}}',
+        "fields": [
+            *({"title": label, "value": f"{{{{ .CommonLabels.{label} }}}}", "short": True} for label in GROUP_BY),
+            {"title": STATUS_FIELD, "value": "{{ .Status }}", "short": True},
+            {"title": FIRING_FIELD, "value": "{{ .Alerts.Firing | len }}", "short": True},
+        ],
     }
 
 
@@ -48,7 +54,7 @@ def alertmanager_config(settings: Settings) -> str:
         "templates": [f"templates/{TEMPLATE_FILE}"],
         "route": {
             "receiver": "slack-warning",
-            "group_by": ["alertname", "model"],
+            "group_by": list(GROUP_BY),
             "group_wait": settings.group_wait,
             "group_interval": settings.group_interval,
             "repeat_interval": settings.repeat_interval,

@@ -51,7 +51,7 @@ class MicroBatcher:
         merged = {name: [v for columns, _, _ in batch for v in columns[name]] for name in names}
         try:
             answers = self._predict(merged, len(batch))
-        except Exception as exc:  # noqa: BLE001 - every request of the batch gets the failure
+        except Exception as exc:
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelmonError
+
+if TYPE_CHECKING:
+    from .profile import ReferenceProfile
+    from .settings import Settings
 
 DEFAULT_DATA = Path("data/stores.csv")
 DEFAULT_MODEL = Path("models/stores")
-DEFAULT_PREDICTION_LOG = "runs/predictions.sqlite"
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line, exit status 2."""
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> None:
@@ -45,65 +45,62 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     print(f"wrote the reference profile of {model.name!r} ({len(profile.features)} features) to {out}")
 
 
+_SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows", "max_body_bytes", "batch_rows",
+                "batch_wait_ms", "monitoring", "log_level", "prediction_log", "log_queue_rows", "log_flush_seconds",
+                "log_retention", "log_max_rows")
+
+
 def _cmd_serve(args: argparse.Namespace) -> None:
-    multiproc_dir = None
-    if args.workers > 1:
+    from .settings import load_settings
+
+    settings = load_settings(args.profile, args.settings, flags={k: getattr(args, k) for k in _SERVE_FLAGS})
+    if settings.workers > 1:
         from .workers import enable_multiprocess
 
-        multiproc_dir = enable_multiprocess(args.multiproc_dir)
+        enable_multiprocess(args.multiproc_dir)
     import uvicorn
 
+    from .exposition import serve_metrics_port
     from .model import load_model
-    from .profile import ReferenceProfile, profile_path
-    from .server import ServerSettings, create_app, exposition_registry
-    from .settings import seconds
-
     from .native import check_port_free
+    from .profile import ReferenceProfile, profile_path
+    from .server import create_app
 
-    check_port_free(args.host, args.port, "the app", hint="pass --port")
-    if args.metrics_port:
-        check_port_free(args.host, args.metrics_port, "metrics", hint="pass another --metrics-port")
+    check_port_free(settings.host, settings.app_port, "the app", hint="pass --port")
+    if settings.metrics_port:
+        check_port_free(settings.host, settings.metrics_port, "metrics", hint="pass another --metrics-port")
     model = load_model(args.model)
     reference = args.reference or profile_path(args.model)
     profile = ReferenceProfile.load(reference)
-    settings = ServerSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes,
-                              metrics_on_app=not args.metrics_port, batch_rows=args.batch_rows,
-                              batch_wait_ms=args.batch_wait_ms, monitoring=not args.no_monitoring,
-                              prediction_log=None if args.prediction_log == "off" else args.prediction_log,
-                              log_queue_rows=args.log_queue_rows, log_flush_seconds=args.log_flush_seconds,
-                              log_max_age_seconds=seconds(args.log_retention) if args.log_retention != "0" else 0.0,
-                              log_max_rows=args.log_max_rows)
-    if args.workers > 1 and settings.prediction_log:
+    if settings.workers > 1 and settings.prediction_log_on:
         from .predictionlog import PredictionStore, store_url
 
         # Each worker opens the log after the fork; a bad URL or path must fail here, once.
         PredictionStore(store_url(settings.prediction_log)).close()
-    app = create_app(model, profile, settings) if args.workers <= 1 else None
-    metrics_at = f"http://{args.host}:{args.metrics_port or args.port}/metrics"
-    print(f"serving {model.name!r} on http://{args.host}:{args.port} with {args.workers} worker(s) "
-          f"(docs /docs, metrics {metrics_at})", flush=True)
-    if app is None:
+    metrics_at = f"http://{settings.host}:{settings.metrics_port or settings.app_port}/metrics"
+    print(f"serving {model.name!r} on http://{settings.host}:{settings.app_port} with {settings.workers} "
+          f"worker(s) (docs /docs, metrics {metrics_at})", flush=True)
+    if settings.workers > 1:
         from .workers import serve_workers
 
-        serve_workers(args.model, reference, asdict(settings), args.host, args.port, args.workers,
-                      multiproc_dir, args.log_level, args.metrics_port)
+        serve_workers(args.model, reference, settings)
         return
-    if args.metrics_port:
-        from prometheus_client import start_http_server
+    app = create_app(model, profile, settings)
+    if settings.metrics_port:
+        serve_metrics_port(app.state.registry, settings.host, settings.metrics_port)
+    uvicorn.run(app, host=settings.host, port=settings.app_port, log_level=settings.log_level, access_log=False)
 
-        start_http_server(args.metrics_port, addr=args.host, registry=exposition_registry(app.state.registry))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
-
-def _load(model_dir: Path, reference: Path | None = None):  # noqa: ANN202 - (model, profile)
+def _load(model_dir: Path) -> ReferenceProfile:
+    """The profile of a servable model (loading it checks that it can be served)."""
     from .model import load_model
     from .profile import ReferenceProfile, profile_path
 
-    model = load_model(model_dir)
-    return model, ReferenceProfile.load(reference or profile_path(model_dir))
+    load_model(model_dir)
+    return ReferenceProfile.load(profile_path(model_dir))
 
 
-def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings
+def _settings(args: argparse.Namespace) -> Settings:
     from .settings import load_settings
 
     return load_settings(args.profile, args.settings)
@@ -112,26 +109,29 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings
 def _cmd_stack_render(args: argparse.Namespace) -> None:
     from .stack import render_stack
 
-    _, profile = _load(args.model)
+    profile = _load(args.model)
     settings = _settings(args)
-    written = render_stack(profile, settings, args.out, topology="compose", model_dir=args.model)
+    written = render_stack(profile, settings, args.out, topology="compose", model_dir=args.model).files
     print(f"wrote {len(written)} files for model {profile.model!r} ({settings.profile} profile) to {args.out}/")
 
 
 def _cmd_receive(args: argparse.Namespace) -> None:
     from .native import check_port_free
     from .receiver import SLACK_PATH, SlackReceiver
+    from .settings import load_settings
 
-    check_port_free(args.host, args.port, "receiver", hint="pass --port")
-    receiver = SlackReceiver(args.host, args.port, args.log)
-    print(f"Slack stand-in listening on http://{args.host}:{args.port}{SLACK_PATH}, logging to {args.log}", flush=True)
+    settings = load_settings(flags={"host": args.host, "receiver_port": args.port})
+    host, port = settings.host, settings.receiver_port
+    check_port_free(host, port, "receiver", hint="pass --port")
+    receiver = SlackReceiver(host, port, args.log)
+    print(f"Slack stand-in listening on http://{host}:{port}{SLACK_PATH}, logging to {args.log}", flush=True)
     receiver.serve_forever()
 
 
 def _cmd_up(args: argparse.Namespace) -> None:
     from .native import NativeStack
 
-    _, profile = _load(args.model)
+    profile = _load(args.model)
     settings = _settings(args)
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     stack = NativeStack(args.model.resolve(), profile, settings, run_dir)
@@ -180,7 +180,7 @@ def _cmd_data_explore(args: argparse.Namespace) -> None:
     from .eda import explore
 
     if not args.data.exists():
-        raise UserError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
+        raise ModelmonError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
     written = explore(args.data, args.out, target=args.target)
     print(f"wrote {len(written) - 1} plots and summary.md to {args.out}/")
 
@@ -189,11 +189,17 @@ def _cmd_report(args: argparse.Namespace) -> None:
     import json
 
     from .dashboards import build_dashboard
-    from .report import PhaseMark, board_for, write_report
+    from .report import PhaseMark, board_for, stack_settings, write_report
     from .settings import seconds
 
-    _, profile = _load(args.model)
-    board = board_for(args.dashboard) if args.dashboard else build_dashboard(profile, _settings(args))
+    profile = _load(args.model)
+    if args.dashboard:
+        board = board_for(args.dashboard)
+    else:
+        # The panels read recorded series whose names carry the stack's windows: take them
+        # from the stack itself (its folder, else its Prometheus), not from a guess.
+        settings = stack_settings(args.prometheus, _settings(args), args.stack, profile)
+        board = build_dashboard(profile, settings)
     phases = []
     if args.phases:
         phases = [PhaseMark(p["name"], p["at"]) for p in json.loads(args.phases.read_text())]
@@ -208,9 +214,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
+    def settings_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--profile", choices=("production", "demo"),
+                         help="settings profile: windows, intervals, for durations (default: the settings file's, "
+                              "else production)")
+        sub.add_argument("--settings", type=Path, help="YAML file overriding settings (MODELMON_* variables too)")
+
     def verb(name: str, handler: Callable[[argparse.Namespace], None], text: str,
-             parent: argparse._SubParsersAction = verbs) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-        sub = parent.add_parser(name, help=text, description=text)
+             parent: Any = verbs) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -241,43 +253,41 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("model", nargs="?", type=Path, default=DEFAULT_MODEL,
                        help="MLflow model directory (default: %(default)s)")
     serve.add_argument("--reference", type=Path, help="reference profile JSON (default: inside the model directory)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    serve.add_argument("--max-batch-rows", type=int, default=1000, help="records per request (default: %(default)s)")
-    serve.add_argument("--max-body-bytes", type=int, default=1_048_576, help="body size limit (default: %(default)s)")
-    serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes; above 1, metrics are summed across them (default: %(default)s)")
+    settings_options(serve)
+    # Each flag overrides the setting of the same name; its default is the setting's (see the README).
+    serve.add_argument("--host", help="address to bind (setting host)")
+    serve.add_argument("--port", dest="app_port", type=int, help="port (setting app_port)")
+    serve.add_argument("--max-batch-rows", type=int, help="records per request (setting max_batch_rows)")
+    serve.add_argument("--max-body-bytes", type=int, help="body size limit (setting max_body_bytes)")
+    serve.add_argument("--log-level", help="uvicorn log level (setting log_level)")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes; above 1, metrics are summed across them (setting workers)")
     serve.add_argument("--multiproc-dir", type=Path,
                        help="folder for the workers' metric files, emptied at start (default: a new temp folder)")
-    serve.add_argument("--batch-rows", type=int, default=256,
-                       help="micro-batching: rows of concurrent requests predicted together (1: off; default: %(default)s)")
-    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
-                       help="how long a micro-batch waits for more requests (default: 0, only those already waiting)")
-    serve.add_argument("--no-monitoring", action="store_true",
+    serve.add_argument("--batch-rows", type=int,
+                       help="micro-batching: rows of concurrent requests predicted together (1: off; setting batch_rows)")
+    serve.add_argument("--batch-wait-ms", type=float,
+                       help="how long a micro-batch waits for more requests (setting batch_wait_ms)")
+    serve.add_argument("--no-monitoring", dest="monitoring", action="store_const", const=False,
                        help="do not observe metrics (only to measure what monitoring costs)")
     serve.add_argument("--metrics-port", type=int,
-                       help="serve /metrics on this port only, not on the API port (default: on the API port)")
-    serve.add_argument("--prediction-log", default=os.environ.get("MODELMON_PREDICTION_LOG", DEFAULT_PREDICTION_LOG),
-                       metavar="PATH_OR_URL",
+                       help="serve /metrics on this port only, not on the API port (setting metrics_port)")
+    serve.add_argument("--prediction-log", metavar="PATH_OR_URL",
                        help="where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL "
-                            "(postgresql+psycopg://... for several replicas), or 'off' "
-                            f"(default: $MODELMON_PREDICTION_LOG or {DEFAULT_PREDICTION_LOG})")
-    serve.add_argument("--log-queue-rows", type=int, default=10_000,
-                       help="predictions held in memory before the oldest are dropped (default: %(default)s)")
-    serve.add_argument("--log-flush-seconds", type=float, default=0.5,
-                       help="how often the prediction log is written (default: %(default)s)")
-    serve.add_argument("--log-retention", default="30d",
-                       help="delete logged predictions older than this (e.g. 7d, 12h; 0: keep; default: %(default)s)")
-    serve.add_argument("--log-max-rows", type=int, default=0,
-                       help="keep at most this many logged predictions, the newest (0: no limit)")
+                            "(postgresql+psycopg://... for several replicas), or 'off' (setting prediction_log)")
+    serve.add_argument("--log-queue-rows", type=int,
+                       help="predictions held in memory before the oldest are dropped (setting log_queue_rows)")
+    serve.add_argument("--log-flush-seconds", type=float,
+                       help="how often the prediction log is written (setting log_flush_seconds)")
+    serve.add_argument("--log-retention",
+                       help="delete logged predictions older than this, e.g. 7d, 12h; 0: keep (setting log_retention)")
+    serve.add_argument("--log-max-rows", type=int,
+                       help="keep at most this many logged predictions, the newest; 0: no limit (setting log_max_rows)")
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                          help="MLflow model directory with its reference profile (default: %(default)s)")
-        sub.add_argument("--profile", choices=("production", "demo"), default="production",
-                         help="settings profile: windows, intervals, for durations (default: %(default)s)")
-        sub.add_argument("--settings", type=Path, help="YAML file overriding settings (MODELMON_* variables too)")
+        settings_options(sub)
 
     stack = verbs.add_parser("stack", help="The monitoring stack as code.", description="The monitoring stack as code.")
     stack_verbs = stack.add_subparsers(dest="stack_verb", required=True, metavar="COMMAND")
@@ -314,7 +324,9 @@ def _parser() -> argparse.ArgumentParser:
 
     report = verb("report", _cmd_report, "Draw the dashboard's panels from Prometheus into HTML and PNG files.")
     stack_options(report)
-    report.set_defaults(profile="demo")
+    report.add_argument("--stack", type=Path,
+                        help="the stack's folder (rendered stack or run folder), to read its settings from "
+                             "(default: the windows of the rules Prometheus runs)")
     report.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL (default: %(default)s)")
     report.add_argument("--since", default="15m", help="how far back (default: %(default)s)")
     report.add_argument("--out", type=Path, help="folder to write (default: reports/<time>)")
@@ -322,27 +334,18 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--phases", type=Path, help="phases.json of a simulated scenario, drawn as markers")
 
     receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
-    receive.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    receive.add_argument("--port", type=int, default=9099, help="port (default: %(default)s)")
+    receive.add_argument("--host", help="address to bind (setting host)")
+    receive.add_argument("--port", type=int, help="port (setting receiver_port)")
     receive.add_argument("--log", type=Path, default=Path("notifications.jsonl"),
                          help="JSON-lines file of received notifications (default: %(default)s)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .model import ModelLoadError
-    from .native import StackError
-    from .predictionlog import PredictionLogError
-    from .profile import ProfileError
-    from .report import ReportError
-    from .scenarios import ScenarioError
-    from .settings import SettingsError
-
     args = _parser().parse_args(argv)
     try:
         args.handler(args)
-    except (UserError, ModelLoadError, ProfileError, SettingsError, StackError, ScenarioError, ReportError,
-            PredictionLogError, FileNotFoundError) as exc:
+    except ModelmonError as exc:
         print(f"modelmon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

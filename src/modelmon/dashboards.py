@@ -24,6 +24,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from . import names as N
 from .profile import ReferenceProfile
 from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid
 from .settings import Settings
@@ -57,10 +58,10 @@ class PanelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _window_cdf(histogram: str, selector: str, window: str) -> str:
+def _window_cdf(histogram: N.Family, selector: str, window: str) -> str:
     """Share of a histogram's observations at or under each bucket, over the window."""
-    return (f"sum by (le) (increase({histogram}_bucket{{{selector}}}[{window}]))\n/ ignoring (le) group_left\n"
-            f"sum(increase({histogram}_count{{{selector}}}[{window}]))")
+    return (f"sum by (le) (increase({histogram.bucket}{{{selector}}}[{window}]))\n/ ignoring (le) group_left\n"
+            f"sum(increase({histogram.count}{{{selector}}}[{window}]))")
 
 
 def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
@@ -71,16 +72,16 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         feature = f'feature="{f.name}"'
         specs.append(PanelSpec(
             "Data", f"{f.name}: last value", "timeseries",
-            (Query(f"modelmon_feature_last_value{{{INSTANCE_SELECTOR}, {feature}}}", "{{instance}}"),),
+            (Query(f"{N.FEATURE_LAST_VALUE.name}{{{INSTANCE_SELECTOR}, {feature}}}", "{{instance}}"),),
             description=f"Last value of {f.name} received by each instance (training mean {f.mean:.4g}).",
         ))
         specs.append(PanelSpec(
             "Data", f"{f.name}: distribution over {s.drift_window} vs training", "bargauge",
             (
-                Query(_window_cdf("modelmon_feature_value", f"{SELECTOR}, {feature}", s.drift_window),
+                Query(_window_cdf(N.FEATURE_VALUE, f"{SELECTOR}, {feature}", s.drift_window),
                       "live <= {{le}}", instant=True),
-                Query(f"max by (le) (modelmon_feature_value_reference{{{SELECTOR}, {feature}}})",
-                      "training <= {{le}}", instant=True),
+                Query(f"max by ({N.BOUND}) ({N.FEATURE_VALUE_REFERENCE.name}{{{SELECTOR}, {feature}}})",
+                      f"training <= {{{{{N.BOUND}}}}}", instant=True),
             ),
             unit="percentunit", minimum=0, maximum=1,
             description="Share of values at or under each histogram edge: live window against the training data.",
@@ -114,7 +115,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         ))
         specs.append(PanelSpec(
             "Predictions", f"'{positive.label}' probability distribution", "bargauge",
-            (Query(_window_cdf("modelmon_prediction_probability", SELECTOR, s.drift_window), "<= {{le}}",
+            (Query(_window_cdf(N.PREDICTION_PROBABILITY, SELECTOR, s.drift_window), "<= {{le}}",
                    instant=True),),
             unit="percentunit", minimum=0, maximum=1,
             description="Cumulative share of predicted probabilities at or under each bucket.",
@@ -128,7 +129,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
     specs.append(PanelSpec(
         "Service", "Request rate", "timeseries",
         (Query(
-            f"sum by (handler, status) (rate(modelmon_request_duration_seconds_count{{instance=~\"$instance\"}}"
+            f"sum by (handler, status) (rate({N.REQUEST_DURATION.count}{{instance=~\"$instance\"}}"
             f"[{s.rate_window}]))",
             "{{handler}} {{status}}",
         ),),
@@ -141,7 +142,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
     ))
     specs.append(PanelSpec(
         "Service", "Invalid requests by reason", "timeseries",
-        (Query(f"sum by (reason) (rate(modelmon_invalid_requests_total{{{SELECTOR}}}[{s.rate_window}]))",
+        (Query(f"sum by (reason) (rate({N.INVALID_REQUESTS.total}{{{SELECTOR}}}[{s.rate_window}]))",
                "{{reason}}"),),
         unit="reqps",
     ))
@@ -173,7 +174,7 @@ def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelS
         ),
         PanelSpec(
             "Quality", f"Confusion matrix over {q}", "bargauge",
-            (Query(f"sum by (actual, predicted) (increase(modelmon_feedback_total{{{SELECTOR}}}[{q}]))",
+            (Query(f"sum by (actual, predicted) (increase({N.FEEDBACK.total}{{{SELECTOR}}}[{q}]))",
                    "actual {{actual}}, predicted {{predicted}}", instant=True),),
             description="Labelled predictions by actual and predicted class.",
         ),
@@ -187,15 +188,15 @@ def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelS
         PanelSpec(
             "Quality", "Label delay", "timeseries",
             tuple(Query(f"histogram_quantile({p / 100}, sum by (le) "
-                        f"(rate(modelmon_feedback_delay_seconds_bucket{{{SELECTOR}}}[{q}])))", f"p{p}")
+                        f"(rate({N.FEEDBACK_DELAY.bucket}{{{SELECTOR}}}[{q}])))", f"p{p}")
                   for p in (50, 90)),
             unit="s", description="Time from a prediction to its label (bucket resolution).",
         ),
         PanelSpec(
             "Quality", "Prediction log", "timeseries",
-            (Query(f"sum(rate(modelmon_prediction_log_written_total{{{INSTANCE_SELECTOR}}}[{settings.rate_window}]))",
+            (Query(f"sum(rate({N.LOG_WRITTEN.total}{{{INSTANCE_SELECTOR}}}[{settings.rate_window}]))",
                    "written"),
-             Query(f"sum by (reason) (rate(modelmon_prediction_log_dropped_total{{{INSTANCE_SELECTOR}}}"
+             Query(f"sum by (reason) (rate({N.LOG_DROPPED.total}{{{INSTANCE_SELECTOR}}}"
                    f"[{settings.rate_window}]))", "dropped: {{reason}}")),
             description="Predictions written to the log per second, and those dropped (full queue, store errors): "
                         "a dropped prediction cannot take a label.",
@@ -251,12 +252,12 @@ def build_dashboard(profile: ReferenceProfile, settings: Settings) -> dict[str, 
         )
         .with_variable(
             dashboard.QueryVariable("model").label("Model").datasource(_DATASOURCE)
-            .query("label_values(modelmon_model_info, model)").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .query(f"label_values({N.MODEL_INFO.name}, model)").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
         )
         .with_variable(
             dashboard.QueryVariable("instance").label("Instance").datasource(_DATASOURCE)
-            .query('label_values(modelmon_model_info{model="$model"}, instance)')
+            .query(f'label_values({N.MODEL_INFO.name}{{model="$model"}}, instance)')
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*")
         )
     )
@@ -267,7 +268,8 @@ def build_dashboard(profile: ReferenceProfile, settings: Settings) -> dict[str, 
             board = board.with_row(dashboard.Row(spec.row).id(next(ids)))
             current_row = spec.row
         board = board.with_panel(_panel(spec).id(next(ids)))
-    return json.loads(JSONEncoder(sort_keys=True, indent=2).encode(board.build()))
+    built: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True, indent=2).encode(board.build()))
+    return built
 
 
 def dashboard_json(profile: ReferenceProfile, settings: Settings) -> str:

@@ -25,7 +25,8 @@ def _standardized(rng: np.random.Generator, mean: float, sd: float, size: int) -
     """Normal draws rescaled so the sample itself has the workshop's mean and sd."""
     raw = rng.normal(size=size)
     raw = (raw - raw.mean()) / raw.std(ddof=1)
-    return np.clip(np.rint(mean + sd * raw), 0, None).astype("int64")
+    values: np.ndarray = np.clip(np.rint(mean + sd * raw), 0, None).astype("int64")
+    return values
 
 
 def generate_stores(rows: int = ROWS, seed: int = SEED) -> pd.DataFrame:
@@ -38,7 +39,7 @@ def generate_stores(rows: int = ROWS, seed: int = SEED) -> pd.DataFrame:
     items_z = (items - ITEMS_MEAN) / ITEMS_SD
     penalty = 60.0 * np.clip(np.abs(items_z) - 1.5, 0, None)
     latent = customers - penalty + rng.normal(scale=35.0, size=rows)
-    n_success = int(round(SUCCESS_SHARE * rows))
+    n_success = round(SUCCESS_SHARE * rows)
     order = np.argsort(-latent, kind="stable")
     success = np.zeros(rows, dtype="int64")
     success[order[:n_success]] = 1

@@ -16,10 +16,10 @@ from pathlib import Path
 from .native import NativeStack, StackError, check_port_free
 from .profile import ReferenceProfile, profile_path
 from .report import PhaseMark, write_report
-from .rules import dashboard_uid
 from .scenarios import load_scenario
 from .settings import Settings
 from .simulator import Simulator
+from .stack import ALERTMANAGER, APP, NATIVE_PARTS, PROMETHEUS
 from .timeline import AlertWatcher, render_timeline
 
 
@@ -40,17 +40,17 @@ def ensure_stores_model(model_dir: Path, data_csv: Path) -> None:
 def ports_that_are_free(settings: Settings) -> Settings:
     """The demo must run on a fresh machine, where installing Debian's prometheus packages
     may have started their own services on 9090 and 9093: move to free ports, and say so."""
-    moved = {}
-    for part in ("app", "prometheus", "alertmanager", "receiver"):
-        port = getattr(settings, f"{part}_port")
+    for part in NATIVE_PARTS:
+        port = part.port(settings)
         try:
-            check_port_free(settings.host, port, part)
+            check_port_free(settings.host, port, part.name)
         except StackError:
             with socket.socket() as probe:
                 probe.bind((settings.host, 0))
-                moved[f"{part}_port"] = probe.getsockname()[1]
-            print(f"port {port} is taken (another {part}?): the demo's {part} uses {moved[f'{part}_port']}")
-    return settings.replace(**moved)
+                free = probe.getsockname()[1]
+            settings = part.moved(settings, free)
+            print(f"port {port} is taken (another {part.name}?): the demo's {part.name} uses {free}")
+    return settings
 
 
 def run_demo(model_dir: Path, data_csv: Path, settings: Settings, run_dir: Path, scenario_name: str = "demo",
@@ -66,8 +66,8 @@ def run_demo(model_dir: Path, data_csv: Path, settings: Settings, run_dir: Path,
         for what, url in stack.urls().items():
             print(f"  {what:32} {url}")
         print(f"\nscenario {scenario.name!r} ({scenario.duration:.0f} s): {scenario.description}\n", flush=True)
-        watcher = AlertWatcher(stack.url("prometheus"), stack.notifications_file).start()
-        result = Simulator(stack.url("app"), scenario, seed=seed).run()
+        watcher = AlertWatcher(stack.url(PROMETHEUS), stack.notifications_file).start()
+        result = Simulator(stack.url(APP), scenario, seed=seed).run()
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and watcher.pending():
             time.sleep(0.5)  # let pending alerts finish their `for` and notify
@@ -77,13 +77,13 @@ def run_demo(model_dir: Path, data_csv: Path, settings: Settings, run_dir: Path,
         print("\ntimeline (time from start, and from the phase's start):")
         print(render_timeline(result.phases, watcher.events))
         phases = [PhaseMark(p.name, p.started_at) for p in result.phases]
-        (run_dir / "phases.json").write_text(json.dumps([asdict(p) for p in phases]))
-        board = json.loads((run_dir / "grafana" / "dashboards" / f"{dashboard_uid(profile)}.json").read_text())
+        stack.layout.phases.write_text(json.dumps([asdict(p) for p in phases]))
+        board = json.loads(stack.layout.dashboard.read_text())
         since = time.time() - result.phases[0].started_at + 15
-        page = write_report(stack.url("prometheus"), board, profile.model, run_dir / "report", since, phases)
+        page = write_report(stack.url(PROMETHEUS), board, profile.model, run_dir / "report", since, phases)
         print(f"\nreport: {page}  (one PNG per panel in {page.parent / 'panels'})")
         print(f"notifications (Slack stand-in): {stack.notifications_file}")
-        print(f"Prometheus alerts: {stack.url('prometheus')}/alerts   Alertmanager: {stack.url('alertmanager')}")
+        print(f"Prometheus alerts: {stack.url(PROMETHEUS)}/alerts   Alertmanager: {stack.url(ALERTMANAGER)}")
         if keep_running:
             print("\nthe stack keeps running; Ctrl-C stops it.", flush=True)
             stack.run_until_interrupted()

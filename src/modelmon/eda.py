@@ -11,18 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def _plt():  # noqa: ANN202 - matplotlib's pyplot, headless
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plotting import pyplot
 
 
 def column_plot(values: pd.Series, out: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     present = values.dropna()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if present.nunique() <= 10:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .errors import ApiError
 from .metrics import FeedbackMetrics
 from .predictionlog import PredictionLog
 from .profile import ReferenceProfile
@@ -21,18 +22,9 @@ from .profile import ReferenceProfile
 MAX_ID_LENGTH = 80
 
 
-class FeedbackRejected(Exception):
+def _refused(status: int, reason: str, field: str | None, message: str) -> ApiError:
     """The whole body is refused (shape or label); nothing was recorded."""
-
-    def __init__(self, status: int, reason: str, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.field = field
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {"error": "invalid_feedback", "reason": self.reason, "field": self.field, "message": self.message}
+    return ApiError(status, "invalid_feedback", reason, field, message)
 
 
 @dataclass(frozen=True)
@@ -93,40 +85,40 @@ class ClassNames:
 
 
 def parse_feedback(body: bytes, classes: ClassNames, max_items: int) -> tuple[list[FeedbackItem], bool]:
-    """Items and whether the body was a batch; raises FeedbackRejected naming the field at fault."""
+    """Items and whether the body was a batch; raises an ApiError naming the field at fault."""
     if not body.strip():
-        raise FeedbackRejected(400, "invalid_body", "body", "The body is empty; send {\"request_id\": ..., \"actual\": ...} or a list of them.")
+        raise _refused(400, "invalid_body", "body", "The body is empty; send {\"request_id\": ..., \"actual\": ...} or a list of them.")
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise FeedbackRejected(400, "invalid_body", "body", f"The body is not valid JSON ({exc}).") from None
+        raise _refused(400, "invalid_body", "body", f"The body is not valid JSON ({exc}).") from None
     batch = isinstance(raw, list)
     items = raw if batch else [raw]
     if batch and not items:
-        raise FeedbackRejected(422, "invalid_body", "body", "The batch is empty.")
+        raise _refused(422, "invalid_body", "body", "The batch is empty.")
     if len(items) > max_items:
-        raise FeedbackRejected(413, "invalid_body", "body", f"The batch has {len(items)} items, over the {max_items}-item limit.")
+        raise _refused(413, "invalid_body", "body", f"The batch has {len(items)} items, over the {max_items}-item limit.")
     out = []
     for i, item in enumerate(items):
         where = f"[{i}]." if batch else ""
         if not isinstance(item, Mapping):
-            raise FeedbackRejected(422, "invalid_body", f"[{i}]" if batch else "body",
+            raise _refused(422, "invalid_body", f"[{i}]" if batch else "body",
                                    "Each feedback item is an object {\"request_id\": ..., \"actual\": ...}.")
         extra = sorted(set(item) - {"request_id", "actual"})
         if extra:
-            raise FeedbackRejected(422, "invalid_body", where + extra[0], f"Unknown field {extra[0]!r}; an item has request_id and actual.")
+            raise _refused(422, "invalid_body", where + extra[0], f"Unknown field {extra[0]!r}; an item has request_id and actual.")
         for name in ("request_id", "actual"):
             if name not in item:
-                raise FeedbackRejected(422, "invalid_body", where + name, f"The field {name!r} is missing.")
+                raise _refused(422, "invalid_body", where + name, f"The field {name!r} is missing.")
         request_id = item["request_id"]
         if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_LENGTH:
-            raise FeedbackRejected(422, "invalid_body", where + "request_id",
+            raise _refused(422, "invalid_body", where + "request_id",
                                    f"request_id must be the non-empty string (at most {MAX_ID_LENGTH} characters) "
                                    "the prediction was answered with.")
         label = classes(item["actual"])
         if label is None:
             allowed = ", ".join(repr(x) for x in classes.labels)
-            raise FeedbackRejected(422, "invalid_label", where + "actual",
+            raise _refused(422, "invalid_label", where + "actual",
                                    f"{item['actual']!r} is not one of the model's classes ({allowed}, or their raw values).")
         out.append(FeedbackItem(request_id, label))
     return out, batch
@@ -175,17 +167,16 @@ def answer(outcomes: list[Outcome], batch: bool) -> tuple[int, dict[str, Any]]:
         only = outcomes[0]
         if only.accepted:
             return 200, only.as_dict()
-        return STATUS_OF[only.status], {"error": only.status, "reason": only.status, "field": "request_id",
-                                         "message": _MESSAGES[only.status], "request_id": only.request_id}
-    body = {"accepted": len(outcomes) - len(refused), "rejected": len(refused),
+        refusal = ApiError(STATUS_OF[only.status], only.status, only.status, "request_id", _MESSAGES[only.status],
+                           request_id=only.request_id)
+        return refusal.status, refusal.body()
+    body: dict[str, Any] = {"accepted": len(outcomes) - len(refused), "rejected": len(refused),
             "results": [o.as_dict() for o in outcomes]}
     if not refused:
         return 200, body
     status = max(STATUS_OF[o.status] for o in refused)
     index, first = next((i, o) for i, o in enumerate(outcomes) if not o.accepted)
-    return status, {
-        "error": first.status, "reason": first.status, "field": f"[{index}].request_id",
-        "message": f"{len(refused)} of {len(outcomes)} items were refused (see results); the "
-                   f"{body['accepted']} others were recorded.",
-        **body,
-    }
+    return status, ApiError(
+        status, first.status, first.status, f"[{index}].request_id",
+        f"{len(refused)} of {len(outcomes)} items were refused (see results); the {body['accepted']} others "
+        "were recorded.", None, **body).body()

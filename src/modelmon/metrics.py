@@ -9,20 +9,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
+from . import names as N
+from .names import OTHER as OTHER_CLASS
+from .names import bound_label
 from .profile import QUANTILE_BUCKETS, ReferenceProfile
-from .validation import REASONS
-
-# `_created` series double the series count and no rule or panel reads them.
-disable_created_metrics()
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
-OTHER_CLASS = "other"  # any prediction the profile does not know, so labels stay bounded
+FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+
+
+def _counter(family: N.Family, registry: CollectorRegistry | None) -> Counter:
+    return Counter(family.name, family.help, family.labels, registry=registry)
+
+
+def _gauge(family: N.Family, registry: CollectorRegistry | None, mode: str) -> Gauge:
+    """`mode` says how workers' values combine in multiprocess mode (see workers.py)."""
+    return Gauge(family.name, family.help, family.labels, registry=registry,
+                 multiprocess_mode=mode)  # type: ignore[arg-type]
+
+
+def _histogram(family: N.Family, registry: CollectorRegistry | None, buckets: Sequence[float]) -> Histogram:
+    return Histogram(family.name, family.help, family.labels, buckets=buckets, registry=registry)
 
 
 def observe_many(child: Histogram, values: np.ndarray) -> None:
@@ -30,15 +42,20 @@ def observe_many(child: Histogram, values: np.ndarray) -> None:
 
     Equivalent to calling `child.observe(v)` for each value (the first bucket whose upper
     bound is >= v takes it), at NumPy speed for batch requests.
+
+    prometheus_client has no public way to add many observations at once, so this reads the
+    child's bucket bounds and value cells (`_upper_bounds`, `_buckets`, `_sum`): the same in
+    every release from 0.21 to 0.26, which pyproject.toml pins; test_metrics checks the result
+    against `observe` one value at a time, so a release that changes them fails there first.
     """
     if values.size == 0:
         return
     if values.size == 1:
         child.observe(float(values[0]))
         return
-    bounds = child._upper_bounds  # noqa: SLF001 - the histogram's own bucket list
+    bounds = child._upper_bounds  # noqa: SLF001
     counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for bucket, count in zip(child._buckets, counts):  # noqa: SLF001
+    for bucket, count in zip(child._buckets, counts, strict=True):  # noqa: SLF001
         if count:
             bucket.inc(int(count))
     child._sum.inc(float(values.sum()))  # noqa: SLF001
@@ -68,7 +85,7 @@ class _SameNameHistograms(Collector):
 
 
 class ModelMetrics:
-    """Everything modelmon exports about one model; one instance per server process."""
+    """Everything modelmon exports about one model's traffic; one instance per server process."""
 
     def __init__(
         self,
@@ -81,119 +98,45 @@ class ModelMetrics:
         self.profile = profile
         self._numeric = [f.name for f in profile.features]
         self._features = {f.name: f for f in profile.features}
-        self._registry = registry
 
-        predictions = Counter(
-            "modelmon_predictions", "Predicted rows, by predicted class.", ["model", "class"], registry=registry
-        )
+        predictions = _counter(N.PREDICTIONS, registry)
         self._by_class = {c.label: predictions.labels(model, c.label) for c in profile.classes}
         self._other_class = predictions.labels(model, OTHER_CLASS)
 
         self._probability = None
         if has_probability and profile.positive is not None:
-            probability = Histogram(
-                "modelmon_prediction_probability",
-                "Predicted probability of the positive class.",
-                ["model"],
-                buckets=profile.probability_edges,
-                registry=registry,
-            )
-            self._probability = probability.labels(model)
+            self._probability = _histogram(N.PREDICTION_PROBABILITY, registry, profile.probability_edges).labels(model)
 
-        last = Gauge(
-            "modelmon_feature_last_value",
-            "Last observed value of each input feature.",
-            ["model", "feature"],
-            registry=registry,
-            multiprocess_mode="mostrecent",
-        )
+        last = _gauge(N.FEATURE_LAST_VALUE, registry, "mostrecent")
         self._last = {f: last.labels(model, f) for f in self._numeric}
 
-        value_parents = [
-            Histogram(
-                "modelmon_feature_value",
-                "Observed input values; buckets are the feature's reference edges.",
-                ["model", "feature"],
-                buckets=f.edges,
-                registry=None,
-            )
-            for f in profile.features
-        ]
-        registry.register(
-            _SameNameHistograms(
-                "modelmon_feature_value",
-                "Observed input values; buckets are the feature's reference edges.",
-                value_parents,
-            )
-        )
-        self._values = {f.name: p.labels(model, f.name) for f, p in zip(profile.features, value_parents)}
+        # Each feature has its own edges: one unregistered Histogram per feature, one family.
+        value_parents = [_histogram(N.FEATURE_VALUE, None, f.edges) for f in profile.features]
+        registry.register(_SameNameHistograms(N.FEATURE_VALUE.name, N.FEATURE_VALUE.help, value_parents))
+        self._values = {f.name: p.labels(model, f.name) for f, p in zip(profile.features, value_parents, strict=True)}
 
-        quantile = Histogram(
-            "modelmon_feature_quantile",
-            "Reference-CDF rank F_ref(x) of each input value; uniform when inputs have not drifted.",
-            ["model", "feature"],
-            buckets=QUANTILE_BUCKETS,
-            registry=registry,
-        )
+        quantile = _histogram(N.FEATURE_QUANTILE, registry, QUANTILE_BUCKETS)
         self._quantiles = {f: quantile.labels(model, f) for f in self._numeric}
 
-        _reference_cdf_gauge(
-            "modelmon_feature_quantile_reference",
-            "Share of training rows whose rank F_ref(x) is <= le: the no-drift CDF of modelmon_feature_quantile.",
-            registry, model, {f.name: zip(QUANTILE_BUCKETS, f.quantile_reference) for f in profile.features},
-        )
-        _reference_cdf_gauge(
-            "modelmon_feature_value_reference",
-            "Share of training values <= le, at the edges of modelmon_feature_value.",
-            registry, model, {f.name: zip(f.edges, f.edges_cdf) for f in profile.features},
-        )
+        _reference_cdf_gauge(N.FEATURE_QUANTILE_REFERENCE, registry, model,
+                             {f.name: zip(QUANTILE_BUCKETS, f.quantile_reference, strict=True)
+                              for f in profile.features})
+        _reference_cdf_gauge(N.FEATURE_VALUE_REFERENCE, registry, model,
+                             {f.name: zip(f.edges, f.edges_cdf, strict=True) for f in profile.features})
 
-        out_of_range = Counter(
-            "modelmon_feature_out_of_range",
-            "Input values outside the training range, by side.",
-            ["model", "feature", "side"],
-            registry=registry,
-        )
+        out_of_range = _counter(N.FEATURE_OUT_OF_RANGE, registry)
         self._below = {f: out_of_range.labels(model, f, "below") for f in self._numeric}
         self._above = {f: out_of_range.labels(model, f, "above") for f in self._numeric}
 
-        ratio = Gauge(
-            "modelmon_prediction_reference_ratio",
-            "Share of each class among the model's predictions on the training data.",
-            ["model", "class"],
-            registry=registry,
-            multiprocess_mode="max",
-        )
+        ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
         for c in profile.classes:
             ratio.labels(model, c.label).set(c.prior)
 
-        invalid = Counter(
-            "modelmon_invalid_requests", "Rejected requests, by reason.", ["model", "reason"], registry=registry
-        )
-        self._invalid = {r: invalid.labels(model, r) for r in REASONS}
-
-        self._predict_seconds = Histogram(
-            "modelmon_model_predict_seconds",
-            "Time each request's rows spent inside the model's predict call (one observation per request).",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        ).labels(model)
-        self._batch_rows = Histogram(
-            "modelmon_batch_rows",
-            "Rows per model call: micro-batched requests share one call.",
-            ["model"],
-            buckets=BATCH_BUCKETS,
-            registry=registry,
-        ).labels(model)
-
-        Gauge(
-            "modelmon_model_info",
-            "The model being served; always 1.",
-            ["model", "version", "run_id", "flavor"],
-            registry=registry,
-            multiprocess_mode="max",
-        ).labels(model, info.get("version", ""), info.get("run_id", ""), info.get("flavor", "")).set(1)
+        self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, N.INVALID_REASONS)
+        self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
+        self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
+        _gauge(N.MODEL_INFO, registry, "max").labels(
+            model, info.get("version", ""), info.get("run_id", ""), info.get("flavor", "")).set(1)
 
     def observe(
         self,
@@ -231,47 +174,21 @@ class ModelMetrics:
         self._invalid[reason].inc()
 
 
-FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
-FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
-LOG_DROP_REASONS = ("queue_full", "write_error")
-
-
 class FeedbackMetrics:
     """Ground truth and the prediction log: the confusion matrix, label delay, log health."""
 
     def __init__(self, profile: ReferenceProfile, registry: CollectorRegistry) -> None:
         model = profile.model
         labels = [c.label for c in profile.classes] + [OTHER_CLASS]
-        feedback = Counter(
-            "modelmon_feedback",
-            "Labelled predictions (ground truth received), by actual and predicted class: the confusion matrix.",
-            ["model", "actual", "predicted"], registry=registry,
-        )
+        feedback = _counter(N.FEEDBACK, registry)
         # Every cell exists from the start, so rates are 0 rather than absent.
         self._cells = {(a, p): feedback.labels(model, a, p) for a in labels[:-1] for p in labels}
-        self._rejected = _children(Counter(
-            "modelmon_feedback_rejected", "Feedback items refused, by reason.", ["model", "reason"],
-            registry=registry), model, FEEDBACK_REJECTIONS)
-        self._delay = Histogram(
-            "modelmon_feedback_delay_seconds", "Time from a prediction to its ground-truth label.",
-            ["model"], buckets=FEEDBACK_DELAY_BUCKETS, registry=registry,
-        ).labels(model)
-        self._written = Counter(
-            "modelmon_prediction_log_written", "Predictions written to the prediction log.", ["model"],
-            registry=registry,
-        ).labels(model)
-        self._dropped = _children(Counter(
-            "modelmon_prediction_log_dropped",
-            "Predictions never written to the log: queue full (oldest dropped) or the store failed.",
-            ["model", "reason"], registry=registry), model, LOG_DROP_REASONS)
-        self._pruned = Counter(
-            "modelmon_prediction_log_pruned", "Logged predictions deleted by retention (age or row limit).",
-            ["model"], registry=registry,
-        ).labels(model)
-        self._queue = Gauge(
-            "modelmon_prediction_log_queue_rows", "Predictions waiting in memory to be written to the log.",
-            ["model"], registry=registry, multiprocess_mode="livesum",
-        ).labels(model)
+        self._rejected = _children(_counter(N.FEEDBACK_REJECTED, registry), model, N.FEEDBACK_REJECTIONS)
+        self._delay = _histogram(N.FEEDBACK_DELAY, registry, FEEDBACK_DELAY_BUCKETS).labels(model)
+        self._written = _counter(N.LOG_WRITTEN, registry).labels(model)
+        self._dropped = _children(_counter(N.LOG_DROPPED, registry), model, N.LOG_DROP_REASONS)
+        self._pruned = _counter(N.LOG_PRUNED, registry).labels(model)
+        self._queue = _gauge(N.LOG_QUEUE, registry, "livesum").labels(model)
 
     def labelled(self, actual: str, predicted: str, delay_seconds: float) -> None:
         cell = self._cells.get((actual, predicted)) or self._cells[(actual, OTHER_CLASS)]
@@ -298,32 +215,26 @@ def _children(metric: Counter, model: str, values: Iterable[str]) -> dict[str, C
     return {v: metric.labels(model, v) for v in values}
 
 
-def _reference_cdf_gauge(name: str, documentation: str, registry: CollectorRegistry, model: str,
+def _reference_cdf_gauge(family: N.Family, registry: CollectorRegistry, model: str,
                          cdf: Mapping[str, Iterable[tuple[float, float]]]) -> None:
     """A static gauge of the training CDF per feature and bound; `max` across workers."""
-    gauge = Gauge(name, documentation, ["model", "feature", "le"], registry=registry, multiprocess_mode="max")
+    gauge = _gauge(family, registry, "max")
     for feature, points in cdf.items():
         for bound, share in points:
-            gauge.labels(model, feature, _le(bound)).set(share)
+            gauge.labels(model, feature, bound_label(bound)).set(share)
 
 
 class HttpMetrics:
     """Request latency by route template and status class, so labels stay bounded."""
 
     def __init__(self, registry: CollectorRegistry, handlers: Iterable[str]) -> None:
-        self._duration = Histogram(
-            "modelmon_request_duration_seconds",
-            "HTTP request latency, by handler (route template), method and status class.",
-            ["handler", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self._duration = _histogram(N.REQUEST_DURATION, registry, LATENCY_BUCKETS)
         self._handlers = frozenset(handlers)
         self._children: dict[tuple[str, str, str], Histogram] = {}
 
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
-        handler = path if path in self._handlers else "other"
-        key = (handler, method if method in _METHODS else "other", f"{status // 100}xx")
+        handler = path if path in self._handlers else OTHER_CLASS
+        key = (handler, method if method in _METHODS else OTHER_CLASS, f"{status // 100}xx")
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = self._duration.labels(*key)
@@ -331,8 +242,3 @@ class HttpMetrics:
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
-
-
-def _le(bound: float) -> str:
-    """Format a bucket bound exactly as prometheus_client writes `le`, so series join."""
-    return floatToGoString(bound)

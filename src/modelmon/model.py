@@ -17,11 +17,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-MODEL_CONFIG_FILE = "modelmon.yaml"
+from .errors import ModelmonError
 
-# The matrix fast path is only taken for models that answer it exactly as the DataFrame (see
-# LoadedModel._same_on_matrix); scikit-learn's warning about the missing names is noise then.
-warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+MODEL_CONFIG_FILE = "modelmon.yaml"
 
 # MLflow signature types -> (feature kind, pandas dtype the model was trained with).
 _TYPES: dict[str, tuple[str, str]] = {
@@ -34,7 +32,7 @@ _TYPES: dict[str, tuple[str, str]] = {
 }
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ModelmonError):
     """A model directory that cannot be served; the message says what to do."""
 
 
@@ -65,7 +63,7 @@ class ModelConfig:
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, model_dir: Path) -> "ModelConfig":
+    def read(cls, model_dir: Path) -> ModelConfig:
         path = model_dir / MODEL_CONFIG_FILE
         if not path.exists():
             return cls()
@@ -108,6 +106,11 @@ class LoadedModel:
         classes = getattr(self._native, "classes_", None)
         self.classes: tuple[Any, ...] | None = tuple(_plain(c) for c in classes) if classes is not None else None
         self._matrix = self._native is not None and all(f.numeric for f in self.features) and self._same_on_matrix()
+        if self._matrix:
+            # The fast path is taken only for a model that answers a matrix exactly as the
+            # DataFrame (checked above); scikit-learn's warning on each such call that the
+            # matrix has no feature names is noise then. Filtered once, when that is known.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
     @property
     def feature_names(self) -> list[str]:
@@ -119,9 +122,7 @@ class LoadedModel:
 
     def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """Columns typed as the signature says, so the native model sees what pyfunc would."""
-        return pd.DataFrame(
-            {f.name: np.asarray(columns[f.name], dtype=f.dtype) for f in self.features}
-        )
+        return pd.DataFrame(self.columns(columns))
 
     def columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
         """Each input as an array of the signature's type."""
@@ -136,8 +137,10 @@ class LoadedModel:
         return self.predict(pd.DataFrame(arrays, columns=self.feature_names))
 
     def _predict_native(self, x: Any) -> Prediction:
-        values = np.asarray(self._native.predict(x))
-        probabilities = self._native.predict_proba(x) if self.has_probabilities else None
+        native = self._native
+        assert native is not None, "only models with a native estimator are predicted natively"
+        values = np.asarray(native.predict(x))
+        probabilities = native.predict_proba(x) if self.has_probabilities else None
         return Prediction(values=values, probabilities=probabilities, classes=self.classes)
 
     def _same_on_matrix(self) -> bool:
@@ -146,12 +149,14 @@ class LoadedModel:
         probe = {f.name: rng.integers(0, 3000, 64).astype(f.dtype) for f in self.features}
         frame = pd.DataFrame(probe)
         try:
-            expected = self._predict_native(frame)
-            got = self._predict_native(np.column_stack([probe[f.name] for f in self.features]))
-        except Exception:  # noqa: BLE001 - a model that needs column names stays on DataFrames
+            with warnings.catch_warnings():  # the matrix has no feature names: said once below
+                warnings.simplefilter("ignore", UserWarning)
+                expected = self._predict_native(frame)
+                got = self._predict_native(np.column_stack([probe[f.name] for f in self.features]))
+        except Exception:
             return False
         same = np.array_equal(expected.values, got.values)
-        if expected.probabilities is not None:
+        if expected.probabilities is not None and got.probabilities is not None:
             same = same and np.array_equal(expected.probabilities, got.probabilities)
         return bool(same)
 
@@ -169,7 +174,8 @@ def _plain(value: Any) -> Any:
 def _as_1d(output: Any) -> np.ndarray:
     if isinstance(output, pd.DataFrame):
         column = "prediction" if "prediction" in output.columns else output.columns[0]
-        return output[column].to_numpy()
+        values: np.ndarray = output[column].to_numpy()
+        return values
     array = np.asarray(output)
     return array[:, 0] if array.ndim > 1 else array
 
@@ -177,7 +183,7 @@ def _as_1d(output: Any) -> np.ndarray:
 def _native_estimator(pyfunc: Any) -> Any:
     try:
         raw = pyfunc.get_raw_model()
-    except Exception:  # noqa: BLE001 - any failure means: use pyfunc
+    except Exception:
         return None
     return raw if hasattr(raw, "predict") else None
 
@@ -229,7 +235,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pyfunc = mlflow.pyfunc.load_model(str(model_dir))
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one sentence
+    except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
             f"Could not load the MLflow model at {model_dir} ({first_line}); check that it was "

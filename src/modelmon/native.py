@@ -20,14 +20,27 @@ from pathlib import Path
 
 import httpx
 
+from .errors import ModelmonError
 from .profile import ReferenceProfile
+from .receiver import SLACK_PATH
 from .settings import Settings
-from .stack import render_stack
+from .stack import (
+    ALERTMANAGER,
+    APP,
+    NATIVE_PARTS,
+    PROMETHEUS,
+    RECEIVER,
+    Layout,
+    Part,
+    layout_of,
+    part_named,
+    render_stack,
+)
 
 _INSTALL = "install it with `sudo apt-get install -y prometheus prometheus-alertmanager` (Debian/Ubuntu)"
 
 
-class StackError(RuntimeError):
+class StackError(ModelmonError):
     """The native stack cannot start or stopped; the message says what to do."""
 
 
@@ -61,51 +74,52 @@ class _Child:
 class NativeStack:
     """Start with `start()`, stop with `stop()`; or use as a context manager."""
 
-    def __init__(self, model_dir: Path, profile: ReferenceProfile, settings: Settings, run_dir: Path,
-                 webhook_url: str | None = None) -> None:
+    def __init__(self, model_dir: Path, profile: ReferenceProfile, settings: Settings, run_dir: Path) -> None:
         self.model_dir = model_dir
         self.profile = profile
         self.settings = settings
         self.run_dir = run_dir
-        self.webhook_url = webhook_url
+        self.layout: Layout = layout_of(profile, run_dir)
         self.children: list[_Child] = []
         self._stopped: dict[str, list[str]] = {}
 
     # -- addresses --------------------------------------------------------------------------
-    def url(self, part: str) -> str:
-        port = getattr(self.settings, f"{part}_port")
-        return f"http://{self.settings.host}:{port}"
+    def url(self, part: Part | str) -> str:
+        """Where a part listens: `stack.url(APP)`, or by its name, `stack.url("app")`."""
+        return (part_named(part) if isinstance(part, str) else part).url(self.settings)
 
     @property
     def notifications_file(self) -> Path:
-        return self.run_dir / "notifications.jsonl"
+        return self.layout.notifications
 
     # -- life cycle ---------------------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> "NativeStack":
+    def start(self, timeout: float = 60.0) -> NativeStack:
         prometheus = find_binary("prometheus")
         alertmanager = find_binary("prometheus-alertmanager", "alertmanager")
         s = self.settings
-        for what in ("app", "prometheus", "alertmanager", "receiver"):
-            check_port_free(s.host, getattr(s, f"{what}_port"), what)
+        layout = self.layout
+        for part in NATIVE_PARTS:
+            check_port_free(s.host, part.port(s), part.name)
         render_stack(self.profile, s, self.run_dir, topology="native")
-        secret = self.run_dir / "alertmanager" / "secrets" / "slack_webhook_url"
-        secret.parent.mkdir(parents=True, exist_ok=True)
-        secret.write_text((self.webhook_url or f"{self.url('receiver')}/slack") + "\n")
-        secret.chmod(0o600)
-        (self.run_dir / "logs").mkdir(exist_ok=True)
+        if not s.slack_webhook_file:  # natively, "Slack" is the local receiver unless a file is set
+            secret = layout.webhook_secret
+            secret.parent.mkdir(parents=True, exist_ok=True)
+            secret.write_text(f"{RECEIVER.url(s)}{SLACK_PATH}\n")
+            secret.chmod(0o600)
+        layout.logs.mkdir(exist_ok=True)
         # Children run in sessions of their own (Ctrl-C reaches us, not them); make sure they
         # never outlive this process, even when it exits without calling stop().
         atexit.register(self.stop)
         python = [sys.executable, "-m", "modelmon"]
         try:
             self._spawn("receiver", [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
-                                     "--log", str(self.notifications_file)])
-            self._spawn("app", [*python, "serve", str(self.model_dir), "--host", s.host, "--port", str(s.app_port),
-                                "--prediction-log", str(self.run_dir / "predictions.sqlite")])
+                                     "--log", str(layout.notifications)])
+            self._spawn("app", [*python, "serve", str(self.model_dir), "--settings", str(layout.settings),
+                                "--prediction-log", str(layout.prediction_log)])
             self._spawn("prometheus", [
                 prometheus,
-                f"--config.file={self.run_dir / 'prometheus' / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.run_dir / 'prometheus-data'}",
+                f"--config.file={layout.prometheus_config}",
+                f"--storage.tsdb.path={layout.prometheus_data}",
                 f"--web.listen-address={s.host}:{s.prometheus_port}",
                 "--web.enable-lifecycle",
                 # Firing alerts are re-sent this often, so a restarted Alertmanager hears of them.
@@ -113,8 +127,8 @@ class NativeStack:
             ])
             self._spawn("alertmanager", [
                 alertmanager,
-                f"--config.file={self.run_dir / 'alertmanager' / 'alertmanager.yml'}",
-                f"--storage.path={self.run_dir / 'alertmanager-data'}",
+                f"--config.file={layout.alertmanager_config}",
+                f"--storage.path={layout.alertmanager_data}",
                 f"--web.listen-address={s.host}:{s.alertmanager_port}",
                 "--cluster.listen-address=",  # one instance: no gossip port to collide with
             ])
@@ -125,7 +139,7 @@ class NativeStack:
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> _Child:
-        log = self.run_dir / "logs" / f"{name}.log"
+        log = self.layout.log(name)
         with log.open("ab") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        cwd=self.run_dir, start_new_session=True)
@@ -149,12 +163,7 @@ class NativeStack:
         self._wait_ready(timeout, only=name)
 
     def _wait_ready(self, timeout: float, only: str | None = None) -> None:
-        checks = {
-            "receiver": f"{self.url('receiver')}/health",
-            "app": f"{self.url('app')}/ready",
-            "prometheus": f"{self.url('prometheus')}/-/ready",
-            "alertmanager": f"{self.url('alertmanager')}/-/ready",
-        }
+        checks = {part.name: part.url(self.settings) + part.ready_path for part in NATIVE_PARTS}
         deadline = time.monotonic() + timeout
         pending = {k: v for k, v in checks.items() if only is None or k == only}
         while pending:
@@ -167,7 +176,7 @@ class NativeStack:
                     pass
             if time.monotonic() > deadline:
                 raise StackError(f"{', '.join(pending)} did not become ready within {timeout:.0f} s; "
-                                 f"see the logs in {self.run_dir / 'logs'}.")
+                                 f"see the logs in {self.layout.logs}.")
             time.sleep(0.2)
 
     def check_alive(self) -> None:
@@ -209,7 +218,7 @@ class NativeStack:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    def __enter__(self) -> "NativeStack":
+    def __enter__(self) -> NativeStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -217,10 +226,10 @@ class NativeStack:
 
     def urls(self) -> dict[str, str]:
         return {
-            "app (API docs)": f"{self.url('app')}/docs",
-            "app metrics": f"{self.url('app')}/metrics",
-            "Prometheus": self.url("prometheus"),
-            "Prometheus alerts": f"{self.url('prometheus')}/alerts",
-            "Alertmanager": self.url("alertmanager"),
+            "app (API docs)": f"{self.url(APP)}/docs",
+            "app metrics": f"{self.url(APP)}/metrics",
+            "Prometheus": self.url(PROMETHEUS),
+            "Prometheus alerts": f"{self.url(PROMETHEUS)}/alerts",
+            "Alertmanager": self.url(ALERTMANAGER),
             "Slack stand-in (notifications)": str(self.notifications_file),
         }

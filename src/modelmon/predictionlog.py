@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .errors import ModelmonError
+from .settings import Settings, seconds
+
 if TYPE_CHECKING:
     from .metrics import FeedbackMetrics
 
@@ -32,7 +35,7 @@ TABLE = "modelmon_predictions"
 COLUMNS = ("request_id", "model", "version", "predicted_at", "inputs", "prediction", "probability")
 
 
-class PredictionLogError(RuntimeError):
+class PredictionLogError(ModelmonError):
     """The log cannot be opened; the message says what to fix."""
 
 
@@ -84,7 +87,7 @@ class PredictionStore:
                 connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {},
                 pool_pre_ping=not sqlite,
             )
-        except Exception as exc:  # noqa: BLE001 - bad URL or missing driver: one sentence
+        except Exception as exc:
             raise PredictionLogError(
                 f"Cannot use prediction log {_safe(url)!r}: {exc}. Give a file path (SQLite) or a "
                 "SQLAlchemy URL such as postgresql+psycopg://user:password@host/db."
@@ -106,7 +109,7 @@ class PredictionStore:
         )
         try:
             metadata.create_all(self._engine)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise PredictionLogError(
                 f"Cannot open prediction log {_safe(url)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                 "check that the database is running and reachable, or give a writable file path."
@@ -132,7 +135,7 @@ class PredictionStore:
         t = self._table
         with self._engine.connect() as conn:
             found = conn.execute(t.select().where(t.c.request_id.in_(ids))).mappings().all()
-        return {row["request_id"]: _from_row(row) for row in found}
+        return {row["request_id"]: _from_row(dict(row)) for row in found}
 
     def label(self, request_id: str, actual: str, at: float) -> bool:
         """Set the label once: False if it was already set (also by another replica)."""
@@ -160,7 +163,7 @@ class PredictionStore:
 
     def count(self) -> int:
         with self._engine.connect() as conn:
-            return int(conn.execute(self._sa.select(self._sa.func.count()).select_from(self._table)).scalar())
+            return int(conn.execute(self._sa.select(self._sa.func.count()).select_from(self._table)).scalar() or 0)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -192,22 +195,10 @@ def _safe(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class LogSettings:
-    """How much the log holds in memory, how often it writes, how long the store keeps rows."""
-
-    queue_rows: int = 10_000
-    flush_seconds: float = 0.5
-    flush_rows: int = 1_000  # write early once this many rows wait
-    max_age_seconds: float | None = 30 * 86400.0
-    max_rows: int | None = None
-    prune_seconds: float = 60.0
-
-
 class _Entry:
     """One request's predictions, kept as columns until the writer expands them."""
 
-    __slots__ = ("ids", "at", "columns", "labels", "probabilities")
+    __slots__ = ("at", "columns", "ids", "labels", "probabilities")
 
     def __init__(self, ids: list[str], at: float, columns: Mapping[str, list[Any]], labels: list[str],
                  probabilities: list[float] | None) -> None:
@@ -221,12 +212,20 @@ class _Entry:
 class PredictionLog:
     """A bounded queue in front of a `PredictionStore`, written by one background thread."""
 
-    def __init__(self, store: PredictionStore, model: str, version: str, metrics: "FeedbackMetrics",
-                 settings: LogSettings | None = None) -> None:
+    prune_seconds = 60.0  # how often retention is applied
+
+    def __init__(self, store: PredictionStore, model: str, version: str, metrics: FeedbackMetrics, *,
+                 queue_rows: int, flush_seconds: float, max_age_seconds: float | None = None,
+                 max_rows: int | None = None, flush_rows: int | None = None) -> None:
         self.store = store
         self.model = model
         self.version = version
-        self.settings = settings or LogSettings()
+        self.queue_rows = queue_rows
+        self.flush_seconds = flush_seconds
+        # Write early, before flush_seconds, once this many rows wait.
+        self.flush_rows = flush_rows or max(1, min(1_000, queue_rows // 2))
+        self.max_age_seconds = max_age_seconds
+        self.max_rows = max_rows
         self._metrics = metrics
         self._queue: collections.deque[_Entry] = collections.deque()
         self._rows = 0
@@ -253,12 +252,12 @@ class PredictionLog:
         with self._lock:
             self._queue.append(entry)
             self._rows += len(ids)
-            while self._rows > self.settings.queue_rows and self._queue:
+            while self._rows > self.queue_rows and self._queue:
                 oldest = self._queue.popleft()
                 self._rows -= len(oldest.ids)
                 dropped += len(oldest.ids)
             rows = self._rows
-            if rows >= self.settings.flush_rows:
+            if rows >= self.flush_rows:
                 self._wake.notify()
         if dropped:
             self._metrics.log_dropped("queue_full", dropped)
@@ -287,8 +286,8 @@ class PredictionLog:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._stop and self._rows < self.settings.flush_rows:
-                    self._wake.wait(self.settings.flush_seconds)
+                if not self._stop and self._rows < self.flush_rows:
+                    self._wake.wait(self.flush_seconds)
                 if self._stop:
                     return
             self.flush()
@@ -300,7 +299,7 @@ class PredictionLog:
         rows = [row for entry in entries for row in self._rows_of(entry)]
         try:
             self.store.write(rows)
-        except Exception as exc:  # noqa: BLE001 - a store outage must not take the server down
+        except Exception as exc:
             self._metrics.log_dropped("write_error", len(rows))
             self._warn(f"could not write {len(rows)} predictions to the log ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}); they are dropped and counted")
@@ -311,20 +310,19 @@ class PredictionLog:
         """Tuples in COLUMNS order."""
         names = list(entry.columns)
         records = zip(*(entry.columns[n] for n in names))
-        probabilities = entry.probabilities or [None] * len(entry.ids)
+        probabilities: Sequence[float | None] = entry.probabilities or [None] * len(entry.ids)
         model, version, at, dumps = self.model, self.version, entry.at, orjson.dumps
         for request_id, record, label, probability in zip(entry.ids, records, entry.labels, probabilities):
             yield (request_id, model, version, at, dumps(dict(zip(names, record))).decode(), label, probability)
 
     def _maybe_prune(self) -> None:
-        s = self.settings
         now = time.time()
-        if not (s.max_age_seconds or s.max_rows) or now - self._last_prune < s.prune_seconds:
+        if not (self.max_age_seconds or self.max_rows) or now - self._last_prune < self.prune_seconds:
             return
         self._last_prune = now
         try:
-            deleted = self.store.prune(now, s.max_age_seconds, s.max_rows)
-        except Exception as exc:  # noqa: BLE001
+            deleted = self.store.prune(now, self.max_age_seconds, self.max_rows)
+        except Exception as exc:
             self._warn(f"could not apply the prediction log's retention ({type(exc).__name__})")
             return
         if deleted:
@@ -335,3 +333,14 @@ class PredictionLog:
         if now - self._last_warning > 10:
             self._last_warning = now
             log.warning(message)
+
+
+def open_prediction_log(settings: Settings, model: str, version: str, metrics: FeedbackMetrics) -> PredictionLog | None:
+    """The server's prediction log as the settings say, or None when it is off; raises
+    PredictionLogError at once when the store cannot be opened."""
+    if not settings.prediction_log_on:
+        return None
+    return PredictionLog(
+        PredictionStore(store_url(settings.prediction_log)), model, version, metrics,
+        queue_rows=settings.log_queue_rows, flush_seconds=settings.log_flush_seconds,
+        max_age_seconds=seconds(settings.log_retention) or None, max_rows=settings.log_max_rows or None)

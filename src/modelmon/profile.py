@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import ModelmonError
 from .model import LoadedModel
 
 SCHEMA_VERSION = 1
@@ -26,7 +27,7 @@ PROBABILITY_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range
 _CDF_POINTS = 512  # enough knots that F_ref is exact to well under a bucket's width
 
 
-class ProfileError(ValueError):
+class ProfileError(ModelmonError, ValueError):
     """A profile that cannot be built or read; the message says what to do."""
 
 
@@ -50,7 +51,8 @@ class FeatureProfile:
 
     def rank(self, values: np.ndarray) -> np.ndarray:
         """F_ref(x): the training share below x (mid-rank at ties), 0 below min, 1 above max."""
-        return np.interp(values, self.cdf_values, self.cdf_ranks, left=0.0, right=1.0)
+        ranks: np.ndarray = np.interp(values, self.cdf_values, self.cdf_ranks, left=0.0, right=1.0)
+        return ranks
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,6 @@ class ReferenceProfile:
     def feature(self, name: str) -> FeatureProfile:
         return next(f for f in self.features if f.name == name)
 
-    def label_of(self, value: Any) -> str:
-        for c in self.classes:
-            if c.value == value:
-                return c.label
-        return str(value)
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
@@ -93,17 +89,14 @@ class ReferenceProfile:
         return path
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "ReferenceProfile":
+    def from_dict(cls, raw: dict[str, Any]) -> ReferenceProfile:
         version = raw.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ProfileError(
                 f"Profile schema version {version} is not {SCHEMA_VERSION}; rebuild it with "
                 "`modelmon profile`."
             )
-        features = tuple(
-            FeatureProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()})
-            for f in raw["features"]
-        )
+        features = tuple(_feature_from_dict(f) for f in raw["features"])
         classes = tuple(ClassProfile(**c) for c in raw["classes"])
         cdf = raw.get("probability_cdf")
         return cls(
@@ -117,7 +110,7 @@ class ReferenceProfile:
         )
 
     @classmethod
-    def load(cls, path: Path) -> "ReferenceProfile":
+    def load(cls, path: Path) -> ReferenceProfile:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
@@ -136,6 +129,11 @@ class ReferenceProfile:
             raise ProfileError(
                 f"The reference profile {path} lacks {exc}; rebuild it with `modelmon profile`."
             ) from None
+
+
+def _feature_from_dict(raw: dict[str, Any]) -> FeatureProfile:
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return FeatureProfile(**values)
 
 
 def _cdf_at(sorted_values: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -239,7 +237,7 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
         probability_cdf = _bucket_shares(prediction.probabilities[:, column], PROBABILITY_BUCKETS)
     return ReferenceProfile(
         model=model.name,
-        rows=int(len(data)),
+        rows=len(data),
         features=features,
         classes=classes,
         positive_class=positive,

@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 SLACK_PATH = "/slack"
+# Alertmanager groups notifications by these labels; each message carries them, its status and
+# how many alerts fire as Slack attachment fields (a table in Slack), so a reader - this
+# receiver, the demo's timeline - gets structured data instead of parsing a title.
+GROUP_BY = ("alertname", "model")
+STATUS_FIELD = "status"
+FIRING_FIELD = "firing"
 
 
 def slack_shape_errors(payload: Any) -> list[str]:
@@ -48,10 +54,10 @@ class SlackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 self._answer(HTTPStatus.OK if self.path == "/health" else HTTPStatus.NOT_FOUND, "ok")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if self.path != SLACK_PATH:
                     self._answer(HTTPStatus.NOT_FOUND, "not found")
                     return
@@ -80,7 +86,7 @@ class SlackReceiver:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -88,9 +94,13 @@ class SlackReceiver:
 
     def record(self, payload: dict[str, Any]) -> None:
         first = payload["attachments"][0]
+        fields = {f.get("title"): f.get("value") for f in first.get("fields") or [] if isinstance(f, dict)}
         entry = {
             "received_at": time.time(),
             "channel": payload["channel"],
+            "alertname": fields.get("alertname", ""),
+            "status": fields.get(STATUS_FIELD, ""),
+            "labels": {k: fields[k] for k in GROUP_BY if k in fields and k != "alertname"},
             "title": first["title"],
             "text": first["text"],
             "payload": payload,
@@ -102,7 +112,7 @@ class SlackReceiver:
         if self.echo:
             print(f"[slack {payload['channel']}] {first['title']}", flush=True)
 
-    def start(self) -> "SlackReceiver":
+    def start(self) -> SlackReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, name="slack-receiver", daemon=True)
         self._thread.start()
         return self

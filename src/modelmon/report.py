@@ -13,15 +13,22 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .dashboards import board_panels
+from .errors import ModelmonError
+from .plotting import pyplot
+from .profile import ReferenceProfile
+from .rules import Names, group_names
+from .settings import Settings, read_settings_file
+from .stack import layout_of
 
 
-class ReportError(RuntimeError):
+class ReportError(ModelmonError):
     """Prometheus could not be read; the message says what to do."""
 
 
@@ -71,7 +78,7 @@ class _Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    def _get(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
             response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
             body = response.json()
@@ -80,13 +87,21 @@ class _Prometheus:
                               "is it running? Pass --prometheus URL.") from None
         if body.get("status") != "success":
             raise ReportError(f"Prometheus refused a query: {body.get('error', body)}")
-        return body["data"]["result"]
+        data = body["data"]
+        return data.get("result", data)
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = self._get("/api/v1/rules", {"type": "record"})["groups"]
+        return groups
 
     def range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        return self._get("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})
+        result: list[dict[str, Any]] = self._get("/api/v1/query_range",
+                                                 {"query": expr, "start": start, "end": end, "step": step})
+        return result
 
     def instant(self, expr: str, at: float) -> list[dict[str, Any]]:
-        return self._get("/api/v1/query", {"query": expr, "time": at})
+        result: list[dict[str, Any]] = self._get("/api/v1/query", {"query": expr, "time": at})
+        return result
 
 
 def collect(prometheus: str, board: dict[str, Any], model: str, start: float, end: float) -> list[PanelData]:
@@ -121,7 +136,7 @@ def alert_episodes(prometheus: str, model: str, start: float, end: float) -> lis
                            if k not in ("__name__", "alertname", "alertstate", "model", "severity"))
         times = [float(t) for t, _ in item["values"]]
         first = previous = times[0]
-        for t in times[1:] + [None]:  # type: ignore[list-item]
+        for t in [*times[1:], None]:
             if t is None or t - previous > 2.5 * step:
                 episodes.append(AlertEpisode(labels["alertname"], detail, first, previous,
                                              ongoing=t is None and end - previous <= 2.5 * step))
@@ -130,15 +145,6 @@ def alert_episodes(prometheus: str, model: str, start: float, end: float) -> lis
             if t is not None:
                 previous = t
     return sorted(episodes, key=lambda e: e.start)
-
-
-def _plt():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _slug(title: str) -> str:
@@ -150,7 +156,7 @@ def draw_panel(panel: PanelData, out: Path, phases: list[PhaseMark], start: floa
     """One PNG: a time series, a bar chart for instant panels, a table for the alert panel."""
     from matplotlib import dates as mdates
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     ax.set_title(panel.title, loc="left", fontsize=11)
     percent = panel.unit == "percentunit"
@@ -229,10 +235,9 @@ def _draw_bars(ax: Any, panel: PanelData, percent: bool) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
-def _utc(epoch: float):  # noqa: ANN202 - datetime
-    from datetime import datetime, timezone
+def _utc(epoch: float) -> datetime:
 
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def write_report(prometheus: str, board: dict[str, Any], model: str, out: Path, since: float,
@@ -299,8 +304,25 @@ def _html(model: str, panels: list[PanelData], episodes: list[AlertEpisode], pha
 
 def board_for(dashboard: Path) -> dict[str, Any]:
     try:
-        return json.loads(dashboard.read_text())
+        board: dict[str, Any] = json.loads(dashboard.read_text())
+        return board
     except FileNotFoundError:
         raise ReportError(f"No dashboard definition at {dashboard}: run `modelmon stack render` or pass "
                           "--dashboard FILE.") from None
 
+
+
+def stack_settings(prometheus: str, settings: Settings, stack: Path | None, profile: ReferenceProfile) -> Settings:
+    """The settings of the stack a report reads: its folder's, when given; else `settings`
+    with the windows of the recording rules that its Prometheus runs for this model."""
+    if stack is not None:
+        return read_settings_file(layout_of(profile, stack).settings)
+    recording_group = group_names(profile)[0]
+    groups = _Prometheus(prometheus).rule_groups()
+    names = [rule["name"] for group in groups if group["name"] == recording_group for rule in group["rules"]]
+    windows = Names.windows_of(names)
+    if len(windows) < 3:
+        raise ReportError(f"Prometheus at {prometheus} runs no modelmon recording rules for model {profile.model!r} "
+                          f"(group {recording_group}); point --prometheus at the stack's Prometheus, or pass --stack "
+                          "DIR.")
+    return settings.replace(**windows)

@@ -8,12 +8,17 @@ their tests and the dashboards alike.
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from . import names as N
 from .drift import PSI_EPSILON
+from .names import bound_label
 from .profile import QUANTILE_BUCKETS, ReferenceProfile
 from .settings import Settings
 
@@ -30,25 +35,40 @@ class Names:
     q: str
 
     @classmethod
-    def of(cls, settings: Settings) -> "Names":
+    def of(cls, settings: Settings) -> Names:
         return cls(settings.rate_window, settings.drift_window, settings.quality_window)
+
+    @classmethod
+    def windows_of(cls, recorded: Iterable[str]) -> dict[str, str]:
+        """The windows (`rate_window`, `drift_window`, `quality_window`) that recorded series
+        names carry, read back through the same templates that spell them."""
+        probe = cls("\x00w", "\x00d", "\x00q")
+        found: dict[str, str] = {}
+        for setting, name, mark in (("rate_window", probe.class_rate, "\x00w"), ("drift_window", probe.psi, "\x00d"),
+                                    ("quality_window", probe.accuracy, "\x00q")):
+            pattern = re.compile(re.escape(name).replace(re.escape(mark), r"(\d+(?:ms|s|m|h|d))") + "$")
+            for series in recorded:
+                match = pattern.match(series)
+                if match:
+                    found[setting] = match.group(1)
+        return found
 
     # predictions
     @property
     def class_rate(self) -> str:
-        return f"model_class:modelmon_predictions:rate{self.w}"
+        return f"model_class:{N.PREDICTIONS.name}:rate{self.w}"
 
     @property
     def model_rate(self) -> str:
-        return f"model:modelmon_predictions:rate{self.w}"
+        return f"model:{N.PREDICTIONS.name}:rate{self.w}"
 
     @property
     def model_increase(self) -> str:
-        return f"model:modelmon_predictions:increase{self.w}"
+        return f"model:{N.PREDICTIONS.name}:increase{self.w}"
 
     @property
     def class_ratio(self) -> str:
-        return f"model_class:modelmon_predictions:ratio_rate{self.w}"
+        return f"model_class:{N.PREDICTIONS.name}:ratio_rate{self.w}"
 
     @property
     def positive_ratio(self) -> str:
@@ -56,13 +76,13 @@ class Names:
 
     @property
     def class_ratio_drift(self) -> str:
-        return f"model_class:modelmon_predictions:ratio_rate{self.d}"
+        return f"model_class:{N.PREDICTIONS.name}:ratio_rate{self.d}"
 
     @property
     def model_increase_drift(self) -> str:
-        return f"model:modelmon_predictions:increase{self.d}"
+        return f"model:{N.PREDICTIONS.name}:increase{self.d}"
 
-    reference_ratio = "model_class:modelmon_prediction_reference_ratio:max"
+    reference_ratio = f"model_class:{N.PREDICTION_REFERENCE_RATIO.name}:max"
 
     @property
     def prediction_psi(self) -> str:
@@ -79,23 +99,23 @@ class Names:
 
     @property
     def invalid_ratio(self) -> str:
-        return f"model:modelmon_invalid_requests:ratio_rate{self.w}"
+        return f"model:{N.INVALID_REQUESTS.name}:ratio_rate{self.w}"
 
     def latency(self, quantile: int) -> str:
-        return f"job:modelmon_request_duration_seconds:p{quantile}_rate{self.w}"
+        return f"job:{N.REQUEST_DURATION.name}:p{quantile}_rate{self.w}"
 
     # features
     @property
     def live_cdf(self) -> str:
-        return f"model_feature_le:modelmon_feature_quantile:cdf{self.d}"
+        return f"model_feature_le:{N.FEATURE_QUANTILE.name}:cdf{self.d}"
 
-    reference_cdf = "model_feature_le:modelmon_feature_quantile_reference:max"
+    reference_cdf = f"model_feature_le:{N.FEATURE_QUANTILE_REFERENCE.name}:max"
 
     @property
     def live_share(self) -> str:
-        return f"model_feature_le:modelmon_feature_quantile:share{self.d}"
+        return f"model_feature_le:{N.FEATURE_QUANTILE.name}:share{self.d}"
 
-    reference_share = "model_feature_le:modelmon_feature_quantile_reference:share"
+    reference_share = f"model_feature_le:{N.FEATURE_QUANTILE_REFERENCE.name}:share"
 
     @property
     def ks(self) -> str:
@@ -112,11 +132,11 @@ class Names:
     # ground truth
     @property
     def confusion_rate(self) -> str:
-        return f"model_actual_predicted:modelmon_feedback:rate{self.q}"
+        return f"model_actual_predicted:{N.FEEDBACK.name}:rate{self.q}"
 
     @property
     def labels_increase(self) -> str:
-        return f"model:modelmon_feedback:increase{self.q}"
+        return f"model:{N.FEEDBACK.name}:increase{self.q}"
 
     @property
     def accuracy(self) -> str:
@@ -142,20 +162,14 @@ class Names:
 LATENCY_QUANTILES = (50, 95, 99)
 
 
-def _le(bound: float) -> str:
-    from prometheus_client.utils import floatToGoString
-
-    return floatToGoString(bound)
-
-
 def _bins(cdf: str) -> str:
     """Bin shares from a CDF recorded per `le`: each bin labelled by its upper bound.
 
     `group_left` keeps the left side's `le`; a plain one-to-one `ignoring (le)` would drop it.
     """
-    les = [_le(b) for b in QUANTILE_BUCKETS]
+    les = [bound_label(b) for b in QUANTILE_BUCKETS]
     parts = [f'{cdf}{{le="{les[0]}"}}']
-    parts += [f'({cdf}{{le="{hi}"}} - ignoring (le) group_left {cdf}{{le="{lo}"}})' for lo, hi in zip(les, les[1:])]
+    parts += [f'({cdf}{{le="{hi}"}} - ignoring (le) group_left {cdf}{{le="{lo}"}})' for lo, hi in itertools.pairwise(les)]
     return "\n  or ".join(parts)
 
 
@@ -184,10 +198,10 @@ def quality_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[s
     cell = n.confusion_rate
     diagonal = "\n  or ".join(f"{cell}{{actual={_quote(c.label)}, predicted={_quote(c.label)}}}" for c in profile.classes)
     rules = [
-        (cell, f"sum by (model, actual, predicted) (rate(modelmon_feedback_total[{q}]))"),
-        (n.labels_increase, f"sum by (model) (increase(modelmon_feedback_total[{q}]))"),
+        (cell, f"sum by (model, actual, predicted) (rate({N.FEEDBACK.total}[{q}]))"),
+        (n.labels_increase, f"sum by (model) (increase({N.FEEDBACK.total}[{q}]))"),
         (n.accuracy, f"sum by (model) (\n  {diagonal}\n)\n/ (sum by (model) ({cell}) > 0)"),
-        (n.label_coverage, f"sum by (model) ({cell})\n/ (sum by (model) (rate(modelmon_predictions_total[{q}])) > 0)"),
+        (n.label_coverage, f"sum by (model) ({cell})\n/ (sum by (model) (rate({N.PREDICTIONS.total}[{q}])) > 0)"),
     ]
     positive = profile.positive
     if positive is not None:
@@ -208,9 +222,9 @@ def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[
     w, d = settings.rate_window, settings.drift_window
     predict = f'handler="{PREDICT_HANDLER}"'
     rules = [
-        (n.class_rate, f"sum by (model, class) (rate(modelmon_predictions_total[{w}]))"),
-        (n.model_rate, f"sum by (model) (rate(modelmon_predictions_total[{w}]))"),
-        (n.model_increase, f"sum by (model) (increase(modelmon_predictions_total[{w}]))"),
+        (n.class_rate, f"sum by (model, class) (rate({N.PREDICTIONS.total}[{w}]))"),
+        (n.model_rate, f"sum by (model) (rate({N.PREDICTIONS.total}[{w}]))"),
+        (n.model_increase, f"sum by (model) (increase({N.PREDICTIONS.total}[{w}]))"),
         (n.class_ratio, f"{n.class_rate}\n/ ignoring (class) group_left\n{n.model_rate}"),
     ]
     positive = profile.positive
@@ -219,47 +233,50 @@ def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[
     if d != w:
         rules.append((
             n.class_ratio_drift,
-            f"sum by (model, class) (rate(modelmon_predictions_total[{d}]))\n/ ignoring (class) group_left\n"
-            f"sum by (model) (rate(modelmon_predictions_total[{d}]))",
+            f"sum by (model, class) (rate({N.PREDICTIONS.total}[{d}]))\n/ ignoring (class) group_left\n"
+            f"sum by (model) (rate({N.PREDICTIONS.total}[{d}]))",
         ))
-        rules.append((n.model_increase_drift, f"sum by (model) (increase(modelmon_predictions_total[{d}]))"))
+        rules.append((n.model_increase_drift, f"sum by (model) (increase({N.PREDICTIONS.total}[{d}]))"))
     rules += [
-        (n.reference_ratio, "max by (model, class) (modelmon_prediction_reference_ratio)"),
+        (n.reference_ratio, f"max by (model, class) ({N.PREDICTION_REFERENCE_RATIO.name})"),
         (n.prediction_psi, _psi(n.class_ratio_drift, n.reference_ratio, "model", "model, class")),
-        (n.request_rate, f"sum by (job) (rate(modelmon_request_duration_seconds_count{{{predict}}}[{w}]))"),
+        (n.request_rate, f"sum by (job) (rate({N.REQUEST_DURATION.count}{{{predict}}}[{w}]))"),
         (
             n.error_ratio,
-            f'sum by (job) (rate(modelmon_request_duration_seconds_count{{{predict}, status="5xx"}}[{w}]))\n'
+            f'sum by (job) (rate({N.REQUEST_DURATION.count}{{{predict}, status="5xx"}}[{w}]))\n'
             f"/ {n.request_rate}",
         ),
         (
             n.invalid_ratio,
-            f"sum by (model) (rate(modelmon_invalid_requests_total[{w}]))\n/ (\n"
-            f"  sum by (model) (rate(modelmon_invalid_requests_total[{w}]))\n"
-            f"  + sum by (model) (rate(modelmon_model_predict_seconds_count[{w}]))\n)",
+            f"sum by (model) (rate({N.INVALID_REQUESTS.total}[{w}]))\n/ (\n"
+            f"  sum by (model) (rate({N.INVALID_REQUESTS.total}[{w}]))\n"
+            f"  + sum by (model) (rate({N.MODEL_PREDICT_SECONDS.count}[{w}]))\n)",
         ),
     ]
     rules += [
         (
             n.latency(q),
             f"histogram_quantile({q / 100}, sum by (job, le) "
-            f"(rate(modelmon_request_duration_seconds_bucket{{{predict}}}[{w}])))",
+            f"(rate({N.REQUEST_DURATION.bucket}{{{predict}}}[{w}])))",
         )
         for q in LATENCY_QUANTILES
     ]
     rules += [
         (
             n.live_cdf,
-            f'sum by (model, feature, le) (rate(modelmon_feature_quantile_bucket{{le!="+Inf"}}[{d}]))\n'
+            f'sum by (model, feature, le) (rate({N.FEATURE_QUANTILE.bucket}{{le!="+Inf"}}[{d}]))\n'
             f"/ ignoring (le) group_left\n"
-            f"sum by (model, feature) (rate(modelmon_feature_quantile_count[{d}]))",
+            f"sum by (model, feature) (rate({N.FEATURE_QUANTILE.count}[{d}]))",
         ),
-        (n.reference_cdf, "max by (model, feature, le) (modelmon_feature_quantile_reference)"),
+        # The reference CDF is exported with `bound` (not the reserved `le`); recorded with `le`
+        # so it joins the live CDF of the histogram point for point.
+        (n.reference_cdf, f'max by (model, feature, le) (label_replace({N.FEATURE_QUANTILE_REFERENCE.name}, '
+                          f'"le", "$1", "{N.BOUND}", "(.*)"))'),
         (n.ks, f"max by (model, feature) (abs({n.live_cdf} - on (model, feature, le) {n.reference_cdf}))"),
         (n.live_share, _bins(n.live_cdf)),
         (n.reference_share, _bins(n.reference_cdf)),
         (n.psi, _psi(n.live_share, n.reference_share, "model, feature", "model, feature, le")),
-        (n.feature_increase, f"sum by (model, feature) (increase(modelmon_feature_quantile_count[{d}]))"),
+        (n.feature_increase, f"sum by (model, feature) (increase({N.FEATURE_QUANTILE.count}[{d}]))"),
     ]
     rules += quality_rules(profile, settings)
     return [{"record": name, "expr": expr} for name, expr in rules]
@@ -346,15 +363,15 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     out.append(Alert(
         "ModelInvalidInputRate",
         f"{n.invalid_ratio} > {s.invalid_ratio_threshold}\nand on (model) (\n"
-        f"  sum by (model) (increase(modelmon_invalid_requests_total[{s.rate_window}]))\n"
-        f"  + sum by (model) (increase(modelmon_model_predict_seconds_count[{s.rate_window}]))\n) >= {guard}",
+        f"  sum by (model) (increase({N.INVALID_REQUESTS.total}[{s.rate_window}]))\n"
+        f"  + sum by (model) (increase({N.MODEL_PREDICT_SECONDS.count}[{s.rate_window}]))\n) >= {guard}",
         s.alert_for, "warning",
         "{{ $labels.model }}: {{ $value | humanizePercentage }} of requests rejected",
         f"Over the last {s.rate_window}, {{{{ $value | humanizePercentage }}}} of the requests to model "
         f"{{{{ $labels.model }}}} were rejected as invalid input (threshold {s.invalid_ratio_threshold:.0%}); "
-        f"modelmon_invalid_requests_total tells the reasons.",
+        f"{N.INVALID_REQUESTS.total} tells the reasons.",
     ))
-    predict_total = f'sum by (job) (increase(modelmon_request_duration_seconds_count{{handler="{PREDICT_HANDLER}"}}[{s.rate_window}]))'
+    predict_total = f'sum by (job) (increase({N.REQUEST_DURATION.count}{{handler="{PREDICT_HANDLER}"}}[{s.rate_window}]))'
     out.append(Alert(
         "ModelServerErrors",
         f"{n.error_ratio} > {s.error_ratio_threshold}\nand on (job) {predict_total} >= {guard}",
@@ -385,16 +402,21 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     return out
 
 
+def group_names(profile: ReferenceProfile) -> tuple[str, str]:
+    """The recording group and the alert group, evaluated in this order."""
+    return f"modelmon-{profile.model}-recording", f"modelmon-{profile.model}-alerts"
+
+
 def rule_files(profile: ReferenceProfile, settings: Settings) -> dict[str, str]:
     """File name -> YAML text, for prometheus/rules/."""
     url = f"{settings.grafana_url}/d/{dashboard_uid(profile)}"
     recording = {"groups": [{
-        "name": f"modelmon-{profile.model}-recording",
+        "name": group_names(profile)[0],
         "interval": settings.evaluation_interval,
         "rules": recording_rules(profile, settings),
     }]}
     alerting = {"groups": [{
-        "name": f"modelmon-{profile.model}-alerts",
+        "name": group_names(profile)[1],
         "interval": settings.evaluation_interval,
         "rules": [a.rule(url) for a in alerts(profile, settings)],
     }]}

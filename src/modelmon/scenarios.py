@@ -15,15 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import yaml
 
+from .errors import ModelmonError
 from .settings import SettingsError, seconds
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ModelmonError, ValueError):
     """A scenario that cannot be run; the message names the phase and feature at fault."""
 
 
@@ -57,12 +58,12 @@ def _param(raw: Any, where: str) -> tuple[float, float]:
 class Distribution:
     kind: str  # normal | uniform | constant | mixture
     params: dict[str, tuple[float, float]] = field(default_factory=dict)
-    components: tuple[tuple[float, "Distribution"], ...] = ()
+    components: tuple[tuple[float, Distribution], ...] = ()
 
-    _PARAMS = {"normal": ("mean", "sd"), "uniform": ("low", "high"), "constant": ("value",)}
+    _PARAMS: ClassVar[dict[str, tuple[str, ...]]] = {"normal": ("mean", "sd"), "uniform": ("low", "high"), "constant": ("value",)}
 
     @classmethod
-    def parse(cls, raw: Any, where: str) -> "Distribution":
+    def parse(cls, raw: Any, where: str) -> Distribution:
         if not isinstance(raw, Mapping) or len(raw) != 1:
             raise ScenarioError(f"{where}: give one distribution, e.g. {{normal: {{mean: 0, sd: 1}}}}.")
         (kind, spec), = raw.items()
@@ -84,7 +85,7 @@ class Distribution:
             raise ScenarioError(f"{where}: {kind} takes {', '.join(names)}.")
         return cls(kind, {name: _param(spec[name], f"{where}, {name}") for name in names})
 
-    def scaled(self, factor: float) -> "Distribution":
+    def scaled(self, factor: float) -> Distribution:
         """The distribution of `factor * X` (label delays under --speed)."""
         return Distribution(self.kind, {k: (a * factor, b * factor) for k, (a, b) in self.params.items()},
                             tuple((w, c.scaled(factor)) for w, c in self.components))
@@ -121,7 +122,7 @@ class TruthRule:
     negative: Any = 0
 
     @classmethod
-    def parse(cls, raw: Any, where: str) -> "TruthRule":
+    def parse(cls, raw: Any, where: str) -> TruthRule:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("linear"), Mapping) or "threshold" not in raw:
             raise ScenarioError(f"{where}: a truth rule is {{linear: {{feature: weight}}, threshold: t, noise: sd}}.")
         unknown = sorted(set(raw) - {"linear", "threshold", "noise", "positive", "negative"})
@@ -138,7 +139,9 @@ class TruthRule:
 
     def actual(self, columns: Mapping[str, np.ndarray], rng: np.random.Generator) -> list[Any]:
         rows = len(next(iter(columns.values())))
-        score = sum(w * np.asarray(columns[f], dtype=float) for f, w in self.weights.items())
+        score = np.zeros(rows)
+        for f, w in self.weights.items():
+            score = score + w * np.asarray(columns[f], dtype=float)
         if self.noise:
             score = score + rng.normal(0.0, self.noise, rows)
         return [self.positive if s > self.threshold else self.negative for s in score]
@@ -153,7 +156,7 @@ class Feedback:
     truth: TruthRule
 
     @classmethod
-    def parse(cls, raw: Any, where: str, base: "Feedback | None" = None) -> "Feedback | None":
+    def parse(cls, raw: Any, where: str, base: Feedback | None = None) -> Feedback | None:
         if raw is None:
             return base
         if not isinstance(raw, Mapping):
@@ -189,7 +192,7 @@ class Phase:
 
     @property
     def requests(self) -> int:
-        return max(1, int(round(self.duration * self.rate)))
+        return max(1, round(self.duration * self.rate))
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class Scenario:
     def duration(self) -> float:
         return sum(p.duration for p in self.phases)
 
-    def faster(self, speed: float) -> "Scenario":
+    def faster(self, speed: float) -> Scenario:
         """The same requests, `speed` times faster: durations shrink, rates grow."""
         if speed <= 0:
             raise ScenarioError("--speed must be positive.")
@@ -216,7 +219,7 @@ class Scenario:
         ) for p in self.phases)
         return Scenario(self.name, self.description, phases)
 
-    def lasting(self, total: float) -> "Scenario":
+    def lasting(self, total: float) -> Scenario:
         """Every phase stretched or shrunk in proportion so the whole lasts `total` seconds."""
         factor = total / self.duration
         phases = tuple(dataclasses.replace(p, duration=p.duration * factor) for p in self.phases)

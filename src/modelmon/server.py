@@ -6,58 +6,30 @@ about stores, items or customers.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import MicroBatcher
-from .feedback import ClassNames, FeedbackRecorder, FeedbackRejected, answer, parse_feedback
+from .errors import ERROR_SCHEMA, ApiError, invalid_input
+from .exposition import exposition_registry, render
+from .feedback import ClassNames, FeedbackRecorder, answer, parse_feedback
 from .metrics import FeedbackMetrics, HttpMetrics, ModelMetrics
 from .model import LoadedModel
-from .predictionlog import LogSettings, PredictionLog, PredictionStore, store_url
+from .predictionlog import open_prediction_log
 from .profile import ReferenceProfile
-from .validation import InvalidInput, RequestValidator, request_schema
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Limits that protect the server (both answer 413), and where /metrics is served."""
-
-    max_batch_rows: int = 1000
-    max_body_bytes: int = 1_048_576
-    metrics_on_app: bool = True  # False when /metrics has a port of its own (--metrics-port)
-    batch_rows: int = 256  # micro-batching: rows predicted together at most (1 disables it)
-    batch_wait_ms: float = 0.0  # how long a batch waits for more requests (0: only those already waiting)
-    monitoring: bool = True  # False only to measure what monitoring costs
-    # The prediction log (ground truth joins on it): a file path (SQLite) or a SQLAlchemy URL; None: off.
-    prediction_log: str | None = None
-    log_queue_rows: int = 10_000  # predictions held in memory at most; beyond, the oldest are dropped
-    log_flush_seconds: float = 0.5
-    log_max_age_seconds: float = 30 * 86400.0  # retention by age (0: keep)
-    log_max_rows: int = 0  # retention by row count (0: no limit)
-
-
-def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
-    """What /metrics shows: this process's registry, or every worker's files in multiprocess mode."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return registry
-    from prometheus_client import multiprocess
-
-    merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)
-    return merged
+from .settings import Settings
+from .validation import RequestValidator, request_schema
 
 
 class _JSON(JSONResponse):
@@ -65,6 +37,13 @@ class _JSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def _error(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return _JSON(error.body(), error.status, headers)
 
 
 class _Timing:
@@ -93,18 +72,7 @@ class _Timing:
             self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - start)
 
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "reason", "message"],
-    "properties": {
-        "error": {"type": "string"},
-        "reason": {"type": "string"},
-        "field": {"type": ["string", "null"]},
-        "message": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-}
-_ROW = {
+_ROW: dict[str, Any] = {
     "type": "object",
     "required": ["prediction", "label"],
     "properties": {
@@ -115,8 +83,8 @@ _ROW = {
         "probabilities": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
     },
 }
-_HEAD = {"request_id": {"type": "string"}, "model": {"type": "string"}}
-_PREDICTION_SCHEMA = {
+_HEAD: dict[str, Any] = {"request_id": {"type": "string"}, "model": {"type": "string"}}
+_PREDICTION_SCHEMA: dict[str, Any] = {
     "oneOf": [
         {"title": "Prediction", **_ROW, "required": ["request_id", "model", "prediction", "label"],
          "properties": {**_HEAD, **_ROW["properties"]}},
@@ -124,11 +92,11 @@ _PREDICTION_SCHEMA = {
          "properties": {**_HEAD, "predictions": {"type": "array", "items": _ROW}}},
     ]
 }
-_OK = {200: {"description": "One prediction, or one per record of a batch.",
+_OK: dict[int | str, dict[str, Any]] = {200: {"description": "One prediction, or one per record of a batch.",
              "content": {"application/json": {"schema": _PREDICTION_SCHEMA}}}}
 
-_ERRORS = {
-    status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     for status, text in (
         (400, "Empty body or not JSON."),
         (413, "Body or batch over the configured limit."),
@@ -141,7 +109,7 @@ _ERRORS = {
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read at most `limit` bytes, refusing larger bodies before parsing any of it."""
     declared = request.headers.get("content-length")
-    too_large = InvalidInput(413, "body_too_large", "body", f"The body is over the {limit}-byte limit.")
+    too_large = invalid_input(413, "body_too_large", "body", f"The body is over the {limit}-byte limit.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks = []
@@ -209,21 +177,6 @@ def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
     }
 
 
-def open_prediction_log(settings: ServerSettings, model: LoadedModel,
-                        metrics: FeedbackMetrics) -> PredictionLog | None:
-    """The server's prediction log, or None when it is off; raises PredictionLogError early."""
-    if not settings.prediction_log or settings.prediction_log.lower() == "off":
-        return None
-    store = PredictionStore(store_url(settings.prediction_log))
-    return PredictionLog(store, model.name, model.version, metrics, LogSettings(
-        queue_rows=settings.log_queue_rows,
-        flush_seconds=settings.log_flush_seconds,
-        flush_rows=max(1, min(1_000, settings.log_queue_rows // 2)),
-        max_age_seconds=settings.log_max_age_seconds or None,
-        max_rows=settings.log_max_rows or None,
-    ))
-
-
 def _feedback_body(classes: ClassNames) -> dict[str, Any]:
     item = {
         "type": "object", "required": ["request_id", "actual"], "additionalProperties": False,
@@ -237,7 +190,7 @@ def _feedback_body(classes: ClassNames) -> dict[str, Any]:
         "oneOf": [{"title": "Label", **item}, {"title": "Labels", "type": "array", "minItems": 1, "items": item}]}}}}
 
 
-_FEEDBACK_RESPONSES = {
+_FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
     for status, text in (
         (200, "Every label was recorded."),
@@ -254,11 +207,11 @@ _FEEDBACK_RESPONSES = {
 def create_app(
     model: LoadedModel,
     profile: ReferenceProfile,
-    settings: ServerSettings | None = None,
+    settings: Settings | None = None,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the app for one model; a private registry unless one is given (tests, workers)."""
-    settings = settings or ServerSettings()
+    settings = settings or Settings()
     registry = registry if registry is not None else CollectorRegistry()
     validator = RequestValidator(model.name, model.features, settings.max_batch_rows)
     metrics = ModelMetrics(
@@ -270,7 +223,7 @@ def create_app(
     predictor = _Predictor(model, profile, metrics, settings.monitoring)
     batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
     feedback_metrics = FeedbackMetrics(profile, registry)
-    prediction_log = open_prediction_log(settings, model, feedback_metrics)
+    prediction_log = open_prediction_log(settings, model.name, model.version, feedback_metrics)
     recorder = FeedbackRecorder(prediction_log, feedback_metrics) if prediction_log is not None else None
     class_names = ClassNames(profile)
 
@@ -300,12 +253,12 @@ def create_app(
                               for m in getattr(r, "methods", ()) or ()})
             headers["Allow"] = ", ".join(allowed)
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _JSON({"error": reason, "reason": reason, "message": str(exc.detail)}, exc.status_code, headers)
+        return _error(ApiError(exc.status_code, reason, reason, None, str(exc.detail)), headers)
 
-    @app.exception_handler(InvalidInput)
-    async def _invalid(request: Request, exc: InvalidInput) -> Response:
+    @app.exception_handler(ApiError)
+    async def _invalid(request: Request, exc: ApiError) -> Response:
         metrics.invalid(exc.reason)
-        return _JSON(exc.body(), status_code=exc.status)
+        return _error(exc)
 
     def _answer(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]]) -> dict[str, Any]:
         request_id = uuid.uuid4().hex
@@ -325,9 +278,9 @@ def create_app(
     async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
         try:
             rows = await batcher(columns)
-        except Exception as exc:  # noqa: BLE001 - a model failure must not kill the server
+        except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
-            return _JSON({"error": "prediction_failed", "reason": "model_error", "message": message}, 500)
+            return _error(ApiError(500, "prediction_failed", "model_error", None, message))
         out = _answer(rows, batch, columns)
         return _JSON(out, headers={"X-Request-ID": out["request_id"]})
 
@@ -354,32 +307,34 @@ def create_app(
         try:
             body = await _read_body(request, settings.max_body_bytes)
             items, batch = parse_feedback(body, class_names, settings.max_batch_rows)
-        except InvalidInput as exc:  # body over the size limit
-            feedback_metrics.rejected("invalid_body")
-            return _JSON(exc.body(), exc.status)
-        except FeedbackRejected as exc:
-            feedback_metrics.rejected(exc.reason)
-            return _JSON(exc.body(), exc.status)
+        except ApiError as exc:
+            # A body over the size limit is an invalid body here, like any other shape error.
+            feedback_metrics.rejected(exc.reason if exc.error == "invalid_feedback" else "invalid_body")
+            return _error(exc)
         if recorder is None:
             feedback_metrics.rejected("log_off", len(items))
-            return _JSON({"error": "prediction_log_off", "reason": "log_off", "field": None,
-                          "message": "This server keeps no prediction log, so labels cannot be joined to "
-                                     "predictions: start it with --prediction-log PATH_OR_URL."}, 503)
+            return _error(ApiError(503, "prediction_log_off", "log_off", None,
+                                   "This server keeps no prediction log, so labels cannot be joined to "
+                                   "predictions: start it with --prediction-log PATH_OR_URL."))
         try:
             outcomes = await run_in_threadpool(recorder.apply, items)
-        except Exception as exc:  # noqa: BLE001 - the store is down: say so, count nothing
-            return _JSON({"error": "prediction_log_unavailable", "reason": "log_unavailable", "field": None,
-                          "message": f"The prediction log could not be read ({type(exc).__name__}); "
-                                     "nothing was recorded, send the labels again later."}, 503)
+        except Exception as exc:
+            return _error(ApiError(503, "prediction_log_unavailable", "log_unavailable", None,
+                                   f"The prediction log could not be read ({type(exc).__name__}); "
+                                   "nothing was recorded, send the labels again later."))
         status, out = answer(outcomes, batch)
         return _JSON(out, status)
 
     if settings.metrics_on_app:
+        exported = exposition_registry(registry)
+
         @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                 responses={200: {"description": "Prometheus text format",
-                                  "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
-        async def metrics_endpoint() -> Response:
-            return Response(generate_latest(exposition_registry(registry)), media_type=CONTENT_TYPE_LATEST)
+                 responses={200: {"description": "Prometheus text format, or OpenMetrics when Accept asks for it",
+                                  "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}},
+                                              _OPENMETRICS: {"schema": {"type": "string"}}}}})
+        async def metrics_endpoint(request: Request) -> Response:
+            body, content_type = render(exported, request.headers.get("accept"))
+            return Response(body, headers={"Content-Type": content_type})
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict[str, str]:
@@ -389,6 +344,6 @@ def create_app(
     async def ready() -> dict[str, str]:
         return {"status": "ready", "model": model.name, "version": model.version}
 
-    handlers = [route.path for route in app.routes]  # type: ignore[attr-defined]
+    handlers = [getattr(route, "path", "") for route in app.routes]
     app.add_middleware(_Timing, metrics=HttpMetrics(registry, handlers))
     return app

@@ -1,8 +1,11 @@
-"""One settings object for the whole stack: windows, thresholds, ports, secrets' locations.
+"""One settings object for everything modelmon runs: the server, its prediction log, the
+Prometheus windows and thresholds, Alertmanager, ports and where secrets are read from.
 
-Two profiles: `production` (the workshop's 5 s scrape, 5 m rates, 10 m drift, 2 m `for`) and
-`demo` (1 s scrape and windows short enough that the demo fits in about three minutes).
-A YAML file and `MODELMON_*` environment variables override any field.
+Each field is declared once below, with its default, its `demo` default where the demo needs
+another, its valid range and one line saying what it is; the README's settings table is made
+from these declarations. Values are read in this order, the last word winning: the settings
+profile (`production` or `demo`), a YAML file, `MODELMON_<FIELD>` environment variables,
+command-line flags.
 """
 
 from __future__ import annotations
@@ -17,131 +20,243 @@ from typing import Any
 
 import yaml
 
+from .errors import ModelmonError
+
 PROFILES = ("production", "demo")
 ENV_PREFIX = "MODELMON_"
 
 
-class SettingsError(ValueError):
+class SettingsError(ModelmonError, ValueError):
     """A settings file or variable that cannot be used; the message says which and why."""
+
+
+def _setting(default: Any, doc: str, *, demo: Any = None, low: float | None = None, high: float | None = None,
+             duration: bool = False) -> Any:
+    """A field with its documentation: `low`/`high` bound numbers (inclusive), `duration`
+    marks a Prometheus duration (`30s`, `5m`), which must be positive unless `low` is 0."""
+    return dataclasses.field(default=default, metadata={
+        "doc": doc, "demo": demo, "low": low, "high": high, "duration": duration})
 
 
 @dataclass(frozen=True)
 class Settings:
-    profile: str = "production"
+    profile: str = _setting("production", "settings profile: `production` or `demo`")
+    # The model server
+    host: str = _setting("127.0.0.1", "address every native part binds to")
+    app_port: int = _setting(8000, "the app's port", low=1, high=65535)
+    metrics_port: int = _setting(0, "serve /metrics on this port only, not on the API port (0: on the API port)",
+                                 low=0, high=65535)
+    workers: int = _setting(1, "worker processes; above 1, metrics are summed across them", low=1, high=64)
+    max_batch_rows: int = _setting(1000, "records per request at most (413 beyond)", low=1)
+    max_body_bytes: int = _setting(1_048_576, "request body size limit in bytes (413 beyond)", low=1)
+    batch_rows: int = _setting(256, "micro-batching: rows of concurrent requests predicted in one call (1: off)",
+                               low=1)
+    batch_wait_ms: float = _setting(0.0, "how long a micro-batch waits for more requests (0: only those waiting)",
+                                    low=0)
+    monitoring: bool = _setting(True, "observe metrics (false only to measure what monitoring costs)")
+    log_level: str = _setting("warning", "uvicorn's log level")
+    # The prediction log
+    prediction_log: str = _setting(
+        "runs/predictions.sqlite",
+        "where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL, or `off`")
+    log_queue_rows: int = _setting(10_000, "predictions held in memory before the oldest are dropped", low=1)
+    log_flush_seconds: float = _setting(0.5, "how often the prediction log is written", low=0.001)
+    log_retention: str = _setting("30d", "delete logged predictions older than this (0: keep)", low=0,
+                                  duration=True)
+    log_max_rows: int = _setting(0, "keep at most this many logged predictions, the newest (0: no limit)", low=0)
     # Prometheus
-    scrape_interval: str = "5s"
-    evaluation_interval: str = "5s"
-    rate_window: str = "5m"
-    drift_window: str = "10m"
-    quality_window: str = "1h"  # labels arrive late and for part of the traffic: a longer window
-    alert_for: str = "2m"
-    down_for: str = "1m"
+    scrape_interval: str = _setting("5s", "how often Prometheus scrapes", demo="1s", duration=True)
+    evaluation_interval: str = _setting("5s", "how often rules are evaluated", demo="1s", duration=True)
+    rate_window: str = _setting("5m", "window of rates and ratios", demo="30s", duration=True)
+    drift_window: str = _setting("10m", "window of the drift statistics (KS, PSI)", demo="1m", duration=True)
+    quality_window: str = _setting("1h", "window of the quality from labels (they arrive late, for part of the "
+                                         "traffic)", demo="1m", duration=True)
+    alert_for: str = _setting("2m", "how long a condition holds before its alert fires", demo="10s", duration=True)
+    down_for: str = _setting("1m", "how long a target is unreachable before ModelServerDown", demo="5s",
+                             duration=True)
     # Thresholds (the workshop's alert: success rate of stores under 20 %)
-    positive_rate_floor: float = 0.20
-    psi_threshold: float = 0.2
-    ks_threshold: float = 0.2
-    prediction_psi_threshold: float = 0.2
-    invalid_ratio_threshold: float = 0.05
-    error_ratio_threshold: float = 0.01
-    latency_p99_seconds: float = 0.5
-    accuracy_floor: float = 0.8  # ModelQualityDrop: accuracy on the labels received in the quality window
+    positive_rate_floor: float = _setting(0.20, "ModelLowPositiveRate: positive-class share under this", low=0.001,
+                                          high=0.999)
+    psi_threshold: float = _setting(0.2, "ModelFeatureDrift: PSI over this", low=0.001)
+    ks_threshold: float = _setting(0.2, "ModelFeatureDrift: or KS over this", low=0.001, high=0.999)
+    prediction_psi_threshold: float = _setting(0.2, "ModelPredictionDrift: PSI of the class shares over this",
+                                               low=0.001)
+    invalid_ratio_threshold: float = _setting(0.05, "ModelInvalidInputRate: share of invalid requests over this",
+                                              low=0.001, high=0.999)
+    error_ratio_threshold: float = _setting(0.01, "ModelServerErrors: share of 5xx answers over this", low=0.001,
+                                            high=0.999)
+    latency_p99_seconds: float = _setting(0.5, "ModelHighLatency: p99 latency over this (seconds)", low=0.001)
+    accuracy_floor: float = _setting(0.8, "ModelQualityDrop: accuracy on the labels of the quality window under "
+                                          "this", low=0.001, high=0.999)
     # Traffic guards: below these counts a window's statistic is mostly sampling noise.
-    min_samples: int = 200  # predictions (or requests) in the rate window, for ratio alerts
-    min_drift_samples: int = 500  # values in the drift window: PSI noise ~ 9/N over ten bins
-    min_labels: int = 100  # labels in the quality window: accuracy's sd at 0.8 is 4 points on 100
+    min_samples: int = _setting(200, "predictions (or requests) in the rate window before a ratio alert may fire",
+                                low=1)
+    min_drift_samples: int = _setting(500, "values in the drift window before a drift alert may fire (PSI noise "
+                                           "~ 9/N over ten bins)", low=1)
+    min_labels: int = _setting(100, "labels in the quality window before ModelQualityDrop may fire", low=1)
     # Alertmanager
-    group_wait: str = "10s"
-    group_interval: str = "1m"
-    repeat_interval: str = "4h"
-    slack_channel: str = "#model-alerts"
-    slack_webhook_file: str = "secrets/slack_webhook_url"  # relative to alertmanager.yml
-    # Where things listen (native mode binds them all to `host`)
-    host: str = "127.0.0.1"
-    app_port: int = 8000
-    prometheus_port: int = 9090
-    alertmanager_port: int = 9093
-    receiver_port: int = 9099
-    grafana_port: int = 3000
-    grafana_url: str = "http://localhost:3000"
+    group_wait: str = _setting("10s", "Alertmanager: wait before the first notification of a group", demo="1s",
+                               duration=True)
+    group_interval: str = _setting("1m", "Alertmanager: wait before notifying a group's changes", demo="5s",
+                                   duration=True)
+    repeat_interval: str = _setting("4h", "Alertmanager: re-send a firing alert this often", demo="1h",
+                                    duration=True)
+    slack_channel: str = _setting("#model-alerts", "Slack channel of the notifications")
+    slack_webhook_file: str = _setting(
+        "", "file Alertmanager reads the Slack webhook URL from (empty: the stack's default: the compose secret, "
+            "or the local receiver natively)")
+    # Where the other parts listen (native mode binds them all to `host`)
+    prometheus_port: int = _setting(9090, "Prometheus' port", low=1, high=65535)
+    alertmanager_port: int = _setting(9093, "Alertmanager's port", low=1, high=65535)
+    receiver_port: int = _setting(9099, "the local Slack stand-in's port", low=1, high=65535)
+    grafana_port: int = _setting(3000, "Grafana's port (compose)", low=1, high=65535)
+    grafana_url: str = _setting("http://localhost:3000", "Grafana's address, for the alerts' dashboard links")
     # Grafana login: only the demo profile has a default (the workshop's), never production.
-    grafana_admin_user: str = "admin"
-    grafana_admin_password: str = ""
+    grafana_admin_user: str = _setting("admin", "Grafana admin user (compose)", demo="mlreply")
+    grafana_admin_password: str = _setting("", "Grafana admin password (compose; empty: set it in deploy/.env)",
+                                           demo="mlreply")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
 
     @property
     def demo_credentials(self) -> bool:
         return self.profile == "demo" and self.grafana_admin_password == "mlreply"
 
-    def replace(self, **changes: Any) -> "Settings":
+    @property
+    def metrics_on_app(self) -> bool:
+        return self.metrics_port == 0
+
+    @property
+    def prediction_log_on(self) -> bool:
+        return bool(self.prediction_log) and self.prediction_log.lower() != "off"
+
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-_DEMO = {
-    "profile": "demo",
-    "scrape_interval": "1s",
-    "evaluation_interval": "1s",
-    "rate_window": "30s",
-    "drift_window": "1m",
-    "quality_window": "1m",
-    "alert_for": "10s",
-    "down_for": "5s",
-    "group_wait": "1s",
-    "group_interval": "5s",
-    "repeat_interval": "1h",
-    "grafana_admin_user": "mlreply",
-    "grafana_admin_password": "mlreply",
-}
-
-_DURATION_FIELDS = frozenset({
-    "scrape_interval", "evaluation_interval", "rate_window", "drift_window", "quality_window", "alert_for", "down_for",
-    "group_wait", "group_interval", "repeat_interval",
-})
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def seconds(duration: str) -> float:
-    """Prometheus duration (one unit, e.g. `30s`, `5m`) in seconds."""
+    """Prometheus duration (one unit, e.g. `30s`, `5m`; `0` for none) in seconds."""
+    if duration == "0":
+        return 0.0
     match = _DURATION.match(duration)
     if not match:
         raise SettingsError(f"{duration!r} is not a duration like 30s, 5m or 1h.")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _coerce(name: str, raw: Any, field: dataclasses.Field) -> Any:
-    kind = field.type if isinstance(field.type, type) else {"str": str, "int": int, "float": float}[field.type]
+def _check(f: dataclasses.Field[Any], value: Any) -> None:
+    meta = f.metadata
+    if meta.get("duration"):
+        try:
+            number = seconds(value)
+        except SettingsError as exc:
+            raise SettingsError(f"Setting {f.name}: {exc}") from None
+        if number <= 0 and meta.get("low") != 0:
+            raise SettingsError(f"Setting {f.name} must be a positive duration, got {value!r}.")
+        return
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and value < low:
+        raise SettingsError(f"Setting {f.name} must be >= {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise SettingsError(f"Setting {f.name} must be <= {high}, got {value!r}.")
+
+
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in _TRUE | _FALSE:
+            return str(raw).lower() in _TRUE
+        raise SettingsError(f"Setting {name} must be true or false, got {raw!r}.")
+    if kind is int and isinstance(raw, float) and not raw.is_integer():
+        raise SettingsError(f"Setting {name} must be a whole number, got {raw!r}.")
     try:
-        value = kind(raw)
+        return kind(raw)
     except (TypeError, ValueError):
-        raise SettingsError(f"Setting {name} must be a {kind.__name__}, got {raw!r}.") from None
-    if name in _DURATION_FIELDS:
-        seconds(value)
-    return value
+        raise SettingsError(f"Setting {name} must be {'an' if kind is int else 'a'} {kind.__name__}, "
+                            f"got {raw!r}.") from None
+
+
+def _fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def load_settings(
-    profile: str = "production",
+    profile: str | None = None,
     file: Path | None = None,
     env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Profile defaults, then the file, then MODELMON_* variables (the last word wins)."""
-    if profile not in PROFILES:
-        raise SettingsError(f"Unknown settings profile {profile!r}; choose one of {', '.join(PROFILES)}.")
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
-    values: dict[str, Any] = dict(_DEMO) if profile == "demo" else {}
+    """Profile defaults, then the file, then MODELMON_* variables, then flags (the last word
+    wins). `flags` holds only the options given on the command line (None means not given).
+    The profile is the one named, else the file's `profile`, else `production`."""
     overrides: dict[str, Any] = {}
     if file is not None:
         try:
-            overrides.update(yaml.safe_load(file.read_text()) or {})
-        except FileNotFoundError:
-            raise SettingsError(f"No settings file at {file}.") from None
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"Could not read the settings file {file} ({exc.strerror}).") from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"Settings file {file} is not valid YAML ({exc}).") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"Settings file {file} must be a mapping of setting: value.")
+        overrides.update(loaded)
+    named = overrides.pop("profile", None)
+    if profile is not None and named is not None and named != profile:
+        raise SettingsError(f"The settings file {file} is for the {named!r} profile, not {profile!r}; "
+                            "drop one of them.")
+    profile = profile or named or "production"
+    if profile not in PROFILES:
+        raise SettingsError(f"Unknown settings profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    fields = _fields()
+    values: dict[str, Any] = {"profile": profile}
+    if profile == "demo":
+        values.update({name: f.metadata["demo"] for name, f in fields.items() if f.metadata["demo"] is not None})
     env = os.environ if env is None else env
     for name in fields:
         if ENV_PREFIX + name.upper() in env:
             overrides[name] = env[ENV_PREFIX + name.upper()]
+    overrides.update({k: v for k, v in (flags or {}).items() if v is not None})
     for name, raw in overrides.items():
         if name not in fields or name == "profile":
             raise SettingsError(f"Unknown setting {name!r}; known settings: {', '.join(sorted(fields))}.")
-        values[name] = _coerce(name, raw, fields[name])
+        values[name] = _coerce(name, raw, _TYPES[str(fields[name].type)])
     return Settings(**values)
+
+
+def settings_reference() -> str:
+    """The README's settings table, made from the field declarations."""
+    lines = ["| setting | environment | default | demo | what |", "|---|---|---|---|---|"]
+    for name, f in _fields().items():
+        if name == "profile":
+            continue
+        demo = f.metadata["demo"]
+        lines.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | `{f.default!r}` | "
+                     f"{'' if demo is None else f'`{demo!r}`'} | {f.metadata['doc']} |")
+    return "\n".join(lines)
+
+
+_NOT_WRITTEN = frozenset({"grafana_admin_password"})  # a secret stays out of rendered files
+
+
+def settings_yaml(settings: Settings) -> str:
+    """The settings a stack was rendered with, readable by `read_settings_file`."""
+    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _NOT_WRITTEN}
+    return ("# The settings this stack was rendered with; `modelmon serve --settings` and `modelmon report\n"
+            "# --stack` read them from here.\n"
+            + yaml.safe_dump(values, sort_keys=False))
+
+
+def read_settings_file(path: Path) -> Settings:
+    """Exactly the settings `settings_yaml` wrote (the environment does not change them)."""
+    return load_settings(file=path, env={})

@@ -14,7 +14,6 @@ import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +136,7 @@ def _invalid_body(row: dict[str, Any], kind: str, fields: list[FieldSpec]) -> by
         return b'{"' + first.name.encode() + b'": '
     elif kind == "out_of_bounds":
         bounded = next((f for f in fields if f.minimum is not None), None)
-        if bounded is None:
+        if bounded is None or bounded.minimum is None:
             row = {k: v for k, v in row.items() if k != first.name}
         else:
             row = {**row, bounded.name: bounded.minimum - 1}
@@ -146,12 +145,11 @@ def _invalid_body(row: dict[str, Any], kind: str, fields: list[FieldSpec]) -> by
 
 class Simulator:
     def __init__(self, base_url: str, scenario: Scenario, seed: int = 0, concurrency: int = 64,
-                 show_progress: bool = True, on_phase: Callable[[PhaseResult], None] | None = None) -> None:
+                 show_progress: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.scenario = scenario
         self.concurrency = concurrency
         self.show_progress = show_progress
-        self.on_phase = on_phase
         self._rng = np.random.default_rng(seed)
         # Labels waiting for their time: (due on the loop clock, seq, request_id, actual, predicted, phase)
         self._due: list[tuple[float, int, str, Any, str, PhaseResult]] = []
@@ -176,8 +174,6 @@ class Simulator:
             labeller = asyncio.create_task(self._send_labels(client, done))
             with _Progress(self.show_progress, results) as progress:
                 for phase, result in zip(self.scenario.phases, results):
-                    if self.on_phase is not None:
-                        self.on_phase(result)
                     await self._phase(client, phase, fields, result, progress)
             done.set()  # the labels still waiting go out when due, then the run ends
             await labeller
@@ -212,7 +208,7 @@ class Simulator:
                 result.labels_refused += 1
 
     async def _phase(self, client: httpx.AsyncClient, phase: Phase, fields: list[FieldSpec],
-                     result: PhaseResult, progress: "_Progress") -> None:
+                     result: PhaseResult, progress: _Progress) -> None:
         columns = _values(phase, fields, self._rng)
         invalid = self._rng.random(phase.requests) < phase.invalid_share
         kinds = self._rng.choice(len(_INVALID_KINDS), size=phase.requests)
@@ -283,7 +279,7 @@ class _Progress:
         self._tasks: dict[int, Any] = {}
         self._last = 0.0
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

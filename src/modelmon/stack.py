@@ -8,6 +8,7 @@ Every file comes from the reference profile and one Settings object; nothing is 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,7 @@ from .dashboards import DATASOURCE_UID, dashboard_json
 from .profile import ReferenceProfile
 from .rules import JOB, dashboard_uid, dump_yaml, rule_files
 from .ruletests import rule_tests
-from .settings import Settings
+from .settings import Settings, settings_yaml
 
 Topology = Literal["compose", "native"]
 
@@ -32,21 +33,146 @@ COMPOSE_SECRET = "/run/secrets/slack_webhook_url"
 WEBHOOK_EXAMPLE = "alertmanager/slack_webhook_url.example"
 
 
-def _addresses(settings: Settings, topology: Topology) -> dict[str, str]:
-    if topology == "native":
-        h = settings.host
-        return {
-            "app": f"{h}:{settings.app_port}",
-            "prometheus": f"{h}:{settings.prometheus_port}",
-            "alertmanager": f"{h}:{settings.alertmanager_port}",
-            "receiver": f"{h}:{settings.receiver_port}",
-        }
-    return {"app": "app:8000", "prometheus": "localhost:9090", "alertmanager": "alertmanager:9093",
-            "receiver": "receiver:9099"}
+@dataclass(frozen=True)
+class Part:
+    """One process of the stack: its name (also its compose service), its port setting, the
+    path that answers 200 once it is ready, and whether `modelmon up` runs it natively."""
+
+    name: str
+    port_setting: str  # the Settings field that holds its port
+    ready_path: str
+    native: bool = True
+    compose_port: int = 0  # the port inside its container
+
+    def port(self, settings: Settings) -> int:
+        return int(getattr(settings, self.port_setting))
+
+    def moved(self, settings: Settings, port: int) -> Settings:
+        """The same settings with this part on another port."""
+        return settings.replace(**{self.port_setting: port})
+
+    def address(self, settings: Settings, topology: Topology) -> str:
+        if topology == "native":
+            return f"{settings.host}:{self.port(settings)}"
+        return f"{self.name}:{self.compose_port}"
+
+    def url(self, settings: Settings) -> str:
+        return f"http://{settings.host}:{self.port(settings)}"
+
+
+APP = Part("app", "app_port", "/ready", compose_port=8000)
+PROMETHEUS = Part("prometheus", "prometheus_port", "/-/ready", compose_port=9090)
+ALERTMANAGER = Part("alertmanager", "alertmanager_port", "/-/ready", compose_port=9093)
+RECEIVER = Part("receiver", "receiver_port", "/health", compose_port=9099)
+GRAFANA = Part("grafana", "grafana_port", "/api/health", native=False, compose_port=3000)
+PARTS = (APP, PROMETHEUS, ALERTMANAGER, RECEIVER, GRAFANA)
+NATIVE_PARTS = tuple(p for p in PARTS if p.native)
+
+
+def part_named(name: str) -> Part:
+    for part in PARTS:
+        if part.name == name:
+            return part
+    raise ValueError(f"no stack part {name!r}; parts: {', '.join(p.name for p in PARTS)}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each file of a rendered stack (and a native run's data) lives under `root`."""
+
+    root: Path
+    dashboard_uid: str
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.root / "prometheus" / "prometheus.yml"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "prometheus" / "rules"
+
+    @property
+    def rule_tests(self) -> Path:
+        return self.root / "prometheus" / "tests"
+
+    @property
+    def alertmanager_config(self) -> Path:
+        return self.root / "alertmanager" / "alertmanager.yml"
+
+    @property
+    def alertmanager_templates(self) -> Path:
+        return self.root / "alertmanager" / "templates"
+
+    @property
+    def webhook_secret(self) -> Path:
+        """Natively: the file Alertmanager reads the Slack webhook URL from, unless set."""
+        return self.root / "alertmanager" / "secrets" / "slack_webhook_url"
+
+    @property
+    def webhook_example(self) -> Path:
+        return self.root / WEBHOOK_EXAMPLE
+
+    @property
+    def dashboard(self) -> Path:
+        return self.root / "grafana" / "dashboards" / f"{self.dashboard_uid}.json"
+
+    @property
+    def grafana_provisioning(self) -> Path:
+        return self.root / "grafana" / "provisioning"
+
+    @property
+    def compose(self) -> Path:
+        return self.root / "docker-compose.yaml"
+
+    # A native run's data, beside its configuration.
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def log(self, part: str) -> Path:
+        return self.logs / f"{part}.log"
+
+    @property
+    def notifications(self) -> Path:
+        return self.root / "notifications.jsonl"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.root / "predictions.sqlite"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.root / "prometheus-data"
+
+    @property
+    def alertmanager_data(self) -> Path:
+        return self.root / "alertmanager-data"
+
+    @property
+    def phases(self) -> Path:
+        return self.root / "phases.json"
+
+    @property
+    def settings(self) -> Path:
+        """The settings the stack was rendered with, so `report` can read its windows."""
+        return self.root / "modelmon-settings.yaml"
+
+
+def layout_of(profile: ReferenceProfile, root: Path) -> Layout:
+    return Layout(root, dashboard_uid(profile))
+
+
+@dataclass(frozen=True)
+class RenderedStack:
+    layout: Layout
+    files: tuple[Path, ...]
 
 
 def prometheus_config(settings: Settings, topology: Topology) -> str:
-    at = _addresses(settings, topology)
+    def at(part: Part) -> str:
+        # Prometheus scrapes itself at localhost inside its container.
+        return "localhost:9090" if part is PROMETHEUS and topology == "compose" else part.address(settings, topology)
+
     config = {
         "global": {
             "scrape_interval": settings.scrape_interval,
@@ -54,11 +180,11 @@ def prometheus_config(settings: Settings, topology: Topology) -> str:
             "external_labels": {"monitor": "modelmon"},
         },
         "rule_files": ["rules/*.yml"],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [at["alertmanager"]]}]}]},
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [at(ALERTMANAGER)]}]}]},
         "scrape_configs": [
-            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": [at["app"]]}]},
-            {"job_name": "prometheus", "static_configs": [{"targets": [at["prometheus"]]}]},
-            {"job_name": "alertmanager", "static_configs": [{"targets": [at["alertmanager"]]}]},
+            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": [at(APP)]}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": [at(PROMETHEUS)]}]},
+            {"job_name": "alertmanager", "static_configs": [{"targets": [at(ALERTMANAGER)]}]},
         ],
     }
     return dump_yaml(config)
@@ -218,32 +344,39 @@ def render_stack(
     out: Path,
     topology: Topology = "compose",
     model_dir: Path | None = None,
-) -> list[Path]:
-    """Write every file of the stack under `out`; returns the paths written."""
+) -> RenderedStack:
+    """Write every file of the stack under `out`; the layout says where each one is."""
+    layout = layout_of(profile, out)
     rules = rule_files(profile, settings)
-    at = _addresses(settings, topology)
-    if topology == "compose":
+    if settings.slack_webhook_file:
+        webhook_file = settings.slack_webhook_file
+    elif topology == "compose":
         webhook_file = COMPOSE_SECRET
     else:
-        webhook_file = str((out / "alertmanager" / "secrets" / "slack_webhook_url").resolve())
+        webhook_file = str(layout.webhook_secret.resolve())
+
+    def rel(path: Path) -> str:
+        return path.relative_to(out).as_posix()
+
     files: dict[str, str] = {
-        "prometheus/prometheus.yml": prometheus_config(settings, topology),
-        **{f"prometheus/rules/{name}": text for name, text in rules.items()},
-        **{f"prometheus/tests/{name}": text
+        rel(layout.prometheus_config): prometheus_config(settings, topology),
+        **{rel(layout.rules / name): text for name, text in rules.items()},
+        **{rel(layout.rule_tests / name): text
            for name, text in rule_tests(profile, settings, [f"../rules/{name}" for name in rules]).items()},
-        "alertmanager/alertmanager.yml": alertmanager_config(settings.replace(slack_webhook_file=webhook_file)),
-        f"alertmanager/templates/{TEMPLATE_FILE}": SLACK_TEMPLATES,
+        rel(layout.alertmanager_config): alertmanager_config(settings.replace(slack_webhook_file=webhook_file)),
+        rel(layout.alertmanager_templates / TEMPLATE_FILE): SLACK_TEMPLATES,
         # Natively there is no Grafana, but the dashboard is the one definition of the panels
         # that tests and reports query.
-        f"grafana/dashboards/{dashboard_uid(profile)}.json": dashboard_json(profile, settings),
+        rel(layout.dashboard): dashboard_json(profile, settings),
+        rel(layout.settings): settings_yaml(settings),
     }
     if topology == "compose":
         if model_dir is None:
             raise ValueError("the compose topology needs the model directory to mount")
         mount = os.path.relpath(model_dir.resolve(), out.resolve())
         files.update(_grafana_files(profile, settings))
-        files[WEBHOOK_EXAMPLE] = f"http://{at['receiver']}/slack\n"
-        files["docker-compose.yaml"] = _compose(mount, f"{dashboard_uid(profile)}.json", settings)
+        files[WEBHOOK_EXAMPLE] = f"http://{RECEIVER.address(settings, topology)}/slack\n"
+        files[rel(layout.compose)] = _compose(mount, layout.dashboard.name, settings)
         files["Dockerfile"] = _dockerfile()
         files[".env.example"] = _env_example(settings)
     written = []
@@ -252,4 +385,4 @@ def render_stack(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
-    return written
+    return RenderedStack(layout, tuple(written))

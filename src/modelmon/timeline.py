@@ -46,7 +46,7 @@ class AlertWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alert-watcher", daemon=True)
 
-    def start(self) -> "AlertWatcher":
+    def start(self) -> AlertWatcher:
         self._thread.start()
         return self
 
@@ -78,12 +78,9 @@ class AlertWatcher:
             del self._states[key]
         notes = read_notifications(self.notifications)
         for note in notes[self._seen_notes:]:
-            alert = note["title"].split("] ", 1)[-1].split(" - ", 1)[0]
-            self.events.append(Event(note["received_at"], "notified", alert, f"{note['channel']}: {note['title']}"))
+            self.events.append(Event(note["received_at"], "notified", note["alertname"],
+                                     f"{note['channel']}: {note['title']}"))
         self._seen_notes = len(notes)
-
-    def firing(self) -> set[str]:
-        return {key[0] for key, state in self._states.items() if state == "firing"}
 
     def pending(self) -> set[str]:
         return {key[0] for key, state in self._states.items() if state == "pending"}

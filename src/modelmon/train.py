@@ -67,4 +67,5 @@ def _trusted_types(pipeline: object) -> list[str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sio.get_untrusted_types(data=sio.dumps(pipeline))
+        untrusted: list[str] = sio.get_untrusted_types(data=sio.dumps(pipeline))
+        return untrusted

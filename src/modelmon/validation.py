@@ -1,8 +1,8 @@
 """Request validation generated from the model signature.
 
 One pydantic model per served model, built once at start-up, gives both the checks and the
-OpenAPI schema shown in /docs. Every rejection carries a bounded `reason` (the label of
-`modelmon_invalid_requests_total`), the offending field, and a sentence a client can act on.
+OpenAPI schema shown in /docs. Every rejection carries a bounded `reason` (one of
+`names.INVALID_REASONS`, the label of `modelmon_invalid_requests_total`), the offending field, and a sentence a client can act on.
 """
 
 from __future__ import annotations
@@ -10,53 +10,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
+from .errors import ApiError, invalid_input
 from .model import Feature
-
-# Every value `reason` can take; bounded so it can be a metric label.
-REASONS = (
-    "empty_body",
-    "invalid_json",
-    "body_too_large",
-    "batch_too_large",
-    "empty_batch",
-    "missing_field",
-    "extra_field",
-    "wrong_type",
-    "not_finite",
-    "out_of_bounds",
-)
 
 _PYTHON_TYPES = {"integer": int, "float": float, "boolean": bool, "string": str}
 _KIND_WORDS = {"integer": "an integer", "float": "a number", "boolean": "true or false", "string": "a string"}
 _BOUND_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
-
-
-@dataclass
-class InvalidInput(Exception):
-    """A rejected request: HTTP status, bounded reason, the field at fault and why."""
-
-    status: int
-    reason: str
-    field: str | None
-    message: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def body(self) -> dict[str, Any]:
-        errors = self.errors or [{"field": self.field, "reason": self.reason, "message": self.message}]
-        return {
-            "error": "invalid_input",
-            "reason": self.reason,
-            "field": self.field,
-            "message": self.message,
-            "errors": errors,
-        }
 
 
 def _reject_non_finite(value: Any) -> Any:
@@ -94,7 +59,7 @@ def _field_type(feature: Feature) -> Any:
         constraints["ge"] = minimum
     if maximum is not None:
         constraints["le"] = maximum
-    annotated = Annotated[_PYTHON_TYPES[feature.kind], Field(**constraints)]  # type: ignore[valid-type]
+    annotated: Any = Annotated[_PYTHON_TYPES[feature.kind], Field(**constraints)]
     if feature.kind == "integer":
         return Annotated[annotated, BeforeValidator(_whole_floats_are_integers), BeforeValidator(_reject_non_finite)]
     if feature.numeric:
@@ -110,7 +75,7 @@ def record_model(model_name: str, features: Sequence[Feature], strict: bool = Tr
 
 
 class RequestValidator:
-    """Turns a request body or query string into typed columns, or raises InvalidInput."""
+    """Turns a request body or query string into typed columns, or raises an ApiError (`invalid_input`)."""
 
     def __init__(self, model_name: str, features: Sequence[Feature], max_batch_rows: int = 1000) -> None:
         self.features = tuple(features)
@@ -124,10 +89,10 @@ class RequestValidator:
     def parse_body(self, body: bytes) -> tuple[dict[str, list[Any]], bool]:
         """Columns of the rows in a JSON body, and whether it was a batch."""
         if not body.strip():
-            raise InvalidInput(400, "empty_body", None, "The request body is empty; send a JSON object.")
+            raise invalid_input(400, "empty_body", None, "The request body is empty; send a JSON object.")
         document = _load_json(body)
         if not isinstance(document, dict):
-            raise InvalidInput(
+            raise invalid_input(
                 422, "wrong_type", "body",
                 "The body must be a JSON object: one record, or {\"instances\": [records]}.",
             )
@@ -135,14 +100,14 @@ class RequestValidator:
             return self._validate([document], batch=False), False
         extra = sorted(set(document) - {"instances"})
         if extra:
-            raise InvalidInput(422, "extra_field", extra[0], f"'{extra[0]}' is not allowed beside 'instances'.")
+            raise invalid_input(422, "extra_field", extra[0], f"'{extra[0]}' is not allowed beside 'instances'.")
         rows = document["instances"]
         if not isinstance(rows, list):
-            raise InvalidInput(422, "wrong_type", "instances", "'instances' must be a list of records.")
+            raise invalid_input(422, "wrong_type", "instances", "'instances' must be a list of records.")
         if not rows:
-            raise InvalidInput(422, "empty_batch", "instances", "'instances' is empty; send at least one record.")
+            raise invalid_input(422, "empty_batch", "instances", "'instances' is empty; send at least one record.")
         if len(rows) > self.max_batch_rows:
-            raise InvalidInput(
+            raise invalid_input(
                 413, "batch_too_large", "instances",
                 f"'instances' has {len(rows)} records; the limit is {self.max_batch_rows} per request.",
             )
@@ -195,10 +160,10 @@ class RequestValidator:
                 return None
         return columns
 
-    def _invalid(self, exc: ValidationError, batch: bool) -> InvalidInput:
+    def _invalid(self, exc: ValidationError, batch: bool) -> ApiError:
         errors = [self._describe(e, batch) for e in exc.errors(include_url=False)]
         first = errors[0]
-        return InvalidInput(422, first["reason"], first["field"], first["message"], errors)
+        return invalid_input(422, first["reason"], first["field"], first["message"], errors)
 
     def _describe(self, error: Mapping[str, Any], batch: bool) -> dict[str, Any]:
         loc = list(error["loc"])
@@ -244,7 +209,7 @@ def _load_json(body: bytes) -> Any:
         try:
             return json.loads(body)  # accepts NaN and Infinity, which validation then names
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidInput(400, "invalid_json", "body", f"The body is not valid JSON ({fast_error}).") from None
+            raise invalid_input(400, "invalid_json", "body", f"The body is not valid JSON ({fast_error}).") from None
 
 
 def request_schema(validator: RequestValidator, example: Mapping[str, Any]) -> dict[str, Any]:

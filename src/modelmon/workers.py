@@ -10,29 +10,32 @@ in metrics.py (latest value, or max for the static reference gauges).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from .settings import Settings
+
 ENV_CONFIG = "MODELMON_WORKER_CONFIG"
-ENV_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 
 
 def enable_multiprocess(folder: Path | None) -> Path:
-    """Empty the workers' metric folder (stale files would be summed in) and switch
-    prometheus_client to it. It picks its value store when first imported; this process may
-    have imported it already, so the choice is made again here, before any metric exists."""
-    from prometheus_client import values
-
+    """Empty the workers' metric folder (stale files would be summed in) and point
+    prometheus_client at it. It picks its value store once, when first imported, from the
+    environment: so this must run before anything imports it (`modelmon serve` does)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("enable_multiprocess must run before prometheus_client is imported")
     folder = folder or Path(tempfile.mkdtemp(prefix="modelmon-metrics-"))
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    os.environ[ENV_MULTIPROC] = str(folder)
-    values.ValueClass = values.get_value_class()
+    os.environ[MULTIPROC_ENV] = str(folder)
     return folder
 
 
@@ -40,12 +43,12 @@ def app_from_environment() -> Any:
     """The ASGI app of one worker (gunicorn imports this after forking)."""
     from .model import load_model
     from .profile import ReferenceProfile
-    from .server import ServerSettings, create_app
+    from .server import create_app
 
     config = json.loads(os.environ[ENV_CONFIG])
     model = load_model(config["model"])
     profile = ReferenceProfile.load(Path(config["reference"]))
-    return create_app(model, profile, ServerSettings(**config["settings"]))
+    return create_app(model, profile, Settings(**config["settings"]))
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -54,32 +57,30 @@ def _worker_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve_workers(model_dir: Path, reference: Path, settings: dict[str, Any], host: str, port: int,
-                  workers: int, multiproc_dir: Path, log_level: str = "warning",
-                  metrics_port: int | None = None) -> None:
+def serve_workers(model_dir: Path, reference: Path, settings: Settings) -> None:
     """Run gunicorn; `enable_multiprocess` must have run first."""
     from gunicorn.app.base import BaseApplication
 
     def when_ready(server: Any) -> None:
-        if metrics_port:  # the master serves every worker's metrics on a port of its own
-            from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        if settings.metrics_port:  # the master serves every worker's metrics on a port of its own
+            from prometheus_client import CollectorRegistry
 
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            start_http_server(metrics_port, addr=host, registry=registry)
+            from .exposition import serve_metrics_port
 
-    os.environ[ENV_CONFIG] = json.dumps(
-        {"model": str(model_dir.resolve()), "reference": str(reference.resolve()), "settings": settings})
+            serve_metrics_port(CollectorRegistry(), settings.host, settings.metrics_port)
+
+    os.environ[ENV_CONFIG] = json.dumps({"model": str(model_dir.resolve()), "reference": str(reference.resolve()),
+                                         "settings": dataclasses.asdict(settings)})
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
+                "bind": f"{settings.host}:{settings.app_port}",
+                "workers": settings.workers,
                 "worker_class": "uvicorn_worker.UvicornWorker",
                 "child_exit": _worker_exit,
                 "when_ready": when_ready,
-                "loglevel": log_level,
+                "loglevel": settings.log_level,
                 "accesslog": None,
                 "graceful_timeout": 10,
             }

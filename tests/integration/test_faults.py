@@ -14,6 +14,7 @@ from modelmon.native import NativeStack
 from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.receiver import SlackReceiver, read_notifications
 from modelmon.settings import load_settings
+from modelmon.stack import APP, PROMETHEUS
 
 from .conftest import REPO, free_port, wait_until
 from .load import NORMAL, SUCCESS
@@ -64,11 +65,11 @@ class Sender(threading.Thread):
 
 
 def query(stack: NativeStack, expr: str) -> list[dict]:
-    return httpx.get(f"{stack.url('prometheus')}/api/v1/query", params={"query": expr}).json()["data"]["result"]
+    return httpx.get(f"{stack.url(PROMETHEUS)}/api/v1/query", params={"query": expr}).json()["data"]["result"]
 
 
 def firing(stack: NativeStack, name: str) -> bool:
-    alerts = httpx.get(f"{stack.url('prometheus')}/api/v1/alerts").json()["data"]["alerts"]
+    alerts = httpx.get(f"{stack.url(PROMETHEUS)}/api/v1/alerts").json()["data"]["alerts"]
     return any(a["labels"]["alertname"] == name and a["state"] == "firing" for a in alerts)
 
 
@@ -78,7 +79,7 @@ def notified(stack: NativeStack, name: str, after: float) -> bool:
 
 
 def test_killed_app_is_restarted_and_the_windowed_rate_stays_true(stack):
-    sender = Sender(stack.url("app"), every=3)
+    sender = Sender(stack.url(APP), every=3)
     sender.start()
     time.sleep(20)
     stack.kill("app")  # kill -9 mid-load: its counters are gone with it
@@ -99,7 +100,7 @@ def test_restarted_prometheus_keeps_its_history(stack):
               "end": before - 5, "step": 1}
 
     def history():
-        return httpx.get(f"{stack.url('prometheus')}/api/v1/query_range", params=params).json()["data"]["result"]
+        return httpx.get(f"{stack.url(PROMETHEUS)}/api/v1/query_range", params=params).json()["data"]["result"]
 
     earlier = history()
     assert earlier and len(earlier[0]["values"]) >= 20
@@ -116,7 +117,7 @@ def test_slack_outage_is_retried_until_the_message_lands(stack):
     outage.start()
     try:
         start = time.time()
-        sender = Sender(stack.url("app"), every=0)  # no success at all: the workshop's alert fires
+        sender = Sender(stack.url(APP), every=0)  # no success at all: the workshop's alert fires
         sender.start()
         wait_until(lambda: firing(stack, "ModelLowPositiveRate"), timeout=90, what="ModelLowPositiveRate")
         sender.stop()
@@ -132,7 +133,7 @@ def test_slack_outage_is_retried_until_the_message_lands(stack):
 def test_alert_fired_while_alertmanager_was_down_still_arrives(stack):
     stack.kill("alertmanager", sig=15)
     start = time.time()
-    sender = Sender(stack.url("app"), every=3, bad_share=0.3)
+    sender = Sender(stack.url(APP), every=3, bad_share=0.3)
     sender.start()
     try:
         wait_until(lambda: firing(stack, "ModelInvalidInputRate"), timeout=90, what="ModelInvalidInputRate")

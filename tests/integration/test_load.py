@@ -6,8 +6,8 @@ Marked slow: `make test-slow` runs it (CI too). It prints the figures recorded i
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import time
 

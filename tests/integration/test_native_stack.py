@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -153,7 +153,7 @@ def test_a_dying_child_stops_the_whole_stack(tmp_path):
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['alertmanager']}/-/ready").status_code == 200,
                    timeout=90, what="the stack")
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['app']}/ready").status_code == 200, what="app")
-        subprocess.run(["pkill", "-KILL", "-f", f"modelmon serve .* --port {ports['app']}"], check=True)
+        subprocess.run(["pkill", "-KILL", "-f", f"modelmon serve .* --settings {tmp_path}/"], check=True)
         _, stderr = up.communicate(timeout=30)
     finally:
         if up.poll() is None:
@@ -178,6 +178,6 @@ def test_children_never_outlive_a_program_that_forgets_to_stop(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for name, port in ports.items():
+    for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -15,6 +15,7 @@ from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
 from modelmon.simulator import Simulator
+from modelmon.stack import APP, PROMETHEUS
 
 from .conftest import REPO, free_port, wait_until
 
@@ -27,12 +28,12 @@ def test_report_has_data_in_every_panel_and_the_alert_that_fired(tmp_path):
         **{f"{n}_port": free_port() for n in ("app", "prometheus", "alertmanager", "receiver")})
     profile = ReferenceProfile.load(profile_path(MODEL))
     with NativeStack(MODEL, profile, settings, tmp_path / "run") as stack:
-        result = Simulator(stack.url("app"), load_scenario("customer-drop").lasting(80), seed=9,
+        result = Simulator(stack.url(APP), load_scenario("customer-drop").lasting(80), seed=9,
                            show_progress=False).run()
         import httpx
 
         def fired():
-            alerts = httpx.get(f"{stack.url('prometheus')}/api/v1/alerts").json()["data"]["alerts"]
+            alerts = httpx.get(f"{stack.url(PROMETHEUS)}/api/v1/alerts").json()["data"]["alerts"]
             return any(a["labels"]["alertname"] == "ModelLowPositiveRate" and a["state"] == "firing" for a in alerts)
 
         wait_until(fired, timeout=60, what="ModelLowPositiveRate")
@@ -41,8 +42,9 @@ def test_report_has_data_in_every_panel_and_the_alert_that_fired(tmp_path):
         phases.write_text(json.dumps([{"name": p.name, "at": p.started_at} for p in result.phases]))
         out = tmp_path / "report"
         done = subprocess.run(
-            [sys.executable, "-m", "modelmon", "report", "--prometheus", stack.url("prometheus"), "--since", "3m",
-             "--dashboard", str(tmp_path / "run" / "grafana" / "dashboards" / "modelmon-stores.json"),
+            # No --profile and no --dashboard: the report reads the demo stack's windows from its
+            # Prometheus (it used to assume the demo profile and drew empty panels elsewhere).
+            [sys.executable, "-m", "modelmon", "report", "--prometheus", stack.url(PROMETHEUS), "--since", "3m",
              "--phases", str(phases), "--out", str(out)],
             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -22,15 +22,14 @@ def metric(text: str, name: str, **labels: str) -> float:
 def test_serve_answers_and_counts_over_http():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with running(["serve", "--port", str(port)], ready_url=f"{base}/ready"):
-        with httpx.Client(base_url=base) as client:
-            first = client.post("/predict", json={"items_count": 1800, "customers_count": 1400}).json()
-            assert first["label"] == "success" and len(first["request_id"]) == 32
-            second = client.get("/predict", params={"items_count": 1800, "customers_count": 300}).json()
-            assert second["label"] == "normal"
-            bad = client.post("/predict", json={"items_count": 1800})
-            assert bad.status_code == 422 and bad.json()["field"] == "customers_count"
-            text = client.get("/metrics").text
+    with running(["serve", "--port", str(port)], ready_url=f"{base}/ready"), httpx.Client(base_url=base) as client:
+        first = client.post("/predict", json={"items_count": 1800, "customers_count": 1400}).json()
+        assert first["label"] == "success" and len(first["request_id"]) == 32
+        second = client.get("/predict", params={"items_count": 1800, "customers_count": 300}).json()
+        assert second["label"] == "normal"
+        bad = client.post("/predict", json={"items_count": 1800})
+        assert bad.status_code == 422 and bad.json()["field"] == "customers_count"
+        text = client.get("/metrics").text
     assert metric(text, "modelmon_predictions_total", **{"class": "success"}) == 1
     assert metric(text, "modelmon_predictions_total", **{"class": "normal"}) == 1
     assert metric(text, "modelmon_invalid_requests_total", reason="missing_field") == 1

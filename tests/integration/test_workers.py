@@ -9,6 +9,7 @@ import subprocess
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..test_exposition import assert_exposition_is_clean
 from .conftest import free_port, running, wait_until
 from .load import send_load
 
@@ -54,6 +55,7 @@ def test_counts_are_summed_across_workers_and_survive_a_killed_worker(tmp_path):
         counted = totals(url)
         # The dead worker's counts are still in the sum: nothing lost, nothing doubled.
         assert counted["success"] == 300 and counted["normal"] == 600 and counted["items_count"] == 900
+        assert_exposition_is_clean(lambda accept: httpx.get(f"{url}/metrics", headers=accept))
 
 
 def test_metrics_on_a_port_of_their_own(tmp_path):
@@ -64,6 +66,7 @@ def test_metrics_on_a_port_of_their_own(tmp_path):
         assert httpx.get(f"{url}/metrics").status_code == 404
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'modelmon_feature_value_count{feature="items_count",model="stores"} 1.0' in text
+        assert_exposition_is_clean(lambda accept: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", headers=accept))
 
 
 def test_workers_with_metrics_on_their_own_port(tmp_path):
@@ -77,3 +80,4 @@ def test_workers_with_metrics_on_their_own_port(tmp_path):
         assert httpx.get(f"{url}/metrics").status_code == 404
         counted = totals(f"http://127.0.0.1:{metrics_port}")
         assert counted["success"] == 25 and counted["normal"] == 75
+        assert_exposition_is_clean(lambda accept: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", headers=accept))

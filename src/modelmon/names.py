@@ -1,0 +1,170 @@
+"""The name, type, help text and label names of every series modelmon exports.
+
+Everything that reads a metric - the metrics code that creates it, the recording and alert
+rules, their promtool cases, the dashboards and the README's metrics reference - takes its
+name from here, so a rename cannot miss a reader. Label *values* that are fixed lists (the
+reasons of a refusal, the sides of a range) live here too: they bound the series count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.utils import floatToGoString
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+# Label names shared by many families.
+MODEL = "model"
+FEATURE = "feature"
+CLASS = "class"
+# The upper bound of a reference-CDF point. Not `le`: Prometheus reserves `le` for histogram
+# buckets, and `promtool check metrics` refuses it on a gauge.
+BOUND = "bound"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One exported metric family. `name` is the family name (a counter's without `_total`)."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...]
+    values: str = ""  # what the label values are, for the README (fixed lists are spelt there)
+
+    @property
+    def total(self) -> str:
+        assert self.kind == "counter", self.name
+        return self.name + "_total"
+
+    @property
+    def bucket(self) -> str:
+        assert self.kind == "histogram", self.name
+        return self.name + "_bucket"
+
+    @property
+    def count(self) -> str:
+        assert self.kind == "histogram", self.name
+        return self.name + "_count"
+
+    @property
+    def sum(self) -> str:
+        assert self.kind == "histogram", self.name
+        return self.name + "_sum"
+
+    @property
+    def exported(self) -> tuple[str, ...]:
+        """The sample names a scrape shows for this family."""
+        if self.kind == "counter":
+            return (self.total,)
+        if self.kind == "histogram":
+            return (self.bucket, self.count, self.sum)
+        return (self.name,)
+
+    @property
+    def reference_name(self) -> str:
+        """How the README's reference names it (a counter by its `_total` series)."""
+        return self.total if self.kind == "counter" else self.name
+
+
+# Bounded label values.
+INVALID_REASONS = (
+    "empty_body", "invalid_json", "body_too_large", "batch_too_large", "empty_batch",
+    "missing_field", "extra_field", "wrong_type", "not_finite", "out_of_bounds",
+)
+FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
+LOG_DROP_REASONS = ("queue_full", "write_error")
+OUT_OF_RANGE_SIDES = ("below", "above")
+OTHER = "other"  # any class (or handler, method) outside the bounded set
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    return ", ".join(values)
+
+
+PREDICTIONS = Family("modelmon_predictions", "counter", "Predicted rows, by predicted class label.",
+                     (MODEL, CLASS), f"`class`: the profile's class labels, `{OTHER}` for anything else")
+PREDICTION_PROBABILITY = Family(
+    "modelmon_prediction_probability", "histogram",
+    "Predicted probability of the positive class (binary models, or positive_class set).", (MODEL,),
+    "buckets 0.05 ... 1")
+PREDICTION_REFERENCE_RATIO = Family(
+    "modelmon_prediction_reference_ratio", "gauge",
+    "Share of each class among the model's predictions on the training data.", (MODEL, CLASS))
+FEATURE_LAST_VALUE = Family("modelmon_feature_last_value", "gauge",
+                            "Last observed value of each input feature (the workshop's gauges).", (MODEL, FEATURE))
+FEATURE_VALUE = Family(
+    "modelmon_feature_value", "histogram",
+    "Observed input values; buckets are the feature's edges (configured, else the training deciles).",
+    (MODEL, FEATURE))
+FEATURE_QUANTILE = Family(
+    "modelmon_feature_quantile", "histogram",
+    "Reference-CDF rank F_ref(x) of each input value, buckets 0.1 ... 1.0: uniform when inputs have not "
+    "drifted, so one drift rule serves every feature.", (MODEL, FEATURE))
+FEATURE_QUANTILE_REFERENCE = Family(
+    "modelmon_feature_quantile_reference", "gauge",
+    "Share of training rows whose rank F_ref(x) is <= bound: the no-drift CDF of modelmon_feature_quantile "
+    "(exact even with ties).", (MODEL, FEATURE, BOUND), "`bound`: each bucket bound of modelmon_feature_quantile")
+FEATURE_VALUE_REFERENCE = Family(
+    "modelmon_feature_value_reference", "gauge",
+    "Share of training values <= bound, at the edges of modelmon_feature_value, to draw live against training.",
+    (MODEL, FEATURE, BOUND), "`bound`: each bucket bound of modelmon_feature_value")
+FEATURE_OUT_OF_RANGE = Family(
+    "modelmon_feature_out_of_range", "counter",
+    "Input values outside the training range (served, unlike values outside the validity bounds).",
+    (MODEL, FEATURE, "side"), f"`side`: {_one_of(OUT_OF_RANGE_SIDES)}")
+INVALID_REQUESTS = Family("modelmon_invalid_requests", "counter", "Rejected requests, by reason.",
+                          (MODEL, "reason"), f"`reason`: {_one_of(INVALID_REASONS)}")
+REQUEST_DURATION = Family(
+    "modelmon_request_duration_seconds", "histogram",
+    "HTTP request latency, by handler (route template), method and status class.", ("handler", "method", "status"),
+    f"`handler`: the route template (`{OTHER}` for unknown paths); `status`: `2xx`, `4xx`, ...")
+MODEL_PREDICT_SECONDS = Family(
+    "modelmon_model_predict_seconds", "histogram",
+    "Time each request's rows spent inside the model's predict call (one observation per request, also when "
+    "requests share a call).", (MODEL,))
+BATCH_ROWS = Family("modelmon_batch_rows", "histogram",
+                    "Rows per model call: concurrent requests are micro-batched into one call.", (MODEL,))
+MODEL_INFO = Family("modelmon_model_info", "gauge", "The model being served; always 1.",
+                    (MODEL, "version", "run_id", "flavor"))
+FEEDBACK = Family(
+    "modelmon_feedback", "counter",
+    "Labelled predictions (ground truth received), by actual and predicted class: the confusion matrix "
+    "(every cell exists from the start).", (MODEL, "actual", "predicted"))
+FEEDBACK_REJECTED = Family("modelmon_feedback_rejected", "counter", "Feedback items refused, by reason.",
+                           (MODEL, "reason"), f"`reason`: {_one_of(FEEDBACK_REJECTIONS)}")
+FEEDBACK_DELAY = Family("modelmon_feedback_delay_seconds", "histogram",
+                        "Time from a prediction to its ground-truth label.", (MODEL,), "buckets 1 s ... 30 d")
+LOG_WRITTEN = Family("modelmon_prediction_log_written", "counter", "Predictions written to the prediction log.",
+                     (MODEL,))
+LOG_DROPPED = Family(
+    "modelmon_prediction_log_dropped", "counter",
+    "Predictions never written to the log: queue full (oldest dropped) or the store failed.", (MODEL, "reason"),
+    f"`reason`: {_one_of(LOG_DROP_REASONS)}")
+LOG_PRUNED = Family("modelmon_prediction_log_pruned", "counter",
+                    "Logged predictions deleted by retention (age or row limit).", (MODEL,))
+LOG_QUEUE = Family("modelmon_prediction_log_queue_rows", "gauge",
+                   "Predictions waiting in memory to be written to the log (summed over workers).", (MODEL,))
+
+FAMILIES: tuple[Family, ...] = (
+    PREDICTIONS, PREDICTION_PROBABILITY, FEATURE_LAST_VALUE, FEATURE_VALUE, FEATURE_QUANTILE,
+    FEATURE_QUANTILE_REFERENCE, FEATURE_VALUE_REFERENCE, FEATURE_OUT_OF_RANGE, PREDICTION_REFERENCE_RATIO,
+    INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, FEEDBACK,
+    FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
+)
+
+
+def bound_label(bound: float) -> str:
+    """A bucket bound written exactly as prometheus_client writes `le`, so the two join."""
+    return str(floatToGoString(bound))
+
+
+def metrics_reference() -> str:
+    """The README's metrics table, made from FAMILIES."""
+    lines = ["| metric | type | labels | what |", "|---|---|---|---|"]
+    for f in FAMILIES:
+        what = f.help + (f" {f.values}." if f.values else "")
+        lines.append(f"| `{f.reference_name}` | {f.kind} | {', '.join(f.labels)} | {what} |")
+    return "\n".join(lines)
