@@ -3,7 +3,10 @@
 Each case feeds synthetic series from two instances of the server (so every ratio is checked
 to add up across replicas), evaluates the recorded series against values computed here with
 `modelmon.drift`, and checks each alert fires when it should, only after its `for`, and not
-under the traffic guard.
+under the traffic guard. The boundary cases put every statistic just past and just inside its
+threshold and every count just over and under its guard, with what must fire computed by a
+Python model of the alerts; a change case makes every counter change pace inside its window.
+`modelmon.mutants` checks that these cases catch wrong rules.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,7 @@ from .drift import bin_shares, ks_distance, psi
 from .metrics import LATENCY_BUCKETS
 from .names import bound_label
 from .profile import QUANTILE_BUCKETS, ReferenceProfile
-from .rules import JOB, PREDICT_HANDLER, Alert, Names, alerts, dashboard_uid, dump_yaml, group_names
+from .rules import JOB, LATENCY_QUANTILES, PREDICT_HANDLER, Alert, Names, alerts, dashboard_uid, dump_yaml, group_names
 from .settings import Settings, seconds
 
 INSTANCES = ("replica-a:8000", "replica-b:8000")
@@ -60,6 +64,7 @@ class _Case:
         self.interval = interval
         self.steps = steps
         self.series: list[dict[str, str]] = []
+        self.rates: list[float | None] = []  # each series' growth per step (None: a gauge)
         self.exprs: list[dict[str, Any]] = []
         self.alert_tests: list[dict[str, Any]] = []
 
@@ -70,6 +75,20 @@ class _Case:
                 "series": metric + _labels(job=JOB, instance=instance, **labels),
                 "values": f"0+{float(per_step)!r}x{self.steps}",
             })
+            self.rates.append(float(per_step))
+
+    def changing_to(self, after: _Case, step: int) -> None:
+        """From `step` on, each counter grows as in `after` (the same series, other rates)."""
+        later = {series["series"]: rate for series, rate in zip(after.series, after.rates, strict=True)}
+        assert set(later) == {series["series"] for series in self.series}, "the same series before and after"
+        for series, a in zip(self.series, self.rates, strict=True):
+            b = later[series["series"]]
+            if a is not None and b is not None:
+                # promtool adds `a` step by step; starting the second run a hair above a * step
+                # keeps a rounding error from reading as a counter reset (which rate() would
+                # count as a whole new counter).
+                start = a * step * (1 + 1e-12) + b
+                series["values"] = f"0+{a!r}x{step} {start!r}+{b!r}x{self.steps - step - 1}"
 
     def gauge(self, metric: str, value: float, instances: Sequence[str] = INSTANCES, **labels: str) -> None:
         for instance in instances:
@@ -77,6 +96,7 @@ class _Case:
                 "series": metric + _labels(job=JOB, instance=instance, **labels),
                 "values": f"{float(value)!r}+0x{self.steps}",
             })
+            self.rates.append(None)
 
     def expect(self, expr: str, at: float, labels: Mapping[str, str], value: float) -> None:
         """`expr` at `at` seconds equals `value` within TOLERANCE (checked inside Prometheus)."""
@@ -163,17 +183,20 @@ def _summed(per_replica: Sequence[Confusion]) -> dict[tuple[str, str], float]:
 def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Mapping[str, float],
                      feature_counts: Mapping[str, np.ndarray] | None = None,
                      invalid_per_step: float = 0.0, errors_per_step: float = 0.0,
-                     slow_bucket: int | None = None, confusion: Sequence[Confusion] | None = None) -> None:
+                     slow_bucket: int | None = None, confusion: Sequence[Confusion] | None = None,
+                     requests: float | None = None, predicted: float | None = None) -> None:
     """Every metric the server exports, for a healthy server unless told otherwise
-    (`slow_bucket`: every request answered within that latency bucket, not the 5 ms one)."""
+    (`slow_bucket`: every request answered within that latency bucket, not the 5 ms one;
+    `requests`: prediction requests per step, by default one per predicted row; `predicted`:
+    requests that reached the model, by default all of them)."""
     model = profile.model
     _feedback_inputs(case, profile, confusion or [healthy_confusion(profile, case.settings)] * len(INSTANCES))
     for label, per_step in class_per_step.items():
         case.counter(N.PREDICTIONS.total, per_step, model=model, **{"class": label})
     for c in profile.classes:
         case.gauge(N.PREDICTION_REFERENCE_RATIO.name, c.prior, model=model, **{"class": c.label})
-    requests = sum(class_per_step.values())
-    case.counter(N.MODEL_PREDICT_SECONDS.count, requests, model=model)
+    requests = sum(class_per_step.values()) if requests is None else requests
+    case.counter(N.MODEL_PREDICT_SECONDS.count, requests if predicted is None else predicted, model=model)
     case.counter(N.INVALID_REQUESTS.total, invalid_per_step, model=model, reason="wrong_type")
     case.counter(N.REQUEST_DURATION.count, requests - errors_per_step,
                  handler=PREDICT_HANDLER, method="POST", status="2xx")
@@ -244,6 +267,428 @@ def _p_in_bucket(k: int, q: float) -> float:
     return lower + (LATENCY_BUCKETS[k] - lower) * q
 
 
+# -- Boundary cases: each alert just past and just inside its threshold, just over and under
+# its traffic guard, and checked halfway through its `for`. What should fire is computed by
+# a Python model of the alerts below, so every case checks every alert, and a rule whose
+# threshold, guard, window or `for` is off by a factor of two fails one of them.
+
+FAST_BUCKET = 3  # answers within 5 ms
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What each of the two replicas counts every scrape, steady over the whole case."""
+
+    classes: Mapping[str, float]  # predicted rows per class
+    features: Mapping[str, np.ndarray]  # rows per rank bin, per feature
+    requests: float  # prediction requests answered (2xx and 5xx)
+    predicted: float  # requests that reached the model (the invalid ratio's other part)
+    invalid: float = 0.0
+    errors: float = 0.0  # of the requests, answered 5xx
+    slow_bucket: int = FAST_BUCKET  # every answer within this latency bucket
+
+    def write(self, case: _Case, profile: ReferenceProfile) -> None:
+        _standard_inputs(case, profile, self.classes, feature_counts=self.features, invalid_per_step=self.invalid,
+                         errors_per_step=self.errors, slow_bucket=self.slow_bucket, requests=self.requests,
+                         predicted=self.predicted)
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """One alert series' condition under steady traffic: its statistic past the threshold
+    or not, and its traffic guard: `per_step` more of the guarded count each scrape (both
+    replicas), counted over `window` seconds, needing `guard`."""
+
+    alert: str
+    labels: Mapping[str, str]
+    value: float
+    past: bool
+    per_step: float
+    window: float
+    guard: float
+
+    def active_from(self, interval: float) -> float | None:
+        """The first evaluation at which the condition holds (None: never)."""
+        if not self.past or self.per_step * self.window / interval < self.guard * (1 - 1e-9):
+            return None
+        # Counters start at 0, so the guarded increase at t < window is per_step * t / interval.
+        steps = max(1, math.ceil(self.guard / self.per_step - 1e-9))
+        return steps * interval
+
+
+def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> list[_Condition]:
+    """The steady-state condition of every alert but ModelServerDown and ModelQualityDrop."""
+    model = {"model": profile.model}
+    job = {"job": JOB}
+    w, d = seconds(s.rate_window), seconds(s.drift_window)
+    rows = sum(traffic.classes.values())
+    out = []
+    if profile.positive is not None and rows:
+        ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
+        out.append(_Condition("ModelLowPositiveRate", model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
+                              s.min_samples))
+    if rows:
+        shares = [traffic.classes.get(c.label, 0.0) / rows for c in profile.classes]
+        value = psi(shares, [c.prior for c in profile.classes])
+        out.append(_Condition("ModelPredictionDrift", model, value, value > s.prediction_psi_threshold, 2 * rows, d,
+                              s.min_drift_samples))
+    for f in profile.features:
+        counts = traffic.features[f.name]
+        live = np.cumsum(counts) / counts.sum()
+        value = psi(bin_shares(live), bin_shares(f.quantile_reference))
+        past = value > s.psi_threshold or ks_distance(live, f.quantile_reference) > s.ks_threshold
+        out.append(_Condition("ModelFeatureDrift", {**model, "feature": f.name}, value, past, 2 * counts.sum(), d,
+                              s.min_drift_samples))
+    checked = traffic.invalid + traffic.predicted
+    if checked:
+        ratio = traffic.invalid / checked
+        out.append(_Condition("ModelInvalidInputRate", model, ratio, ratio > s.invalid_ratio_threshold, 2 * checked,
+                              w, s.min_samples))
+    if traffic.requests:
+        ratio = traffic.errors / traffic.requests
+        out.append(_Condition("ModelServerErrors", job, ratio, ratio > s.error_ratio_threshold, 2 * traffic.requests,
+                              w, s.min_samples))
+        p99 = _p_in_bucket(traffic.slow_bucket, 0.99)
+        out.append(_Condition("ModelHighLatency", job, p99, p99 > s.latency_p99_seconds, 2 * traffic.requests, w,
+                              s.min_samples))
+    return out
+
+
+def _check_alerts(case: _Case, conditions: Sequence[_Condition], alerts_by_name: Mapping[str, Alert],
+                  at: float, url: str) -> None:
+    """Every alert of `conditions` at `at`: firing exactly where the model says it must."""
+    hold = seconds(case.settings.alert_for)
+    for name in dict.fromkeys(c.alert for c in conditions):
+        firing = []
+        for c in conditions:
+            start = c.active_from(case.interval)
+            if c.alert == name and start is not None and at >= start + hold:
+                firing.append((c.labels, c.value))
+        case.alert(alerts_by_name[name], at, firing, url)
+
+
+def _per_step(count: float, window: float, interval: float) -> float:
+    """Per-replica count each scrape so that both replicas add up to `count` per window."""
+    return count * interval / window / 2
+
+
+def _solve(f: Any, target: float, low: float, high: float) -> float | None:
+    """x in [low, high] with f(x) = target for an increasing f, by bisection; None if out of reach."""
+    if not f(low) <= target <= f(high):
+        return None
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if f(mid) < target else (low, mid)
+    return (low + high) / 2
+
+
+def _psi_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
+    """Bin shares whose PSI against `reference` is `target` while their CDF stays close to it:
+    every other bin up by a factor, the rest down (KS at most one bin's change)."""
+    signs = np.where(np.arange(len(reference)) % 2 == 0, 1.0, -1.0)
+
+    def shares(a: float) -> np.ndarray:
+        raw = reference * (1 + signs * a)
+        return np.asarray(raw / raw.sum())
+
+    a = _solve(lambda a: psi(shares(a), reference), target, 0.0, 0.999)
+    return None if a is None else shares(a)
+
+
+def _ks_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
+    """Bin shares whose KS distance from `reference` is `target`: the lower half of the bins
+    down by a factor, the upper half up (the smallest PSI for that KS)."""
+    half = len(reference) // 2
+    signs = np.where(np.arange(len(reference)) < half, -1.0, 1.0)
+
+    def shares(b: float) -> np.ndarray:
+        raw = reference * (1 + signs * b)
+        return np.asarray(raw / raw.sum())
+
+    def ks(b: float) -> float:
+        return ks_distance(np.cumsum(shares(b)), np.cumsum(reference))
+
+    b = _solve(ks, target, 0.0, 0.999)
+    return None if b is None else shares(b)
+
+
+def _ks_alone(reference: np.ndarray, s: Settings) -> np.ndarray | None:
+    """Bins with KS just past its threshold and PSI under its own, if any such are near."""
+    candidates = [_ks_bins(reference, factor * s.ks_threshold) for factor in (1.5, 1.25, 1.1, 1.05, 1.02)]
+    found = [b for b in candidates if b is not None]
+    alone = [b for b in found if psi(b, reference) <= s.psi_threshold]
+    return alone[0] if alone else (found[-1] if found else None)
+
+
+def _class_shares(profile: ReferenceProfile, target_psi: float) -> dict[str, float] | None:
+    """Class shares with PSI `target_psi` against the priors, the positive class (if any) above
+    its prior so the low-rate alert stays out of it: every share moved toward one class."""
+    priors = np.array([c.prior for c in profile.classes])
+    up = [c.label for c in profile.classes].index(profile.positive.label) if profile.positive else 0
+
+    def shares(x: float) -> np.ndarray:
+        out = priors * (1 - x)
+        out[up] += x
+        return out
+
+    x = _solve(lambda x: psi(shares(x), priors), target_psi, 0.0, 0.999)
+    return None if x is None else {c.label: float(v) for c, v in zip(profile.classes, shares(x), strict=True)}
+
+
+def _past(threshold: float, above: bool) -> float:
+    """Just past a threshold: within a factor of two of it, so a doubled or halved one errs."""
+    return 1.5 * threshold if above else 0.75 * threshold
+
+
+def _inside(threshold: float, above: bool, ceiling: float = 1.0) -> float:
+    """Just inside: within a factor of two, and under `ceiling` (ratios stay ratios)."""
+    return 0.75 * threshold if above else min(1.5 * threshold, (ceiling + threshold) / 2)
+
+
+def _latency_bucket(threshold: float, past: bool) -> int:
+    """The first bucket whose p99 passes `threshold`, or the last whose p99 does not."""
+    if past:
+        return _slow_bucket(threshold)
+    inside = [k for k in range(1, len(LATENCY_BUCKETS)) if _p_in_bucket(k, 0.99) <= threshold]
+    return inside[-1] if inside else FAST_BUCKET
+
+
+def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, past: bool, volume: float,
+                      prediction_psi: bool = False) -> Traffic | None:
+    """Every statistic just past (or inside) its threshold, each guarded count `volume` times
+    its guard over its window. `prediction_psi`: the class shares play ModelPredictionDrift's
+    part instead of ModelLowPositiveRate's (None when no shares have the PSI asked for)."""
+    w, d = seconds(s.rate_window), seconds(s.drift_window)
+    positive = profile.positive
+    if prediction_psi:
+        target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
+        shares = _class_shares(profile, target)
+        if shares is None:
+            return None
+        rows = _per_step(volume * s.min_drift_samples, d, interval)
+    elif positive is not None:
+        floor = s.positive_rate_floor
+        p = _past(floor, False) if past else _inside(floor, False)
+        others = [c for c in profile.classes if c.label != positive.label]
+        rest = sum(c.prior for c in others)
+        shares = {positive.label: p, **{c.label: (1 - p) * c.prior / rest for c in others}}
+        rows = _per_step(volume * s.min_samples, w, interval)
+    else:
+        shares = {c.label: c.prior for c in profile.classes}
+        rows = _per_step(10 * max(s.min_samples / w, s.min_drift_samples / d) * d, d, interval)
+    features = {}
+    per_feature = _per_step(volume * s.min_drift_samples, d, interval)
+    for i, f in enumerate(profile.features):
+        reference = bin_shares(f.quantile_reference)
+        bins: np.ndarray | None = None
+        if i == 0:  # the PSI branch alone
+            bins = _psi_bins(reference, _past(s.psi_threshold, True) if past else _inside(s.psi_threshold, True, 1e9))
+        elif i == len(profile.features) - 1:  # the KS branch alone, where a PSI under its threshold allows
+            bins = _ks_alone(reference, s) if past else _ks_bins(reference, _inside(s.ks_threshold, True))
+        features[f.name] = (reference if bins is None else bins) * per_feature
+    requests = _per_step(volume * s.min_samples, w, interval)
+    invalid_share = _past(s.invalid_ratio_threshold, True) if past else _inside(s.invalid_ratio_threshold, True)
+    invalid_share = min(invalid_share, (1 + s.invalid_ratio_threshold) / 2)
+    error_share = _past(s.error_ratio_threshold, True) if past else _inside(s.error_ratio_threshold, True)
+    error_share = min(error_share, (1 + s.error_ratio_threshold) / 2)
+    return Traffic(
+        classes={label: share * rows for label, share in shares.items()},
+        features=features,
+        requests=requests,
+        predicted=(1 - invalid_share) * requests,
+        invalid=invalid_share * requests,
+        errors=error_share * requests,
+        slow_bucket=_latency_bucket(s.latency_p99_seconds, past),
+    )
+
+
+def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float,
+                    by_name: Mapping[str, Alert], url: str) -> list[_Case]:
+    end = (steps - 2) * interval
+    hold = seconds(s.alert_for)
+    out = []
+    for prediction_psi in (False, True):
+        part = "class shares past the prediction PSI" if prediction_psi else "every statistic"
+        for title, past, volume in (("just past its threshold, 1.5x its traffic guard", True, 1.5),
+                                    ("just inside its threshold, 10x its guard", False, 10.0),
+                                    # 0.95: a guard window swapped for a longer one must pass it
+                                    ("past its threshold, 0.95x its guard: under the guard", True, 0.95),
+                                    ("past its threshold, 10x its guard: pending halfway through for", True, 10.0)):
+            traffic = _boundary_traffic(profile, s, interval, past, volume, prediction_psi)
+            if traffic is None:
+                continue
+            case = _Case(f"{part} {title}", s, steps, interval)
+            traffic.write(case, profile)
+            conditions = _conditions(profile, s, traffic)
+            if prediction_psi:
+                conditions = [c for c in conditions if c.alert == "ModelPredictionDrift"]
+            if title.endswith("for"):
+                # Each alert halfway between becoming active and firing: pending, not firing.
+                for c in conditions:
+                    start = c.active_from(interval)
+                    if start is not None:
+                        at = start + math.ceil(hold / 2 / interval) * interval
+                        _check_alerts(case, [x for x in conditions if x.alert == c.alert], by_name, at, url)
+            _check_alerts(case, conditions, by_name, end, url)
+            out.append(case)
+    return out
+
+
+def _quality_boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float,
+                            by_name: Mapping[str, Alert], url: str) -> list[_Case]:
+    """ModelQualityDrop just past and inside its floor, over and under min_labels, mid-`for`."""
+    q = seconds(s.quality_window)
+    end = (steps - 2) * interval
+    hold = seconds(s.alert_for)
+    mix = {c.label: c.prior * 40 for c in profile.classes}
+    alert = by_name["ModelQualityDrop"]
+    out = []
+    for title, past, volume in (("just under the accuracy floor, 1.5x min_labels", True, 1.5),
+                                ("just above the accuracy floor", False, 10.0),
+                                ("under the floor on 0.75x min_labels", True, 0.75),
+                                ("under the floor, pending halfway through for", True, 10.0)):
+        accuracy = _past(s.accuracy_floor, False) if past else _inside(s.accuracy_floor, False)
+        labels = _per_step(volume * s.min_labels, q, interval)
+        confusion = confusion_with_accuracy(profile, accuracy, scale=labels, skew=True)
+        case = _Case(f"labels {title}", s, steps, interval)
+        _standard_inputs(case, profile, mix, confusion=[confusion, confusion])
+        condition = _Condition(alert.name, {"model": profile.model}, accuracy, accuracy < s.accuracy_floor,
+                               2 * labels, q, s.min_labels)
+        start = condition.active_from(interval)
+        if title.endswith("for") and start is not None:
+            _check_alerts(case, [condition], by_name, start + math.ceil(hold / 2 / interval) * interval, url)
+        _check_alerts(case, [condition], by_name, end, url)
+        out.append(case)
+    return out
+
+
+# -- Traffic that changes: with steady traffic a ratio of rates reads the same over any
+# window, so a rule over the wrong window would pass. Here every counter changes pace once,
+# a quarter of a rate window before the check, and each recorded series must equal the ratio of the
+# increases over its own window (Prometheus 2's range [t - w, t] holds a sample at each end).
+
+
+def _window_increase(before: float, after: float, change: int, end: int, window: int) -> float:
+    """Increase over the last `window` steps up to step `end`, of a counter that grows by
+    `before` per step up to step `change`, then by `after`."""
+
+    def value(k: int) -> float:
+        return before * min(k, change) + after * max(0, k - change)
+
+    return value(end) - value(max(0, end - window))
+
+
+def _histogram_quantile(q: float, bounds: Sequence[float], counts: np.ndarray) -> float:
+    """Prometheus' histogram_quantile over per-bucket counts (the last bucket is +Inf)."""
+    cumulative = np.cumsum(counts)
+    rank = float(q * cumulative[-1])
+    b = int(np.searchsorted(cumulative, rank, side="left"))
+    if b >= len(bounds):
+        return float(bounds[-1])
+    lower = 0.0 if b == 0 else float(bounds[b - 1])
+    below = 0.0 if b == 0 else float(cumulative[b - 1])
+    return lower + (float(bounds[b]) - lower) * (rank - below) / (float(cumulative[b]) - below)
+
+
+def _steps_of(duration: float, interval: float) -> int | None:
+    steps = duration / interval
+    return round(steps) if abs(steps - round(steps)) < 1e-9 else None
+
+
+def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float) -> list[_Case]:
+    n = Names.of(s)
+    end = steps - 2
+    w, d = _steps_of(seconds(s.rate_window), interval), _steps_of(seconds(s.drift_window), interval)
+    after = _boundary_traffic(profile, s, interval, past=True, volume=10.0)
+    if w is None or d is None or after is None or w < 2:
+        return []
+    # Before: as in training, at half the pace (so totals change too, not only shares).
+    rows = sum(after.classes.values()) / 2
+    before = Traffic(
+        classes={c.label: c.prior * rows for c in profile.classes},
+        features={f.name: bin_shares(f.quantile_reference) * after.features[f.name].sum() / 2
+                  for f in profile.features},
+        requests=after.requests / 2, predicted=after.requests / 2)
+    change = end - max(1, w // 4)  # 40 % of the window is "after": no quantile sits on a bucket edge
+    name = "every counter changes pace a quarter of a rate window before the check: each ratio over its own window"
+    case, later = _Case(name, s, steps, interval), _Case(name, s, steps, interval)
+    before.write(case, profile)
+    after.write(later, profile)
+    case.changing_to(later, change)
+    at = end * interval
+    model = {"model": profile.model}
+
+    def inc(a: float, b: float, window: int) -> float:
+        return 2 * _window_increase(a, b, change, end, window)  # both replicas
+
+    classes = {c.label: (before.classes[c.label], after.classes[c.label]) for c in profile.classes}
+    over_w = {label: inc(a, b, w) for label, (a, b) in classes.items()}
+    over_d = {label: inc(a, b, d) for label, (a, b) in classes.items()}
+    rate_s = seconds(s.rate_window)
+    for label in over_w:
+        case.expect(n.class_ratio, at, {**model, "class": label}, over_w[label] / sum(over_w.values()))
+        case.expect(n.class_rate, at, {**model, "class": label}, over_w[label] / rate_s)
+        if d != w:
+            case.expect(n.class_ratio_drift, at, {**model, "class": label}, over_d[label] / sum(over_d.values()))
+    case.expect(n.model_rate, at, model, sum(over_w.values()) / rate_s)
+    case.expect(n.model_increase, at, model, sum(over_w.values()))
+    case.expect(n.model_increase_drift, at, model, sum(over_d.values()))
+    shares = [over_d[c.label] / sum(over_d.values()) for c in profile.classes]
+    case.expect(n.prediction_psi, at, model, psi(shares, [c.prior for c in profile.classes]))
+    requests = inc(before.requests, after.requests, w)
+    case.expect(n.request_rate, at, {"job": JOB}, requests / rate_s)
+    case.expect(n.error_ratio, at, {"job": JOB}, inc(before.errors, after.errors, w) / requests)
+    invalid = inc(before.invalid, after.invalid, w)
+    case.expect(n.invalid_ratio, at, model, invalid / (invalid + inc(before.predicted, after.predicted, w)))
+    buckets = np.zeros(len(LATENCY_BUCKETS) + 1)
+    buckets[before.slow_bucket] += inc(before.requests, 0.0, w)
+    buckets[after.slow_bucket] += inc(0.0, after.requests, w)
+    for q in LATENCY_QUANTILES:
+        case.expect(n.latency(q), at, {"job": JOB}, _histogram_quantile(q / 100, LATENCY_BUCKETS, buckets))
+    for f in profile.features:
+        bins = np.array([inc(a, b, d) for a, b in zip(before.features[f.name], after.features[f.name], strict=True)])
+        live = np.cumsum(bins) / bins.sum()
+        flabels = {**model, "feature": f.name}
+        for bound, value in zip(QUANTILE_BUCKETS, live, strict=True):
+            case.expect(n.live_cdf, at, {**flabels, "le": bound_label(bound)}, float(value))
+        case.expect(n.ks, at, flabels, ks_distance(live, f.quantile_reference))
+        case.expect(n.psi, at, flabels, psi(bin_shares(live), bin_shares(f.quantile_reference)))
+        case.expect(n.feature_increase, at, flabels, float(bins.sum()))
+    return [case]
+
+
+def _quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float) -> list[_Case]:
+    """Labels (and their share of the traffic) change pace half a quality window before the check."""
+    n = Names.of(s)
+    end = steps - 2
+    q = _steps_of(seconds(s.quality_window), interval)
+    if q is None or q < 2:
+        return []
+    change = end - q // 2
+    mix = {c.label: c.prior * 40 for c in profile.classes}
+    more = {label: 2 * rows for label, rows in mix.items()}  # predictions double their pace too
+    good = confusion_with_accuracy(profile, (1 + s.accuracy_floor) / 2, scale=4.0)
+    bad = confusion_with_accuracy(profile, s.accuracy_floor / 2, scale=12.0, skew=True)
+    name = "labels change in number and agreement half a quality window before the check"
+    case, later = _Case(name, s, steps, interval), _Case(name, s, steps, interval)
+    _standard_inputs(case, profile, mix, confusion=[good, good])
+    _standard_inputs(later, profile, more, confusion=[bad, bad])
+    case.changing_to(later, change)
+    at = end * interval
+    window = seconds(s.quality_window)
+    summed = {cell: 2 * _window_increase(good[cell], bad[cell], change, end, q) for cell in good}
+    model = {"model": profile.model}
+    positive = profile.positive
+    for metric, expected in quality_of(summed, positive.label if positive else None).items():
+        case.expect(getattr(n, metric), at, model, expected)
+    for (actual, predicted), count in summed.items():
+        case.expect(n.confusion_rate, at, {**model, "actual": actual, "predicted": predicted}, count / window)
+    predictions = 2 * _window_increase(sum(mix.values()), sum(more.values()), change, end, q)
+    case.expect(n.label_coverage, at, model, sum(summed.values()) / predictions)
+    case.expect(n.labels_increase, at, model, sum(summed.values()))
+    return [case]
+
+
 def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> dict[str, str]:
     """promtool test files (name -> YAML) for the rules that `rules.rule_files` renders.
 
@@ -255,10 +700,10 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     window = max(seconds(s.rate_window), seconds(s.drift_window))
     hold = seconds(s.alert_for)
     # promtool evaluates every rule at every step of every case. Linear counters give the same
-    # exact rates sampled every 30 s as every 5 s, so the cases step at a tenth of the
-    # shortest window (and a quarter of each `for`), never finer than the scrape interval:
-    # a production run then takes seconds, not a minute.
-    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, hold / 4, seconds(s.down_for) / 4
+    # exact rates sampled every 15 s as every 5 s, so the cases step at a tenth of the
+    # shortest window (and an eighth of each `for`, so "halfway through" is a few steps
+    # from either end), never finer than the scrape interval.
+    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, hold / 8, seconds(s.down_for) / 4
     interval = max(seconds(s.scrape_interval), float(int(min(finest))))
     settle = window + 3 * interval  # windows full, start-of-series effects gone
     end = settle + hold + 3 * interval  # and every `for` elapsed
@@ -417,6 +862,11 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     broken.alert(by_name["ModelServerErrors"], end, [({"job": JOB}, error_ratio)], url)
     broken.alert(by_name["ModelHighLatency"], end, [({"job": JOB}, _p_in_bucket(slow, 0.99))], url)
     cases.append(broken)
+
+    cases += _boundary_cases(profile, s, steps, interval, by_name, url)
+    cases += _change_cases(profile, s, steps, interval)
+    quality_cases += _quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
+    quality_cases += _quality_change_cases(profile, s, q_steps, q_interval)
 
     # One replica down: fires after down_for, for that replica only.
     down = _Case("a replica that cannot be scraped fires ModelServerDown after its for", s, steps, interval)

@@ -1,0 +1,36 @@
+"""Mutation testing of the generated rules: a wrong rule must fail the promtool cases.
+
+The catalogue (see modelmon.mutants) is printed with the verdict on each mutant. A mutant
+that survives and is not in KNOWN_SURVIVORS fails the test; so does a known survivor that is
+now killed (the list must stay true). It takes a few minutes per profile, so it runs with
+the load tests in `make test-slow`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from modelmon.mutants import catalogue, report, run
+from modelmon.settings import load_settings
+from modelmon.stack import render_stack
+
+pytestmark = pytest.mark.slow
+
+# Mutants the cases do not kill yet, each with why. Not equivalents: holes, named.
+KNOWN_SURVIVORS: dict[str, dict[str, str]] = {"production": {}, "demo": {}}
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("profile_name", ["production", "demo"])
+def test_every_rule_mutant_is_killed(profile_name, tmp_path, stores_profile, capsys):
+    settings = load_settings(profile_name, env={})
+    layout = render_stack(stores_profile, settings, tmp_path / "stack", topology="native").layout
+    outcomes = run(layout, catalogue(layout, settings), tmp_path / "work")
+    with capsys.disabled():
+        print("\n" + report(profile_name, outcomes))
+    known = KNOWN_SURVIVORS[profile_name]
+    survivors = {o.mutant.name for o in outcomes if not o.killed and not o.equivalent}
+    assert not survivors - set(known), "wrong rules that pass every promtool case:\n" + "\n".join(
+        sorted(survivors - set(known)))
+    assert not set(known) - survivors, "now killed, drop from KNOWN_SURVIVORS:\n" + "\n".join(
+        sorted(set(known) - survivors))
