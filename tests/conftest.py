@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -72,3 +73,22 @@ def make_client(model: LoadedModel, settings: Settings | None = None) -> TestCli
     """A fresh app (and registry) over the real ASGI stack, for counting from zero."""
     profile = ReferenceProfile.load(profile_path(model.path))
     return TestClient(create_app(model, profile, settings or Settings(prediction_log="off")))
+
+
+# When CI is set, a skipped test fails the run: a missing binary or a database that would
+# not start must not pass as green. A test may only be skipped if it is named here, with why.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not os.environ.get("CI"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = [r for r in (reporter.stats.get("skipped", []) if reporter else []) if r.nodeid not in ALLOWED_SKIPS]
+    if skipped:
+        if reporter:
+            reporter.write_line(f"CI: {len(skipped)} test(s) skipped and not in ALLOWED_SKIPS (tests/conftest.py):",
+                                red=True)
+            for report in skipped:
+                reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if report.longrepr else ''}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

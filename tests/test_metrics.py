@@ -24,3 +24,21 @@ def test_observe_many_equals_observe_one_by_one(values):
     sums = one_samples.pop(("_sum", None)), many_samples.pop(("_sum", None))
     assert many_samples == one_samples  # every bucket and the count, exactly
     assert sums[1] == pytest.approx(sums[0], rel=1e-12)
+
+
+def test_extreme_finite_inputs_never_make_an_exported_value_infinite(iris_model):
+    """1e308 is a valid float; two of them would overflow a histogram's _sum (RELIABILITY.md)."""
+    import math
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .conftest import make_client
+
+    client = make_client(iris_model)
+    names = [f.name for f in iris_model.features]
+    for value in (1e308, 1e308, -1e308, -1e308, 1.7976931348623157e308):
+        assert client.post("/predict", json={n: value for n in names}).status_code == 200
+    samples = [s for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples]
+    assert samples and all(math.isfinite(s.value) for s in samples)
+    counts = {s.labels["feature"]: s.value for s in samples if s.name == "modelmon_feature_value_count"}
+    assert set(counts.values()) == {5.0}  # every value still counted

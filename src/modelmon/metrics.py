@@ -98,6 +98,10 @@ class ModelMetrics:
         self.profile = profile
         self._numeric = [f.name for f in profile.features]
         self._features = {f.name: f for f in profile.features}
+        # A valid but extreme value (1e308) would make the value histogram's _sum infinite for
+        # good: its buckets count it as sent, its sum takes it clipped to this bound, 1e15
+        # times the training scale, which no real traffic reaches and no sum overflows from.
+        self._sum_bound = {f.name: 1e15 * max(1.0, abs(f.min), abs(f.max)) for f in profile.features}
 
         predictions = _counter(N.PREDICTIONS, registry)
         self._by_class = {c.label: predictions.labels(model, c.label) for c in profile.classes}
@@ -148,7 +152,8 @@ class ModelMetrics:
         for name in self._numeric:
             values = columns[name]
             self._last[name].set(float(values[-1]))
-            observe_many(self._values[name], values)
+            bound = self._sum_bound[name]
+            observe_many(self._values[name], np.clip(values, -bound, bound))
             feature = self._features[name]
             observe_many(self._quantiles[name], feature.rank(values))
             below = int(np.count_nonzero(values < feature.min))

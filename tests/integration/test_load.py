@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -23,13 +24,19 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not shutil.which("prometheus"), reason="Prometheus is not installed"),
 ]
-REQUESTS = int(os.environ.get("MODELMON_LOAD_REQUESTS", "20000"))
+REQUESTS = int(os.environ.get("MODELMON_LOAD_REQUESTS", "100000"))
+SCRAPE_BOUND = 0.1  # seconds: a generous bound on one /metrics scrape, idle or loaded
 
 
-def summed(url: str) -> dict[str, float]:
-    out = {"predictions": 0.0, "predict_count": 0.0, "value_count": 0.0}
+def summed(url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"predictions": 0.0, "predict_count": 0.0, "value_count": 0.0, "info": [],
+                           "reference": {}}
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
         for s in family.samples:
+            if s.name == "modelmon_model_info":
+                out["info"].append(s.value)
+            elif s.name in ("modelmon_prediction_reference_ratio", "modelmon_feature_quantile_reference"):
+                out["reference"][(s.name, tuple(sorted(s.labels.items())))] = s.value
             if s.name == "modelmon_predictions_total":
                 out["predictions"] += s.value
                 out[s.labels["class"]] = out.get(s.labels["class"], 0) + s.value
@@ -51,6 +58,7 @@ def start_prometheus(tmp_path, target: str) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+@pytest.mark.timeout(1200)  # 100,000 requests take about five minutes on one worker
 @pytest.mark.parametrize("workers", [1, 4])
 def test_every_request_is_counted_exactly(tmp_path, workers):
     port = free_port()
@@ -97,6 +105,21 @@ def test_every_request_is_counted_exactly(tmp_path, workers):
     assert counted["predictions"] == REQUESTS == counted["predict_count"] == counted["value_count"]
     assert counted["success"] == result.success and counted["normal"] == REQUESTS - result.success
     assert seen[-1] == REQUESTS
+    # Scrapes stay fast, idle and loaded (RELIABILITY.md).
+    assert max(idle_scrape, scrape_after, restart_scrape or 0.0) < SCRAPE_BOUND
+    # Gauges are not multiplied by the workers: one model_info series at 1, reference gauges
+    # exactly the profile's (multiprocess mode `max`, not `sum`).
+    assert counted["info"] == [1.0]
+    from modelmon.profile import ReferenceProfile, profile_path
+
+    from .conftest import REPO
+
+    profile = ReferenceProfile.load(profile_path(REPO / "models" / "stores"))
+    reference = counted["reference"]
+    for c in profile.classes:
+        key = ("modelmon_prediction_reference_ratio", (("class", c.label), ("model", "stores")))
+        assert reference[key] == pytest.approx(c.prior, abs=1e-12)
+    assert all(0.0 <= v <= 1.0 for v in reference.values())
     print(f"\nworkers={workers}: sent {result.sent}, failed {result.failed}, counted {counted['predictions']:.0f} "
           f"(success {counted['success']:.0f}, normal {counted['normal']:.0f}), in Prometheus {REQUESTS}; "
           f"{result.sent / result.seconds:.0f} requests/s at concurrency 64; /metrics scrape "

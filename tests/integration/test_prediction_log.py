@@ -33,17 +33,19 @@ def labels(answers: list[dict]) -> list[dict]:
             for a, row in zip(answers, ROWS)]
 
 
-def serve(port: int, log: str):
+def serve(port: int, log: str, **env: str):
     return running(["serve", "--port", str(port)], ready_url=f"http://127.0.0.1:{port}/ready",
-                   env={"MODELMON_PREDICTION_LOG": log})
+                   env={"MODELMON_PREDICTION_LOG": log, **env})
 
 
 def test_sqlite_log_survives_a_server_restart(tmp_path: Path) -> None:
     log = str(tmp_path / "run" / "predictions.sqlite")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with serve(port, log):
+    # An hour between writes: only the shutdown path can write these predictions.
+    with serve(port, log, MODELMON_LOG_FLUSH_SECONDS="3600"):
         answers = predict(url)
+        assert PredictionStore(store_url(log)).count() == 0  # nothing written yet
     # Stopped (Ctrl-C): what was queued was written on the way out. A new process, the same file:
     with serve(port, log):
         response = httpx.post(f"{url}/feedback", json=labels(answers))
@@ -118,7 +120,20 @@ def test_two_servers_share_one_postgresql_log(postgres: str) -> None:
         duplicate = httpx.post(f"{a}/feedback", json=labels(from_a)[:1])
         assert duplicate.status_code == 409 and duplicate.json()["reason"] == "duplicate"
         counted = sum(_feedback_total(url) for url in (a, b))
+
+        # The same label sent to both replicas at once: exactly one of each pair is accepted.
+        from concurrent.futures import ThreadPoolExecutor
+
+        fresh = predict(a)
+        wait_until(lambda: store.count() == 60, timeout=10, what="the new predictions in PostgreSQL")
+        sends = [(url, item) for item in labels(fresh) for url in (a, b)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(lambda s: httpx.post(f"{s[0]}/feedback", json=s[1]).status_code, sends))
+        per_label = [sorted(statuses[i:i + 2]) for i in range(0, len(statuses), 2)]
+        assert per_label == [[200, 409]] * len(fresh), per_label
+        raced = sum(_feedback_total(url) for url in (a, b)) - counted
     assert counted == 40
+    assert raced == 20
     logged = store.find(a["request_id"] for a in from_a + from_b)
     assert len(logged) == 40 and all(p.actual is not None for p in logged.values())
     for answers in (from_a, from_b):

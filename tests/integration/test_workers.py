@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,9 +15,9 @@ from .conftest import free_port, running, wait_until
 from .load import send_load
 
 
-def totals(url: str) -> dict[str, float]:
+def totals(url: str) -> dict[str, Any]:
     text = httpx.get(f"{url}/metrics").text
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "modelmon_predictions_total":
@@ -24,7 +25,7 @@ def totals(url: str) -> dict[str, float]:
             elif s.name == "modelmon_feature_value_count" and s.labels["feature"] == "items_count":
                 out["items_count"] = s.value
             elif s.name == "modelmon_feature_last_value" and s.labels["feature"] == "customers_count":
-                out.setdefault("last_customers", []).append(s.value)  # type: ignore[attr-defined]
+                out.setdefault("last_customers", []).append(s.value)
     return out
 
 
@@ -81,3 +82,18 @@ def test_workers_with_metrics_on_their_own_port(tmp_path):
         counted = totals(f"http://127.0.0.1:{metrics_port}")
         assert counted["success"] == 25 and counted["normal"] == 75
         assert_exposition_is_clean(lambda accept: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", headers=accept))
+
+
+def test_a_stale_metric_folder_is_not_added_in(tmp_path):
+    """The folder of an earlier run still holds its workers' counts: a new run empties it."""
+    folder = tmp_path / "mp"
+    for _ in range(2):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running(["serve", "--port", str(port), "--workers", "2", "--multiproc-dir", str(folder)],
+                     ready_url=f"{url}/ready", timeout=120) as server:
+            wait_until(lambda: len(worker_pids(server.pid)) == 2, what="two workers")
+            assert send_load(url, 40, every_nth_success=4, concurrency=4).failed == 0
+            counted = totals(url)
+            assert counted["success"] == 10 and counted["normal"] == 30  # this run's only, both times
+        assert any(folder.glob("*.db"))  # the first run left its files behind
