@@ -40,8 +40,14 @@ def test_linear_model_reaches_about_96_percent():
     assert 0.93 <= np.mean(scores) <= 0.99
 
 
-def test_missing_csv_says_how_to_make_it(tmp_path):
+def test_missing_csv_says_how_to_make_it(tmp_path, capsys):
     import pytest
 
-    with pytest.raises(FileNotFoundError, match="modelmon data generate"):
+    from modelmon.cli import main
+    from modelmon.data import DataError
+
+    with pytest.raises(DataError, match="modelmon data generate"):
         read_csv(tmp_path / "nope.csv")
+    # On the command line: one sentence and exit status 2, not a traceback.
+    assert main(["profile", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "p.json")]) == 2
+    assert capsys.readouterr().err.startswith("modelmon: No data file at")

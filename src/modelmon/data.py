@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import ModelmonError
+
 FEATURES = ("items_count", "customers_count")
 TARGET = "success"
 
@@ -20,6 +22,10 @@ ITEMS_MEAN, ITEMS_SD = 1782.0, 300.0
 CUSTOMERS_MEAN, CUSTOMERS_SD = 786.0, 265.0
 SUCCESS_SHARE = 0.25
 
+
+
+class DataError(ModelmonError):
+    """A data file that cannot be read; the message says what to do."""
 
 def _standardized(rng: np.random.Generator, mean: float, sd: float, size: int) -> np.ndarray:
     """Normal draws rescaled so the sample itself has the workshop's mean and sd."""
@@ -58,6 +64,7 @@ def read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"No data file at {path}: run `modelmon data generate` or pass --data PATH."
-        ) from None
+        raise DataError(f"No data file at {path}: run `modelmon data generate` or pass --data PATH.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a CSV file pandas can read ({type(exc).__name__}); "
+                        "pass the training data as CSV with a header row.") from None
