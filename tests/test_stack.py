@@ -78,3 +78,19 @@ def test_demo_profile_flags_its_workshop_login(tmp_path, stores_profile):
     env = (tmp_path / ".env.example").read_text()
     assert "GRAFANA_ADMIN_PASSWORD=mlreply" in env and "DEMO ONLY" in env
     assert "mlreply" not in (DEPLOY / ".env.example").read_text()
+
+
+def test_slack_webhook_file_setting_is_honoured(tmp_path, stores_profile):
+    """MODELMON_SLACK_WEBHOOK_FILE was accepted, then overwritten by the stack's default."""
+    mine = "/etc/modelmon/slack-url"
+    for topology in ("compose", "native"):
+        settings = load_settings("production", env={"MODELMON_SLACK_WEBHOOK_FILE": mine})
+        layout = render_stack(stores_profile, settings, tmp_path / topology, topology=topology,
+                              model_dir=STORES_DIR).layout
+        config = yaml.safe_load(layout.alertmanager_config.read_text())
+        assert {c["api_url_file"] for r in config["receivers"] for c in r["slack_configs"]} == {mine}
+    default = render_stack(stores_profile, load_settings("production", env={}), tmp_path / "default",
+                           topology="native").layout
+    config = yaml.safe_load(default.alertmanager_config.read_text())
+    assert {c["api_url_file"] for r in config["receivers"] for c in r["slack_configs"]} == {
+        str(default.webhook_secret.resolve())}

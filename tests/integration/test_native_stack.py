@@ -97,6 +97,9 @@ def test_concept_drift_then_customer_drop(tmp_path_factory):
         assert "stores" in note["title"] and note["title"].startswith("[FIRING")
         assert "'success' rate" in note["text"] and "under 20%" in note["text"]
         assert note["payload"]["attachments"][0]["color"] == "danger"
+        # The receiver hands the alert on as data, from the fields Alertmanager filled in.
+        assert (note["alertname"], note["status"], note["labels"]) == ("ModelLowPositiveRate", "firing",
+                                                                      {"model": "stores"})
 
         # Every panel of the generated dashboard has data in the real Prometheus.
         board = json.loads((stack["run_dir"] / "grafana" / "dashboards" / "modelmon-stores.json").read_text())
