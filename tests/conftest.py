@@ -87,8 +87,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = [r for r in (reporter.stats.get("skipped", []) if reporter else []) if r.nodeid not in ALLOWED_SKIPS]
     if skipped:
         if reporter:
-            reporter.write_line(f"CI: {len(skipped)} test(s) skipped and not in ALLOWED_SKIPS (tests/conftest.py):",
-                                red=True)
+            reporter.write_sep("=", f"CI: {len(skipped)} test(s) skipped and not in ALLOWED_SKIPS "
+                                    "(tests/conftest.py)", red=True)
             for report in skipped:
                 reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if report.longrepr else ''}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

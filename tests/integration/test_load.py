@@ -60,7 +60,7 @@ def start_prometheus(tmp_path, target: str) -> tuple[subprocess.Popen, str]:
 
 @pytest.mark.timeout(1200)  # 100,000 requests take about five minutes on one worker
 @pytest.mark.parametrize("workers", [1, 4])
-def test_every_request_is_counted_exactly(tmp_path, workers):
+def test_every_request_is_counted_exactly(tmp_path, workers, capsys):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["serve", "--port", str(port), "--workers", str(workers)]
@@ -120,8 +120,9 @@ def test_every_request_is_counted_exactly(tmp_path, workers):
         key = ("modelmon_prediction_reference_ratio", (("class", c.label), ("model", "stores")))
         assert reference[key] == pytest.approx(c.prior, abs=1e-12)
     assert all(0.0 <= v <= 1.0 for v in reference.values())
-    print(f"\nworkers={workers}: sent {result.sent}, failed {result.failed}, counted {counted['predictions']:.0f} "
-          f"(success {counted['success']:.0f}, normal {counted['normal']:.0f}), in Prometheus {REQUESTS}; "
-          f"{result.sent / result.seconds:.0f} requests/s at concurrency 64; /metrics scrape "
-          f"{idle_scrape * 1000:.1f} ms idle, {scrape_after * 1000:.1f} ms after load"
-          + (f", {restart_scrape * 1000:.1f} ms after 2 workers were killed and replaced" if restart_scrape else ""))
+    with capsys.disabled():  # the figures RELIABILITY.md records, in CI's output too
+        print(f"\nworkers={workers}: sent {result.sent}, failed {result.failed}, counted {counted['predictions']:.0f} "
+              f"(success {counted['success']:.0f}, normal {counted['normal']:.0f}), in Prometheus {REQUESTS}; "
+              f"{result.sent / result.seconds:.0f} requests/s at concurrency 64; /metrics scrape "
+              f"{idle_scrape * 1000:.1f} ms idle, {scrape_after * 1000:.1f} ms after load"
+              + (f", {restart_scrape * 1000:.1f} ms after 2 workers were killed and replaced" if restart_scrape else ""))
