@@ -87,6 +87,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = [r for r in (reporter.stats.get("skipped", []) if reporter else []) if r.nodeid not in ALLOWED_SKIPS]
     if skipped:
         if reporter:
+            reporter.ensure_newline()
             reporter.write_sep("=", f"CI: {len(skipped)} test(s) skipped and not in ALLOWED_SKIPS "
                                     "(tests/conftest.py)", red=True)
             for report in skipped:
