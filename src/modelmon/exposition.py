@@ -18,7 +18,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .workers import MULTIPROC_ENV
+from .settings import MULTIPROC_ENV
 
 _WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
 

@@ -12,6 +12,7 @@ Mutants that cannot be told apart from the right rule by any data are listed in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,11 +20,10 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from .rules import Names, dump_yaml
+from .rules import Names
 from .settings import Settings
 from .stack import Layout
 
@@ -48,8 +48,7 @@ class Mutant:
     rule: str  # the recorded series or alert it changes
     kind: str  # what was done, e.g. "drop `and` guard", "threshold x2"
     where: str  # the changed text, shortened
-    file: str  # rules file name
-    text: str  # the whole mutated rules file
+    changes: tuple[tuple[str, str], ...]  # the rule's fields as mutated (expr or for)
 
     @property
     def name(self) -> str:
@@ -178,87 +177,92 @@ def catalogue(layout: Layout, settings: Settings) -> list[Mutant]:
     """Every mutant of the rules rendered under `layout`."""
     windows = sorted({settings.rate_window, settings.drift_window, settings.quality_window})
     out: list[Mutant] = []
-    files = {p.name: yaml.safe_load(p.read_text()) for p in sorted(layout.rules.glob("*.yml"))}
-    recorded = [r["record"] for doc in files.values() for g in doc["groups"] for r in g["rules"] if "record" in r]
-    for file, doc in files.items():
-        for gi, group in enumerate(doc["groups"]):
-            for ri, rule in enumerate(group["rules"]):
-                name = rule.get("record") or rule["alert"]
-                expr = rule["expr"]
-
-                def mutate(changes: dict[str, Any], kind: str, where: str,
-                           file: str = file, gi: int = gi, ri: int = ri, name: str = name) -> Mutant:
-                    copy = yaml.safe_load(yaml.safe_dump(files[file]))
-                    copy["groups"][gi]["rules"][ri].update(changes)
-                    return Mutant(name, kind, where, file, dump_yaml(copy))
-
-                generators = [set_operator_mutants(expr), threshold_mutants(expr), window_mutants(expr, windows),
-                              function_mutants(expr)]
-                if "record" in rule:
-                    generators.append(denominator_mutants(expr, name, recorded))
-                for generator in generators:
-                    for kind, where, mutated in generator:
-                        out.append(mutate({"expr": mutated}, kind, where))
-                if rule.get("for") and rule["for"] != "0s":
-                    out.append(mutate({"for": "0s"}, "`for` to 0", f"for {rule['for']}"))
+    rules = [r for p in sorted(layout.rules.glob("*.yml")) for g in yaml.safe_load(p.read_text())["groups"]
+             for r in g["rules"]]
+    recorded = [r["record"] for r in rules if "record" in r]
+    for rule in rules:
+        name = rule.get("record") or rule["alert"]
+        expr = rule["expr"]
+        generators = [set_operator_mutants(expr), threshold_mutants(expr), window_mutants(expr, windows),
+                      function_mutants(expr)]
+        if "record" in rule:
+            generators.append(denominator_mutants(expr, name, recorded))
+        for generator in generators:
+            out += [Mutant(name, kind, where, (("expr", mutated),)) for kind, where, mutated in generator]
+        if rule.get("for") and rule["for"] != "0s":
+            out.append(Mutant(name, "`for` to 0", f"for {rule['for']}", (("for", "0s"),)))
     return out
 
 
-def _related(rules: dict[str, str], name: str) -> set[str]:
-    """The rules a mistake in `name` can show through: itself, what it reads (so it can be
-    evaluated) and what reads it (so their cases can catch it), each with what it reads."""
-
-    def reads(rule: str) -> set[str]:
-        return {other for other in rules if other != rule and re.search(rf"(?<![\w:]){re.escape(other)}(?![\w:])",
-                                                                         rules[rule])}
-
-    def closure(start: set[str], step: Any) -> set[str]:
-        seen = set(start)
-        todo = list(start)
-        while todo:
-            for other in step(todo.pop()):
-                if other not in seen:
-                    seen.add(other)
-                    todo.append(other)
-        return seen
-
-    readers = closure({name}, lambda rule: {r for r in rules if rule in reads(r)})
-    return closure(readers, reads)
+def _names_in(expr: str, names: Sequence[str]) -> set[str]:
+    return {n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", expr)}
 
 
-def _subset(layout: Layout, mutant: Mutant, out: Path) -> list[str]:
-    """Write into `out` only the rules related to the mutant (mutated) and only the promtool
-    cases about them; returns the test files to run. promtool evaluates every rule at every
-    step of every case, so this makes a mutant cost a fraction of the whole suite."""
-    docs = {p.name: yaml.safe_load(p.read_text()) for p in sorted(layout.rules.glob("*.yml"))}
-    docs[mutant.file] = yaml.safe_load(mutant.text)
-    exprs = {r.get("record") or r["alert"]: r["expr"] for d in docs.values() for g in d["groups"] for r in g["rules"]}
-    keep = _related(exprs, mutant.rule)
-    (out / "rules").mkdir(parents=True, exist_ok=True)
-    for file, doc in docs.items():
-        for group in doc["groups"]:
-            group["rules"] = [r for r in group["rules"] if (r.get("record") or r["alert"]) in keep]
-        doc["groups"] = [g for g in doc["groups"] if g["rules"]]
-        (out / "rules" / file).write_text(dump_yaml(doc))
-    groups = {g["name"] for d in docs.values() for g in d["groups"]}
-    written = []
-    (out / "tests").mkdir(exist_ok=True)
-    for path in sorted(layout.rule_tests.glob("*.yml")):
-        doc = yaml.safe_load(path.read_text())
-        for index, case in enumerate(doc["tests"]):
-            case["alert_rule_test"] = [t for t in case.get("alert_rule_test") or [] if t["alertname"] in keep]
-            case["promql_expr_test"] = [t for t in case.get("promql_expr_test") or []
-                                        if any(re.search(rf"(?<![\w:]){re.escape(k)}(?![\w:])", t["expr"])
-                                               for k in keep)]
-            if case["alert_rule_test"] or case["promql_expr_test"]:
-                # One file per case: the first case that fails kills the mutant, and the rest
-                # need not run.
-                one = {**doc, "tests": [case],
-                       "group_eval_order": [g for g in doc.get("group_eval_order", []) if g in groups]}
-                name = f"tests/{path.stem}-{index:02d}.yml"
-                (out / name).write_text(dump_yaml(one))
+class _Suite:
+    """The rendered rules and promtool cases, read once; writes the part of them that is
+    about one mutant. promtool evaluates every rule at every step of every case, so a mutant
+    is run against its related rules only, one case at a time, stopping at the first that
+    fails it; the case that killed the last mutant of a rule is tried first. Files are
+    written as JSON, which YAML readers (promtool's) take as they are."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.rule_files = {p.name: yaml.safe_load(p.read_text()) for p in sorted(layout.rules.glob("*.yml"))}
+        self.exprs = {r.get("record") or r["alert"]: r["expr"]
+                      for d in self.rule_files.values() for g in d["groups"] for r in g["rules"]}
+        names = list(self.exprs)
+        reads = {name: _names_in(expr, names) - {name} for name, expr in self.exprs.items()}
+        self._reads = reads
+        self._readers = {name: {r for r in names if name in reads[r]} for name in names}
+        self.tests = [(p.stem, yaml.safe_load(p.read_text())) for p in sorted(layout.rule_tests.glob("*.yml"))]
+        self.killer: dict[str, str] = {}  # rule -> the case that killed its last mutant
+
+    def related(self, name: str) -> set[str]:
+        """The rules a mistake in `name` can show through: itself, what reads it (so their
+        cases can catch it), and what each of those reads (so they can be evaluated)."""
+        readers = _closure({name}, self._readers)
+        return _closure(readers, self._reads)
+
+    def write(self, mutant: Mutant, out: Path) -> list[str]:
+        """Write the mutated, related rules and one file per case about them; returns the
+        case files, the likeliest killer first."""
+        keep = self.related(mutant.rule)
+        (out / "rules").mkdir(parents=True, exist_ok=True)
+        groups = set()
+        for file, doc in self.rule_files.items():
+            kept = []
+            for group in doc["groups"]:
+                rules = [dict(r, **dict(mutant.changes)) if (r.get("record") or r.get("alert")) == mutant.rule else r
+                         for r in group["rules"] if (r.get("record") or r["alert"]) in keep]
+                if rules:
+                    kept.append({**group, "rules": rules})
+                    groups.add(group["name"])
+            (out / "rules" / file).write_text(json.dumps({"groups": kept}))
+        (out / "tests").mkdir(exist_ok=True)
+        written = []
+        for stem, doc in self.tests:
+            for index, case in enumerate(doc["tests"]):
+                alerts = [t for t in case.get("alert_rule_test") or [] if t["alertname"] in keep]
+                exprs = [t for t in case.get("promql_expr_test") or [] if _names_in(t["expr"], list(keep))]
+                if not (alerts or exprs):
+                    continue
+                name = f"tests/{stem}-{index:02d}.json"
+                one = {**doc, "group_eval_order": [g for g in doc.get("group_eval_order", []) if g in groups],
+                       "tests": [{**case, "alert_rule_test": alerts, "promql_expr_test": exprs}]}
+                (out / name).write_text(json.dumps(one))
                 written.append(name)
-    return written
+        first = self.killer.get(mutant.rule)
+        return sorted(written, key=lambda n: n != first)
+
+
+def _closure(start: set[str], step: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for other in step[todo.pop()]:
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -269,17 +273,19 @@ class Outcome:
 
 
 def run(layout: Layout, mutants: Sequence[Mutant], workdir: Path, jobs: int = 2) -> list[Outcome]:
-    """Run the promtool cases about each mutant against it (see `_subset`), `jobs` at a time."""
+    """Run the promtool cases about each mutant against it (see `_Suite`), `jobs` at a time."""
+    suite = _Suite(layout)
 
     def one(index_mutant: tuple[int, Mutant]) -> Outcome:
         index, mutant = index_mutant
         copy = workdir / f"mutant-{index}"
         killed = False  # a mutant that no case is about survives: a hole in the tests
-        for test in _subset(layout, mutant, copy):
+        for test in suite.write(mutant, copy):
             done = subprocess.run(["promtool", "test", "rules", test], cwd=copy,
                                   capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 killed = True
+                suite.killer[mutant.rule] = test
                 break
         shutil.rmtree(copy, ignore_errors=True)
         return Outcome(mutant, killed, EQUIVALENT.get((mutant.rule, mutant.kind)))

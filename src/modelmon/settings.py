@@ -24,6 +24,8 @@ from .errors import ModelmonError
 
 PROFILES = ("production", "demo")
 ENV_PREFIX = "MODELMON_"
+# prometheus_client's own variable: where the workers of `serve --workers N` keep their metrics.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class SettingsError(ModelmonError, ValueError):

@@ -19,10 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from .settings import MULTIPROC_ENV, Settings
 
 ENV_CONFIG = "MODELMON_WORKER_CONFIG"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 
 
 def enable_multiprocess(folder: Path | None) -> Path:
