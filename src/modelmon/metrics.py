@@ -129,8 +129,9 @@ class ModelMetrics:
                              {f.name: zip(f.edges, f.edges_cdf, strict=True) for f in profile.features})
 
         out_of_range = _counter(N.FEATURE_OUT_OF_RANGE, registry)
-        self._below = {f: out_of_range.labels(model, f, "below") for f in self._numeric}
-        self._above = {f: out_of_range.labels(model, f, "above") for f in self._numeric}
+        below, above = N.OUT_OF_RANGE_SIDES
+        self._below = {f: out_of_range.labels(model, f, below) for f in self._numeric}
+        self._above = {f: out_of_range.labels(model, f, above) for f in self._numeric}
 
         ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
         for c in profile.classes:

@@ -190,7 +190,8 @@ def prometheus_config(settings: Settings, topology: Topology) -> str:
     return dump_yaml(config)
 
 
-def _grafana_files(profile: ReferenceProfile, settings: Settings) -> dict[str, str]:
+def _grafana_provisioning(settings: Settings) -> dict[str, str]:
+    """Grafana's data source and dashboard provider, by path under grafana/provisioning/."""
     datasource = {
         "apiVersion": 1,
         "datasources": [{
@@ -214,9 +215,8 @@ def _grafana_files(profile: ReferenceProfile, settings: Settings) -> dict[str, s
         }],
     }
     return {
-        "grafana/provisioning/datasources/prometheus.yml": dump_yaml(datasource),
-        "grafana/provisioning/dashboards/modelmon.yml": dump_yaml(provider),
-        f"grafana/dashboards/{dashboard_uid(profile)}.json": dashboard_json(profile, settings),
+        "datasources/prometheus.yml": dump_yaml(datasource),
+        "dashboards/modelmon.yml": dump_yaml(provider),
     }
 
 
@@ -374,8 +374,10 @@ def render_stack(
         if model_dir is None:
             raise ValueError("the compose topology needs the model directory to mount")
         mount = os.path.relpath(model_dir.resolve(), out.resolve())
-        files.update(_grafana_files(profile, settings))
-        files[WEBHOOK_EXAMPLE] = f"http://{RECEIVER.address(settings, topology)}/slack\n"
+        # The dashboard itself is already among the files: rendered once, for every topology.
+        files.update({rel(layout.grafana_provisioning / name): text
+                      for name, text in _grafana_provisioning(settings).items()})
+        files[rel(layout.webhook_example)] = f"http://{RECEIVER.address(settings, topology)}/slack\n"
         files[rel(layout.compose)] = _compose(mount, layout.dashboard.name, settings)
         files["Dockerfile"] = _dockerfile()
         files[".env.example"] = _env_example(settings)
