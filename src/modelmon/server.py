@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,9 +38,6 @@ class _JSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def _error(error: ApiError, headers: dict[str, str] | None = None) -> Response:
@@ -331,7 +329,7 @@ def create_app(
         @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
                  responses={200: {"description": "Prometheus text format, or OpenMetrics when Accept asks for it",
                                   "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}},
-                                              _OPENMETRICS: {"schema": {"type": "string"}}}}})
+                                              OPENMETRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
         async def metrics_endpoint(request: Request) -> Response:
             body, content_type = render(exported, request.headers.get("accept"))
             return Response(body, headers={"Content-Type": content_type})
