@@ -382,34 +382,30 @@ def _solve(f: Any, target: float, low: float, high: float) -> float | None:
     return (low + high) / 2
 
 
+def _tilted(reference: np.ndarray, signs: np.ndarray, statistic: Any, target: float) -> np.ndarray | None:
+    """Bin shares `reference * (1 + sign * x)`, renormalised, with x chosen so that
+    `statistic(shares)` is `target` (None if no x in [0, 1) reaches it)."""
+
+    def shares(x: float) -> np.ndarray:
+        raw = reference * (1 + signs * x)
+        return np.asarray(raw / raw.sum())
+
+    x = _solve(lambda x: statistic(shares(x)), target, 0.0, 0.999)
+    return None if x is None else shares(x)
+
+
 def _psi_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
     """Bin shares whose PSI against `reference` is `target` while their CDF stays close to it:
     every other bin up by a factor, the rest down (KS at most one bin's change)."""
     signs = np.where(np.arange(len(reference)) % 2 == 0, 1.0, -1.0)
-
-    def shares(a: float) -> np.ndarray:
-        raw = reference * (1 + signs * a)
-        return np.asarray(raw / raw.sum())
-
-    a = _solve(lambda a: psi(shares(a), reference), target, 0.0, 0.999)
-    return None if a is None else shares(a)
+    return _tilted(reference, signs, lambda shares: psi(shares, reference), target)
 
 
 def _ks_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
     """Bin shares whose KS distance from `reference` is `target`: the lower half of the bins
     down by a factor, the upper half up (the smallest PSI for that KS)."""
-    half = len(reference) // 2
-    signs = np.where(np.arange(len(reference)) < half, -1.0, 1.0)
-
-    def shares(b: float) -> np.ndarray:
-        raw = reference * (1 + signs * b)
-        return np.asarray(raw / raw.sum())
-
-    def ks(b: float) -> float:
-        return ks_distance(np.cumsum(shares(b)), np.cumsum(reference))
-
-    b = _solve(ks, target, 0.0, 0.999)
-    return None if b is None else shares(b)
+    signs = np.where(np.arange(len(reference)) < len(reference) // 2, -1.0, 1.0)
+    return _tilted(reference, signs, lambda shares: ks_distance(np.cumsum(shares), np.cumsum(reference)), target)
 
 
 def _ks_alone(reference: np.ndarray, s: Settings) -> np.ndarray | None:
