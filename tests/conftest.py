@@ -69,6 +69,22 @@ def iris_frame(iris_dir: Path) -> pd.DataFrame:
     return pd.read_csv(iris_dir / "iris.csv")
 
 
+@pytest.fixture(scope="session")
+def regressor_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """The issue's Ridge regression (sqft, rooms -> price)."""
+    from .kinds import build_regressor
+
+    return load_model(build_regressor(tmp_path_factory.mktemp("regressor")))
+
+
+@pytest.fixture(scope="session")
+def categorical_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """A fraud classifier on a string input (country) and a sometimes-missing amount."""
+    from .kinds import build_categorical
+
+    return load_model(build_categorical(tmp_path_factory.mktemp("categorical")))
+
+
 def make_client(model: LoadedModel, settings: Settings | None = None) -> TestClient:
     """A fresh app (and registry) over the real ASGI stack, for counting from zero."""
     profile = ReferenceProfile.load(profile_path(model.path))

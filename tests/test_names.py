@@ -25,7 +25,7 @@ _LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 
 def _scrape(client, model) -> dict[str, set[str]]:
     """Sample name -> label names, after a prediction, a bad request and a label."""
-    row = {f.name: 1 for f in model.features}
+    row = {f.name: {"string": "x", "boolean": True}.get(f.kind, 1) for f in model.features}
     client.post("/predict", json=row)
     client.post("/predict", json={"nonsense": 1})
     families = text_string_to_metric_families(client.get("/metrics").text)
@@ -50,10 +50,10 @@ def _readers(profile: ReferenceProfile, settings: Settings) -> list[tuple[str, s
     return out
 
 
-@pytest.mark.parametrize("which", ["stores", "iris"])
+@pytest.mark.parametrize("which", ["stores", "iris", "regressor", "categorical"])
 @pytest.mark.parametrize("profile_name", ["production", "demo"])
-def test_every_series_read_is_exported(which, profile_name, stores_model, iris_model):
-    model = stores_model if which == "stores" else iris_model
+def test_every_series_read_is_exported(which, profile_name, request):
+    model = request.getfixturevalue(f"{which}_model")
     profile = ReferenceProfile.load(profile_path(model.path))
     exported = _scrape(make_client(model), model)
     missing = []
@@ -68,8 +68,13 @@ def test_every_series_read_is_exported(which, profile_name, stores_model, iris_m
     assert not missing, "\n".join(missing)
 
 
-def test_the_exported_families_are_the_named_ones(stores_model):
-    exported = _scrape(make_client(stores_model), stores_model)
+def test_the_exported_families_are_the_named_ones(stores_model, regressor_model, categorical_model):
+    """Each kind of model exports only named families; between them, every named one."""
+    exported: dict[str, set[str]] = {}
+    for model in (stores_model, regressor_model, categorical_model):
+        scraped = _scrape(make_client(model), model)
+        for sample, labels in scraped.items():
+            exported.setdefault(sample, set()).update(labels)
     named = {sample for f in FAMILIES for sample in f.exported}
     assert set(exported) == named
     for family in FAMILIES:

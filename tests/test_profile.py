@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelmon.profile import QUANTILE_BUCKETS, ProfileError, ReferenceProfile, build_profile, profile_feature
+from modelmon.profile import (
+    QUANTILE_BUCKETS,
+    SCHEMA_VERSION,
+    ProfileError,
+    ReferenceProfile,
+    build_profile,
+    profile_feature,
+)
 
 from .conftest import STORES_CSV
 
@@ -57,7 +64,7 @@ def test_default_edges_are_training_deciles(iris_dir):
 def test_profile_round_trips_through_json(stores_profile, tmp_path):
     path = stores_profile.save(tmp_path / "p.json")
     assert ReferenceProfile.load(path) == stores_profile
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_profile_errors_are_actionable(tmp_path, stores_model):

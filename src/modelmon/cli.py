@@ -42,7 +42,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     profile = build_profile(model, read_csv(args.data), target=args.target)
     out = profile.save(args.out or profile_path(args.model))
-    print(f"wrote the reference profile of {model.name!r} ({len(profile.features)} features) to {out}")
+    print(f"wrote the reference profile of {model.name!r} ({profile.task}; {len(profile.features)} numeric and {len(profile.categories)} categorical inputs) to {out}")
 
 
 _SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows", "max_body_bytes", "batch_rows",

@@ -7,6 +7,7 @@ same label gets a 409, never a second count.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ def _refused(status: int, reason: str, field: str | None, message: str) -> ApiEr
 @dataclass(frozen=True)
 class FeedbackItem:
     request_id: str
-    actual: str  # class label
+    actual: str  # class label, or a regressor's true value written as repr(float)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,11 @@ STATUS_OF = {"unknown_request_id": 404, "duplicate": 409}
 
 
 class ClassNames:
-    """The labels a client may send for each class: its label, or its raw value (`1` or `"1"`)."""
+    """What a client may send as the truth: for a classifier, each class's label or its raw
+    value (`1` or `"1"`); for a regressor, a finite number. Read into the string the log keeps."""
 
     def __init__(self, profile: ReferenceProfile) -> None:
+        self.regression = profile.regression
         self.labels = [c.label for c in profile.classes]
         self._lookup: dict[str, str] = {}
         self.accepted: list[Any] = list(self.labels)
@@ -76,10 +79,27 @@ class ClassNames:
                 if raw not in self.accepted and isinstance(raw, (str, int)) and not isinstance(raw, bool):
                     self.accepted.append(raw)
 
+    @property
+    def schema(self) -> dict[str, Any]:
+        if self.regression:
+            return {"type": "number", "description": "the true value of the target"}
+        return {"enum": self.accepted, "description": "the true class: its label or raw value"}
+
+    @property
+    def expected(self) -> str:
+        """What `actual` must be, for an error message."""
+        if self.regression:
+            return "a finite number (the true value of the target)"
+        return "one of the model's classes (" + ", ".join(repr(x) for x in self.labels) + ", or their raw values)"
+
     def __call__(self, raw: Any) -> str | None:
+        if isinstance(raw, bool):
+            return None
+        if self.regression:
+            return repr(float(raw)) if isinstance(raw, (int, float)) and math.isfinite(raw) else None
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)  # JSON does not tell 2 from 2.0, nor does JSON Schema's enum
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        if not isinstance(raw, (str, int)):
             return None
         return self._lookup.get(str(raw))
 
@@ -117,9 +137,8 @@ def parse_feedback(body: bytes, classes: ClassNames, max_items: int) -> tuple[li
                                    "the prediction was answered with.")
         label = classes(item["actual"])
         if label is None:
-            allowed = ", ".join(repr(x) for x in classes.labels)
             raise _refused(422, "invalid_label", where + "actual",
-                                   f"{item['actual']!r} is not one of the model's classes ({allowed}, or their raw values).")
+                           f"actual must be {classes.expected}; got {item['actual']!r}.")
         out.append(FeedbackItem(request_id, label))
     return out, batch
 
@@ -127,9 +146,10 @@ def parse_feedback(body: bytes, classes: ClassNames, max_items: int) -> tuple[li
 class FeedbackRecorder:
     """Looks predictions up in the log, labels them once, and counts the confusion matrix."""
 
-    def __init__(self, log: PredictionLog, metrics: FeedbackMetrics) -> None:
+    def __init__(self, log: PredictionLog, metrics: FeedbackMetrics, regression: bool = False) -> None:
         self.log = log
         self.metrics = metrics
+        self.regression = regression  # the logged prediction and the truth are numbers
 
     def apply(self, items: list[FeedbackItem], now: float | None = None) -> list[Outcome]:
         """Blocking (database calls): run it off the event loop."""
@@ -151,7 +171,10 @@ class FeedbackRecorder:
                 outcomes.append(Outcome(item.request_id, "duplicate", item.actual))
             else:
                 delay = now - prediction.predicted_at
-                self.metrics.labelled(item.actual, prediction.prediction, delay)
+                if self.regression:
+                    self.metrics.measured(float(prediction.prediction), float(item.actual), delay)
+                else:
+                    self.metrics.labelled(item.actual, prediction.prediction, delay)
                 outcomes.append(Outcome(item.request_id, "accepted", item.actual, prediction.prediction, delay))
             seen.add(item.request_id)
         for outcome in outcomes:

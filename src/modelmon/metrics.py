@@ -6,6 +6,7 @@ batch observations are bucketed with NumPy instead of one Python call per value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,10 +17,12 @@ from prometheus_client.registry import Collector
 from . import names as N
 from .names import OTHER as OTHER_CLASS
 from .names import bound_label
-from .profile import QUANTILE_BUCKETS, ReferenceProfile
+from .profile import MAX_CATEGORIES, MAX_CLASSES, QUANTILE_BUCKETS, CategoryProfile, ReferenceProfile, category_label
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+# A regressor's absolute error, in multiples of its training MAE.
+ERROR_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
 
 
@@ -104,12 +107,26 @@ class ModelMetrics:
         self._sum_bound = {f.name: 1e15 * max(1.0, abs(f.min), abs(f.max)) for f in profile.features}
 
         predictions = _counter(N.PREDICTIONS, registry)
-        self._by_class = {c.label: predictions.labels(model, c.label) for c in profile.classes}
-        self._other_class = predictions.labels(model, OTHER_CLASS)
+        # Whatever the profile says, no more than MAX_CLASSES class series (the rest: `other`).
+        classes = profile.classes[:MAX_CLASSES]
+        self._by_class = {c.label: predictions.labels(model, c.label) for c in classes}
+        self._other_class = predictions.labels(model, OTHER_CLASS if classes else "")
 
         self._probability = None
         if has_probability and profile.positive is not None:
             self._probability = _histogram(N.PREDICTION_PROBABILITY, registry, profile.probability_edges).labels(model)
+
+        self._predicted = None
+        self._predicted_rank = None
+        prediction = profile.prediction
+        if profile.regression and prediction is not None:
+            self._prediction_profile = prediction
+            self._predicted = _histogram(N.PREDICTION_VALUE, registry, prediction.edges).labels(model)
+            self._predicted_rank = _histogram(N.PREDICTION_QUANTILE, registry, QUANTILE_BUCKETS).labels(model)
+            _reference_cdf_gauge(N.PREDICTION_QUANTILE_REFERENCE, registry, model,
+                                 {"": zip(QUANTILE_BUCKETS, prediction.quantile_reference, strict=True)})
+            _reference_cdf_gauge(N.PREDICTION_VALUE_REFERENCE, registry, model,
+                                 {"": zip(prediction.edges, prediction.edges_cdf, strict=True)})
 
         last = _gauge(N.FEATURE_LAST_VALUE, registry, "mostrecent")
         self._last = {f: last.labels(model, f) for f in self._numeric}
@@ -128,14 +145,33 @@ class ModelMetrics:
         _reference_cdf_gauge(N.FEATURE_VALUE_REFERENCE, registry, model,
                              {f.name: zip(f.edges, f.edges_cdf, strict=True) for f in profile.features})
 
+        self._categories = []
+        if profile.categories:
+            counter, unseen = _counter(N.FEATURE_CATEGORY, registry), _counter(N.FEATURE_UNSEEN_CATEGORY, registry)
+            self._categories = [_Categories(c, model, counter, unseen) for c in profile.categories]
+            reference = _gauge(N.FEATURE_CATEGORY_REFERENCE, registry, "max")
+            for category in profile.categories:
+                for label, share in zip(category.values[:MAX_CATEGORIES], category.shares, strict=False):
+                    reference.labels(model, category.name, label).set(share)
+                reference.labels(model, category.name, OTHER_CLASS).set(category.other_share)
+
+        self._missing: dict[str, Counter] = {}
+        if profile.nullable:
+            missing = _counter(N.FEATURE_MISSING, registry)
+            missing_reference = _gauge(N.FEATURE_MISSING_REFERENCE, registry, "max")
+            for f in profile.nullable:
+                self._missing[f.name] = missing.labels(model, f.name)
+                missing_reference.labels(model, f.name).set(f.missing_share)
+
         out_of_range = _counter(N.FEATURE_OUT_OF_RANGE, registry)
         below, above = N.OUT_OF_RANGE_SIDES
         self._below = {f: out_of_range.labels(model, f, below) for f in self._numeric}
         self._above = {f: out_of_range.labels(model, f, above) for f in self._numeric}
 
-        ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
-        for c in profile.classes:
-            ratio.labels(model, c.label).set(c.prior)
+        if classes:
+            ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
+            for c in classes:
+                ratio.labels(model, c.label).set(c.prior)
 
         self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, N.INVALID_REASONS)
         self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
@@ -148,10 +184,21 @@ class ModelMetrics:
         columns: Mapping[str, np.ndarray],
         class_counts: Mapping[str, int],
         positive_probability: np.ndarray | None,
+        predicted: np.ndarray | None = None,
     ) -> None:
-        """Record one request's rows: inputs, predicted classes and probabilities."""
+        """Record one request's rows: inputs, predicted classes (or a regressor's predicted
+        values, `predicted`) and probabilities."""
+        for name, counter in self._missing.items():
+            absent = _missing_mask(columns[name])
+            count = int(np.count_nonzero(absent))
+            if count:
+                counter.inc(count)
         for name in self._numeric:
             values = columns[name]
+            if name in self._missing:
+                values = values[~np.isnan(values)]
+                if values.size == 0:
+                    continue
             self._last[name].set(float(values[-1]))
             bound = self._sum_bound[name]
             observe_many(self._values[name], np.clip(values, -bound, bound))
@@ -163,11 +210,18 @@ class ModelMetrics:
                 self._below[name].inc(below)
             if above:
                 self._above[name].inc(above)
+        for categories in self._categories:
+            categories.observe(columns[categories.name])
         for label, count in class_counts.items():
             self._by_class.get(label, self._other_class).inc(count)
         if self._probability is not None and positive_probability is not None:
             # A NaN would poison the histogram's sum for good; extreme inputs can produce one.
             observe_many(self._probability, positive_probability[np.isfinite(positive_probability)])
+        if self._predicted is not None and self._predicted_rank is not None and predicted is not None:
+            finite = predicted[np.isfinite(predicted)]
+            self._other_class.inc(int(predicted.size))
+            observe_many(self._predicted, finite)
+            observe_many(self._predicted_rank, self._prediction_profile.rank(finite))
 
     def observe_predict(self, seconds: float, requests: int, rows: int) -> None:
         if requests == 1:
@@ -180,15 +234,59 @@ class ModelMetrics:
         self._invalid[reason].inc()
 
 
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    """Which values are missing: NaN in a numeric column, None or NaN in an object column."""
+    if values.dtype.kind == "f":
+        mask: np.ndarray = np.isnan(values)
+        return mask
+    return np.fromiter((v is None or (isinstance(v, float) and v != v) for v in values), bool, values.size)
+
+
+class _Categories:
+    """One categorical input's counters: a child per training category (at most
+    MAX_CATEGORIES, whatever the profile says), `other` for the rest, and unseen ones."""
+
+    def __init__(self, profile: CategoryProfile, model: str, counter: Counter, unseen: Counter) -> None:
+        self.name = profile.name
+        self._children = {label: counter.labels(model, profile.name, label) for label in profile.values[:MAX_CATEGORIES]}
+        self._other = counter.labels(model, profile.name, OTHER_CLASS)
+        self._unseen = unseen.labels(model, profile.name)
+        self._rare = frozenset(profile.rare)  # training categories beyond the kept ones: `other`, not unseen
+
+    def observe(self, values: np.ndarray) -> None:
+        counts: dict[str, int] = {}
+        for value in values.tolist():
+            if value is None or (isinstance(value, float) and value != value):
+                continue  # counted as missing
+            label = category_label(value)
+            counts[label] = counts.get(label, 0) + 1
+        for label, count in counts.items():
+            child = self._children.get(label)
+            if child is not None:
+                child.inc(count)
+                continue
+            self._other.inc(count)
+            if label not in self._rare:
+                self._unseen.inc(count)
+
+
 class FeedbackMetrics:
     """Ground truth and the prediction log: the confusion matrix, label delay, log health."""
 
     def __init__(self, profile: ReferenceProfile, registry: CollectorRegistry) -> None:
         model = profile.model
-        labels = [c.label for c in profile.classes] + [OTHER_CLASS]
-        feedback = _counter(N.FEEDBACK, registry)
-        # Every cell exists from the start, so rates are 0 rather than absent.
-        self._cells = {(a, p): feedback.labels(model, a, p) for a in labels[:-1] for p in labels}
+        labels = [c.label for c in profile.classes[:MAX_CLASSES]] + [OTHER_CLASS]
+        self._cells: dict[tuple[str, str], Counter] = {}
+        if not profile.regression:
+            feedback = _counter(N.FEEDBACK, registry)
+            # Every cell exists from the start, so rates are 0 rather than absent.
+            self._cells = {(a, p): feedback.labels(model, a, p) for a in labels[:-1] for p in labels}
+        else:
+            scale = profile.errors.mae if profile.errors is not None and profile.errors.mae > 0 else \
+                max(profile.prediction.std if profile.prediction else 1.0, 1e-9)
+            self._absolute = _histogram(N.ABSOLUTE_ERROR, registry, [scale * m for m in ERROR_MULTIPLES]).labels(model)
+            self._squared = _counter(N.SQUARED_ERROR, registry).labels(model)
+            self._signed = _children(_counter(N.SIGNED_ERROR, registry), model, N.ERROR_DIRECTIONS)
         self._rejected = _children(_counter(N.FEEDBACK_REJECTED, registry), model, N.FEEDBACK_REJECTIONS)
         self._delay = _histogram(N.FEEDBACK_DELAY, registry, FEEDBACK_DELAY_BUCKETS).labels(model)
         self._written = _counter(N.LOG_WRITTEN, registry).labels(model)
@@ -199,6 +297,16 @@ class FeedbackMetrics:
     def labelled(self, actual: str, predicted: str, delay_seconds: float) -> None:
         cell = self._cells.get((actual, predicted)) or self._cells[(actual, OTHER_CLASS)]
         cell.inc()
+        self._delay.observe(max(delay_seconds, 0.0))
+
+    def measured(self, predicted: float, actual: float, delay_seconds: float) -> None:
+        """A regressor's labelled prediction: its error, both ways."""
+        error = predicted - actual
+        if not math.isfinite(error):
+            return  # the model answered no finite value: nothing to measure
+        self._absolute.observe(abs(error))
+        self._squared.inc(error * error)
+        self._signed["over" if error > 0 else "under"].inc(abs(error))
         self._delay.observe(max(delay_seconds, 0.0))
 
     def rejected(self, reason: str, count: int = 1) -> None:
@@ -223,11 +331,12 @@ def _children(metric: Counter, model: str, values: Iterable[str]) -> dict[str, C
 
 def _reference_cdf_gauge(family: N.Family, registry: CollectorRegistry, model: str,
                          cdf: Mapping[str, Iterable[tuple[float, float]]]) -> None:
-    """A static gauge of the training CDF per feature and bound; `max` across workers."""
+    """A static gauge of a training CDF per feature (or of the predictions: one CDF keyed
+    by ""), and bound; `max` across workers."""
     gauge = _gauge(family, registry, "max")
     for feature, points in cdf.items():
         for bound, share in points:
-            gauge.labels(model, feature, bound_label(bound)).set(share)
+            gauge.labels(*((model, feature) if feature else (model,)), bound_label(bound)).set(share)
 
 
 class HttpMetrics:

@@ -20,6 +20,12 @@ import yaml
 from .errors import ModelmonError
 
 MODEL_CONFIG_FILE = "modelmon.yaml"
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+
+# Flavors whose raw model modelmon calls directly (predict_proba, the matrix fast path).
+_NATIVE_FLAVORS = ("sklearn", "lightgbm")
 
 # MLflow signature types -> (feature kind, pandas dtype the model was trained with).
 _TYPES: dict[str, tuple[str, str]] = {
@@ -46,17 +52,30 @@ class Feature:
     minimum: float | None = None
     maximum: float | None = None
     edges: tuple[float, ...] | None = None  # configured histogram edges, if any
+    categorical: bool = False  # strings and booleans, and integers declared `categorical: true`
+    nullable: bool = False  # may be null or absent: the signature says not required, or modelmon.yaml
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("integer", "float")
+        """Monitored as a distribution of numbers (rank histogram, KS, PSI over bins)."""
+        return self.kind in ("integer", "float") and not self.categorical
+
+    @property
+    def column_dtype(self) -> str:
+        """The array type requests are typed to: a missing integer is NaN, so it needs floats;
+        a missing boolean is None, so it needs objects."""
+        if self.nullable:
+            return {"integer": "float64", "boolean": "object"}.get(self.kind, self.dtype)
+        return self.dtype
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The user's declarations that a signature cannot carry: names, labels, bounds, edges."""
+    """The user's declarations that a signature cannot carry: names, labels, bounds, edges,
+    the task, which integer inputs are categories and which inputs may be missing."""
 
     name: str | None = None
+    task: str | None = None  # classification | regression; detected when not said
     target: str | None = None
     classes: dict[Any, str] = field(default_factory=dict)
     positive_class: Any = None
@@ -71,8 +90,13 @@ class ModelConfig:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ModelLoadError(f"{path} is not valid YAML ({exc}); fix or delete it.") from None
+        task = raw.get("task")
+        if task not in (None, *TASKS):
+            raise ModelLoadError(f"{path}: task is {task!r}; write one of {', '.join(TASKS)}, or leave it out "
+                                 "to let modelmon tell from the model.")
         return cls(
             name=raw.get("name"),
+            task=task,
             target=raw.get("target"),
             classes={k: str(v) for k, v in (raw.get("classes") or {}).items()},
             positive_class=raw.get("positive_class"),
@@ -102,10 +126,13 @@ class LoadedModel:
         self.version = str(getattr(meta, "model_uuid", "") or "")[:12]
         self.flavor = next((f for f in meta.flavors if f != "python_function"), "python_function")
         self.features = _features_from_signature(meta, config, path)
-        self._native = _native_estimator(pyfunc) if self.flavor == "sklearn" else None
+        self._native = _native_estimator(pyfunc) if self.flavor in _NATIVE_FLAVORS else None
         classes = getattr(self._native, "classes_", None)
         self.classes: tuple[Any, ...] | None = tuple(_plain(c) for c in classes) if classes is not None else None
-        self._matrix = self._native is not None and all(f.numeric for f in self.features) and self._same_on_matrix()
+        if self._native is not None and self.flavor != "sklearn" and not self._same_as_pyfunc():
+            self._native, self.classes = None, None
+        self._matrix = (self._native is not None and all(f.numeric and not f.nullable for f in self.features)
+                        and self._same_on_matrix())
         if self._matrix:
             # The fast path is taken only for a model that answers a matrix exactly as the
             # DataFrame (checked above); scikit-learn's warning on each such call that the
@@ -117,16 +144,37 @@ class LoadedModel:
         return [f.name for f in self.features]
 
     @property
+    def task_hint(self) -> str | None:
+        """What the model says it is: the declared task, else the estimator's own kind."""
+        if self.config.task is not None:
+            return self.config.task
+        native = self._native
+        if native is None:
+            return None
+        if self.classes is not None:
+            return CLASSIFICATION
+        kind = getattr(native, "_estimator_type", None)  # scikit-learn's public tag before 1.6
+        if kind is None:
+            try:
+                from sklearn.base import is_regressor
+
+                kind = REGRESSION if is_regressor(native) else None
+            except Exception:
+                kind = None
+        return REGRESSION if kind in (REGRESSION, "regressor") else None
+
+    @property
     def has_probabilities(self) -> bool:
         return self._native is not None and hasattr(self._native, "predict_proba")
 
-    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
+    def frame(self, columns: dict[str, list[Any]], features: tuple[Feature, ...] | None = None) -> pd.DataFrame:
         """Columns typed as the signature says, so the native model sees what pyfunc would."""
-        return pd.DataFrame(self.columns(columns))
+        return pd.DataFrame(self.columns(columns, features))
 
-    def columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-        """Each input as an array of the signature's type."""
-        return {f.name: np.asarray(columns[f.name], dtype=f.dtype) for f in self.features}
+    def columns(self, columns: dict[str, list[Any]], features: tuple[Feature, ...] | None = None) -> dict[str, np.ndarray]:
+        """Each input as an array of the signature's type (`features`: the served ones, which
+        the profile may have made nullable)."""
+        return {f.name: np.asarray(columns[f.name], dtype=f.column_dtype) for f in features or self.features}
 
     def predict_columns(self, arrays: dict[str, np.ndarray]) -> Prediction:
         """The fast path: a plain matrix when the native model gives the same answers on it
@@ -141,7 +189,7 @@ class LoadedModel:
         assert native is not None, "only models with a native estimator are predicted natively"
         values = np.asarray(native.predict(x))
         probabilities = native.predict_proba(x) if self.has_probabilities else None
-        return Prediction(values=values, probabilities=probabilities, classes=self.classes)
+        return Prediction(values=_as_1d(values), probabilities=probabilities, classes=self.classes)
 
     def _same_on_matrix(self) -> bool:
         """Does the native model answer a matrix exactly as it answers the DataFrame pyfunc sees?"""
@@ -159,6 +207,22 @@ class LoadedModel:
         if expected.probabilities is not None and got.probabilities is not None:
             same = same and np.array_equal(expected.probabilities, got.probabilities)
         return bool(same)
+
+    def _same_as_pyfunc(self) -> bool:
+        """A non-scikit-learn flavor's raw model is used only if it answers as pyfunc does (a
+        LightGBM Booster, unlike its scikit-learn wrapper, answers probabilities, say)."""
+        if not all(f.numeric for f in self.features):
+            return False
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame({f.name: rng.integers(0, 3000, 64).astype(f.dtype) for f in self.features})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                native = np.asarray(self._predict_native(frame).values)
+                served = _as_1d(self.pyfunc.predict(frame))
+        except Exception:
+            return False
+        return native.shape == served.shape and bool(np.array_equal(native, served))
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
         if self._native is None:
@@ -204,8 +268,12 @@ def _features_from_signature(meta: Any, config: ModelConfig, path: Path) -> tupl
                 f"cannot serve yet; supported types: {', '.join(_TYPES)}."
             )
         kind, dtype = _TYPES[type_name]
-        declared = config.features.get(spec.name, {})
+        declared = config.features.get(spec.name) or {}
         edges = declared.get("edges")
+        categorical = bool(declared.get("categorical", kind in ("string", "boolean")))
+        if categorical and kind == "float":
+            raise ModelLoadError(f"{path / MODEL_CONFIG_FILE}: input {spec.name!r} is a float and cannot be "
+                                 "declared categorical; only integers, strings and booleans can.")
         features.append(
             Feature(
                 name=spec.name,
@@ -214,6 +282,8 @@ def _features_from_signature(meta: Any, config: ModelConfig, path: Path) -> tupl
                 minimum=declared.get("minimum"),
                 maximum=declared.get("maximum"),
                 edges=tuple(float(e) for e in edges) if edges else None,
+                categorical=categorical,
+                nullable=bool(declared.get("nullable", not getattr(spec, "required", True))),
             )
         )
     return tuple(features)

@@ -77,6 +77,7 @@ INVALID_REASONS = (
 FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
 LOG_DROP_REASONS = ("queue_full", "write_error")
 OUT_OF_RANGE_SIDES = ("below", "above")
+ERROR_DIRECTIONS = ("over", "under")  # a regressor's prediction above or below the truth
 OTHER = "other"  # any class (or handler, method) outside the bounded set
 
 
@@ -85,7 +86,7 @@ def _one_of(values: tuple[str, ...]) -> str:
 
 
 PREDICTIONS = Family("modelmon_predictions", "counter", "Predicted rows, by predicted class label.",
-                     (MODEL, CLASS), f"`class`: the profile's class labels, `{OTHER}` for anything else")
+                     (MODEL, CLASS), f"`class`: the profile's class labels, `{OTHER}` for anything else; empty for a regressor")
 PREDICTION_PROBABILITY = Family(
     "modelmon_prediction_probability", "histogram",
     "Predicted probability of the positive class (binary models, or positive_class set).", (MODEL,),
@@ -115,6 +116,50 @@ FEATURE_OUT_OF_RANGE = Family(
     "modelmon_feature_out_of_range", "counter",
     "Input values outside the training range (served, unlike values outside the validity bounds).",
     (MODEL, FEATURE, "side"), f"`side`: {_one_of(OUT_OF_RANGE_SIDES)}")
+FEATURE_CATEGORY = Family(
+    "modelmon_feature_category", "counter",
+    "Values of each categorical input, by category: the training categories (at most 30), "
+    f"`{OTHER}` for the rest and for unseen ones.", (MODEL, FEATURE, "category"),
+    f"`category`: the profile's categories of the feature and `{OTHER}`")
+FEATURE_CATEGORY_REFERENCE = Family(
+    "modelmon_feature_category_reference", "gauge",
+    "Share of each category among the training values of a categorical input: the no-drift shares.",
+    (MODEL, FEATURE, "category"), "`category`: as modelmon_feature_category_total")
+FEATURE_UNSEEN_CATEGORY = Family(
+    "modelmon_feature_unseen_category", "counter",
+    f"Values of a categorical input that training never had (also counted as `{OTHER}`).", (MODEL, FEATURE))
+FEATURE_MISSING = Family(
+    "modelmon_feature_missing", "counter",
+    "Rows served with this input missing (null or absent), for the inputs that may be missing.", (MODEL, FEATURE))
+FEATURE_MISSING_REFERENCE = Family(
+    "modelmon_feature_missing_reference", "gauge",
+    "Share of training rows with this input missing, for the inputs that may be missing.", (MODEL, FEATURE))
+PREDICTION_VALUE = Family(
+    "modelmon_prediction_value", "histogram",
+    "A regressor's predicted values; buckets at the deciles of its predictions on the training data.", (MODEL,))
+PREDICTION_QUANTILE = Family(
+    "modelmon_prediction_quantile", "histogram",
+    "Reference-CDF rank of each predicted value of a regressor, buckets 0.1 ... 1.0: uniform when its "
+    "predictions have not drifted.", (MODEL,))
+PREDICTION_QUANTILE_REFERENCE = Family(
+    "modelmon_prediction_quantile_reference", "gauge",
+    "Share of the training predictions whose rank is <= bound: the no-drift CDF of modelmon_prediction_quantile.",
+    (MODEL, BOUND), "`bound`: each bucket bound of modelmon_prediction_quantile")
+PREDICTION_VALUE_REFERENCE = Family(
+    "modelmon_prediction_value_reference", "gauge",
+    "Share of the training predictions <= bound, at the edges of modelmon_prediction_value.",
+    (MODEL, BOUND), "`bound`: each bucket bound of modelmon_prediction_value")
+ABSOLUTE_ERROR = Family(
+    "modelmon_prediction_absolute_error", "histogram",
+    "A regressor's |predicted - actual| for each labelled prediction, in the target's unit; buckets are "
+    "multiples of its training MAE, the count is the labels received.", (MODEL,))
+SQUARED_ERROR = Family("modelmon_prediction_squared_error", "counter",
+                       "Sum of a regressor's squared errors over labelled predictions (for RMSE).", (MODEL,))
+SIGNED_ERROR = Family(
+    "modelmon_prediction_signed_error", "counter",
+    "Sum of a regressor's errors by direction: predicted - actual where positive (`over`), actual - "
+    "predicted where positive (`under`); bias is their difference per label.", (MODEL, "direction"),
+    f"`direction`: {_one_of(ERROR_DIRECTIONS)}")
 INVALID_REQUESTS = Family("modelmon_invalid_requests", "counter", "Rejected requests, by reason.",
                           (MODEL, "reason"), f"`reason`: {_one_of(INVALID_REASONS)}")
 REQUEST_DURATION = Family(
@@ -151,6 +196,9 @@ LOG_QUEUE = Family("modelmon_prediction_log_queue_rows", "gauge",
 FAMILIES: tuple[Family, ...] = (
     PREDICTIONS, PREDICTION_PROBABILITY, FEATURE_LAST_VALUE, FEATURE_VALUE, FEATURE_QUANTILE,
     FEATURE_QUANTILE_REFERENCE, FEATURE_VALUE_REFERENCE, FEATURE_OUT_OF_RANGE, PREDICTION_REFERENCE_RATIO,
+    FEATURE_CATEGORY, FEATURE_CATEGORY_REFERENCE, FEATURE_UNSEEN_CATEGORY, FEATURE_MISSING, FEATURE_MISSING_REFERENCE,
+    PREDICTION_VALUE, PREDICTION_QUANTILE, PREDICTION_QUANTILE_REFERENCE, PREDICTION_VALUE_REFERENCE,
+    ABSOLUTE_ERROR, SQUARED_ERROR, SIGNED_ERROR,
     INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, FEEDBACK,
     FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
 )

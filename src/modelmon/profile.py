@@ -1,14 +1,20 @@
 """The reference profile: what "normal" looked like on the training data, for one model.
 
-It is the single source of truth for histogram edges, the reference CDF used by drift
-(`F_ref`), class labels and priors. The server exports parts of it as gauges so Prometheus
-can compare live traffic against it without being told anything else.
+It is the single source of truth for the task (classification or regression), histogram
+edges, the reference CDF used by drift (`F_ref`), category shares, missing shares, class
+labels and priors, and the model's error on its training data. The server exports parts of
+it as gauges so Prometheus can compare live traffic against it without being told anything
+else.
+
+Every label set it implies is bounded here, at profile time: a classifier may have at most
+`MAX_CLASSES` classes, a categorical input keeps its `MAX_CATEGORIES` most frequent training
+categories (the rest, and anything unseen, are `other`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,15 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelmonError
-from .model import LoadedModel
+from .model import CLASSIFICATION, MODEL_CONFIG_FILE, REGRESSION, Feature, LoadedModel
+from .names import OTHER
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # version 1: classifiers on numeric inputs, read as such
+MAX_CLASSES = 50
+MAX_CATEGORIES = 30
+MAX_RARE = 10_000  # rare training categories remembered; past that, rarer ones would read as unseen
+PREDICTION = "prediction"  # the name a regressor's predicted value is profiled under
 PROFILE_FILE = "reference_profile.json"
 
 # Buckets of the rank histogram: F_ref(x) of each live value. Uniform when nothing drifted.
@@ -48,11 +60,37 @@ class FeatureProfile:
     quantile_reference: tuple[float, ...]  # share of training rows with F_ref <= each bucket
     minimum: float | None = None  # declared validity bounds (not the training range)
     maximum: float | None = None
+    nullable: bool = False  # may be missing when served (declared, or missing in training)
 
     def rank(self, values: np.ndarray) -> np.ndarray:
         """F_ref(x): the training share below x (mid-rank at ties), 0 below min, 1 above max."""
         ranks: np.ndarray = np.interp(values, self.cdf_values, self.cdf_ranks, left=0.0, right=1.0)
         return ranks
+
+
+@dataclass(frozen=True)
+class CategoryProfile:
+    """A categorical input: its training categories (most frequent first) and their shares."""
+
+    name: str
+    kind: str
+    count: int  # present training values
+    missing_share: float
+    values: tuple[str, ...]  # category labels, at most MAX_CATEGORIES
+    shares: tuple[float, ...]  # share of the present training values in each category
+    other_share: float  # share in training categories beyond the bound (served as `other`)
+    nullable: bool = False
+    rare: tuple[str, ...] = ()  # those categories (up to MAX_RARE), so they are not counted as unseen
+
+
+@dataclass(frozen=True)
+class ErrorProfile:
+    """A regressor's error on the training data (prediction minus target)."""
+
+    rows: int
+    mae: float
+    rmse: float
+    bias: float
 
 
 @dataclass(frozen=True)
@@ -67,19 +105,41 @@ class ClassProfile:
 class ReferenceProfile:
     model: str
     rows: int
-    features: tuple[FeatureProfile, ...]
-    classes: tuple[ClassProfile, ...]
+    features: tuple[FeatureProfile, ...]  # numeric inputs
+    classes: tuple[ClassProfile, ...]  # empty for a regressor
     positive_class: Any = None
     probability_edges: tuple[float, ...] = PROBABILITY_BUCKETS
     probability_cdf: tuple[float, ...] | None = None
+    task: str = CLASSIFICATION
+    categories: tuple[CategoryProfile, ...] = ()  # categorical inputs
+    prediction: FeatureProfile | None = None  # a regressor's predicted values on the training data
+    errors: ErrorProfile | None = None  # a regressor's training error, when the target was given
     schema_version: int = SCHEMA_VERSION
 
     @property
     def positive(self) -> ClassProfile | None:
         return next((c for c in self.classes if c.value == self.positive_class), None)
 
+    @property
+    def regression(self) -> bool:
+        return self.task == REGRESSION
+
+    @property
+    def nullable(self) -> tuple[FeatureProfile | CategoryProfile, ...]:
+        """The inputs that may be missing, numeric and categorical."""
+        inputs: list[FeatureProfile | CategoryProfile] = [*self.features, *self.categories]
+        return tuple(f for f in inputs if f.nullable)
+
     def feature(self, name: str) -> FeatureProfile:
         return next(f for f in self.features if f.name == name)
+
+    def category(self, name: str) -> CategoryProfile:
+        return next(c for c in self.categories if c.name == name)
+
+    def served_features(self, features: tuple[Feature, ...]) -> tuple[Feature, ...]:
+        """The model's inputs, nullable where the profile found training values missing."""
+        nullable = {f.name for f in self.nullable}
+        return tuple(replace(f, nullable=f.nullable or f.name in nullable) for f in features)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
@@ -91,7 +151,7 @@ class ReferenceProfile:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ReferenceProfile:
         version = raw.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise ProfileError(
                 f"Profile schema version {version} is not {SCHEMA_VERSION}; rebuild it with "
                 "`modelmon profile`."
@@ -99,7 +159,12 @@ class ReferenceProfile:
         features = tuple(_feature_from_dict(f) for f in raw["features"])
         classes = tuple(ClassProfile(**c) for c in raw["classes"])
         cdf = raw.get("probability_cdf")
+        prediction, errors = raw.get("prediction"), raw.get("errors")
         return cls(
+            task=raw.get("task", CLASSIFICATION),
+            categories=tuple(_feature_from_dict(c, CategoryProfile) for c in raw.get("categories", ())),
+            prediction=_feature_from_dict(prediction) if prediction else None,
+            errors=ErrorProfile(**errors) if errors else None,
             model=raw["model"],
             rows=raw["rows"],
             features=features,
@@ -131,9 +196,44 @@ class ReferenceProfile:
             ) from None
 
 
-def _feature_from_dict(raw: dict[str, Any]) -> FeatureProfile:
+def _feature_from_dict(raw: dict[str, Any], kind: Any = FeatureProfile) -> Any:
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return FeatureProfile(**values)
+    return kind(**values)
+
+
+def category_label(value: Any) -> str:
+    """A category as a label value: booleans `true`/`false`, whole floats as integers."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+def profile_category(name: str, kind: str, column: pd.Series, nullable: bool = False) -> CategoryProfile:
+    """Shares of the most frequent training categories; the rest is `other`'s reference share."""
+    present = column.dropna()
+    if present.empty:
+        raise ProfileError(f"Column {name!r} has no values; a profile needs training data.")
+    counts = present.map(category_label).value_counts()
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    kept = ordered[:MAX_CATEGORIES]
+    if any(label == OTHER for label, _ in kept):
+        raise ProfileError(f"Column {name!r} has a category named {OTHER!r}, which modelmon keeps for unseen "
+                           "and rare categories; rename it in the data and the model.")
+    total = float(len(present))
+    missing_share = float(1 - len(present) / len(column))
+    return CategoryProfile(
+        name=name,
+        kind=kind,
+        count=int(total),
+        missing_share=missing_share,
+        values=tuple(str(label) for label, _ in kept),
+        shares=tuple(float(count) / total for _, count in kept),
+        other_share=float(sum(count for _, count in ordered[MAX_CATEGORIES:])) / total,
+        nullable=nullable or missing_share > 0,
+        rare=tuple(str(label) for label, _ in ordered[MAX_CATEGORIES:MAX_CATEGORIES + MAX_RARE]),
+    )
 
 
 def _cdf_at(sorted_values: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -164,6 +264,7 @@ def profile_feature(
     edges: tuple[float, ...] | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
+    nullable: bool = False,
 ) -> FeatureProfile:
     present = column.dropna().to_numpy(dtype="float64")
     if present.size == 0:
@@ -190,6 +291,7 @@ def profile_feature(
         quantile_reference=(),
         minimum=minimum,
         maximum=maximum,
+        nullable=nullable or present.size < len(column),
     )
     reference = _bucket_shares(profile.rank(present), QUANTILE_BUCKETS)
     return FeatureProfile(**{**asdict(profile), "quantile_reference": reference})
@@ -197,7 +299,7 @@ def profile_feature(
 
 def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = None) -> ReferenceProfile:
     """Profile the inputs and the model's own outputs on its training data."""
-    missing = [f for f in model.feature_names if f not in data.columns]
+    missing = [f.name for f in model.features if f.name not in data.columns]
     if missing:
         raise ProfileError(
             f"The data lacks the model's input column(s) {', '.join(missing)}; pass the training "
@@ -207,23 +309,48 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     if target is not None and target not in data.columns:
         raise ProfileError(f"The data has no target column {target!r}; pass --target with one it has.")
     features = tuple(
-        profile_feature(f.name, f.kind, data[f.name], f.edges, f.minimum, f.maximum)
+        profile_feature(f.name, f.kind, data[f.name], f.edges, f.minimum, f.maximum, f.nullable)
         for f in model.features
         if f.numeric
     )
-    complete = data.dropna(subset=model.feature_names)
-    prediction = model.predict(model.frame({f: complete[f].tolist() for f in model.feature_names}))
+    categories = tuple(
+        profile_category(f.name, f.kind, data[f.name], f.nullable) for f in model.features if not f.numeric
+    )
+    nullable = {f.name for f in features if f.nullable} | {c.name for c in categories if c.nullable}
+    served = tuple(replace(f, nullable=f.nullable or f.name in nullable) for f in model.features)
+    # Rows the server would accept: every input that must be present is.
+    complete = data.dropna(subset=[f.name for f in served if not f.nullable])
+    frame = model.frame({f.name: _column(complete[f.name]) for f in served}, served)
+    try:
+        prediction = model.predict(frame)
+    except Exception as exc:
+        raise ProfileError(
+            f"The model could not predict on its training data ({type(exc).__name__}: {str(exc)[:200]}); "
+            "if it cannot take missing values, drop those rows or declare the inputs required."
+        ) from None
     values = [v.item() if hasattr(v, "item") else v for v in prediction.values]
-    class_values = list(prediction.classes) if prediction.classes is not None else sorted(set(values))
-    if target is not None:
-        class_values = sorted(set(class_values) | set(complete[target].dropna().tolist()))
-    predicted = pd.Series(values)
-    actual = complete[target] if target is not None else None
+    actual = complete[target].reset_index(drop=True) if target is not None else None
+    task = _task(model, values, actual)
+    if task == REGRESSION:
+        predicted = np.asarray(values, dtype="float64")
+        errors = None
+        if actual is not None:
+            error = predicted - actual.to_numpy(dtype="float64")
+            error = error[np.isfinite(error)]
+            errors = ErrorProfile(rows=int(error.size), mae=float(np.abs(error).mean()),
+                                  rmse=float(np.sqrt((error**2).mean())), bias=float(error.mean()))
+        return ReferenceProfile(model=model.name, rows=len(data), features=features, categories=categories,
+                                task=task, classes=(),
+                                prediction=profile_feature(PREDICTION, "float", pd.Series(predicted)), errors=errors)
+    class_values = list(prediction.classes) if prediction.classes is not None else sorted(set(values), key=str)
+    if actual is not None:
+        class_values = sorted(set(class_values) | set(actual.dropna().tolist()), key=_class_order)
+    predicted_series = pd.Series(values)
     classes = tuple(
         ClassProfile(
             value=v,
             label=model.config.classes.get(v, str(v)),
-            prior=float((predicted == v).mean()),
+            prior=float((predicted_series == v).mean()),
             actual_share=float((actual == v).mean()) if actual is not None else None,
         )
         for v in class_values
@@ -239,10 +366,42 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
         model=model.name,
         rows=len(data),
         features=features,
+        categories=categories,
+        task=task,
         classes=classes,
         positive_class=positive,
         probability_cdf=probability_cdf,
     )
+
+
+def _class_order(value: Any) -> tuple[int, Any]:
+    """Numbers before strings, each in their order: class values may mix types in a target."""
+    return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
+
+
+def _column(column: pd.Series) -> list[Any]:
+    """A training column as a request would bring it: missing values as None."""
+    return [None if pd.isna(v) else v for v in column.tolist()]
+
+
+def _task(model: LoadedModel, values: list[Any], actual: pd.Series | None) -> str:
+    """Classification or regression: as declared, else from the estimator, else from the data.
+    A classifier with more classes than labels can stay bounded is refused, not served."""
+    task = model.task_hint
+    if task is None:
+        # Fractional predictions, or a float target with many values, are quantities.
+        fractional = any(isinstance(v, float) and not float(v).is_integer() for v in values)
+        quantity = actual is not None and actual.dtype.kind == "f" and actual.nunique() > MAX_CLASSES
+        task = REGRESSION if fractional or quantity else CLASSIFICATION
+    if task == CLASSIFICATION:
+        distinct = len(set(values) | (set(actual.dropna().tolist()) if actual is not None else set()))
+        if distinct > MAX_CLASSES:
+            raise ProfileError(
+                f"The model {model.name!r} predicts {distinct} distinct classes, over the {MAX_CLASSES} that "
+                f"modelmon can count per class; if it predicts a quantity, write `task: regression` in "
+                f"{model.path / MODEL_CONFIG_FILE}."
+            )
+    return task
 
 
 def profile_path(model_dir: Path) -> Path:

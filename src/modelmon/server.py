@@ -6,12 +6,14 @@ about stores, items or customers.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -72,10 +74,10 @@ class _Timing:
 
 _ROW: dict[str, Any] = {
     "type": "object",
-    "required": ["prediction", "label"],
+    "required": ["prediction"],
     "properties": {
-        "prediction": {"description": "the model's raw output for the row"},
-        "label": {"type": "string"},
+        "prediction": {"description": "the model's raw output for the row (a regressor's value: null if not finite)"},
+        "label": {"type": "string", "description": "the class label (classifiers)"},
         "probability": {"type": ["number", "null"],
                         "description": "positive-class probability (binary models); null if the model gave NaN"},
         "probabilities": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
@@ -84,7 +86,7 @@ _ROW: dict[str, Any] = {
 _HEAD: dict[str, Any] = {"request_id": {"type": "string"}, "model": {"type": "string"}}
 _PREDICTION_SCHEMA: dict[str, Any] = {
     "oneOf": [
-        {"title": "Prediction", **_ROW, "required": ["request_id", "model", "prediction", "label"],
+        {"title": "Prediction", **_ROW, "required": ["request_id", "model", "prediction"],
          "properties": {**_HEAD, **_ROW["properties"]}},
         {"title": "Predictions", "type": "object", "required": ["request_id", "model", "predictions"],
          "properties": {**_HEAD, "predictions": {"type": "array", "items": _ROW}}},
@@ -128,6 +130,8 @@ class _Predictor:
         self.model = model
         self.metrics = metrics
         self.monitoring = monitoring
+        self.features = profile.served_features(model.features)
+        self.regression = profile.regression
         self._labels = {c.value: c.label for c in profile.classes}
         classes = list(model.classes) if model.classes is not None else []
         self._positive = classes.index(profile.positive_class) if profile.positive_class in classes else None
@@ -135,10 +139,16 @@ class _Predictor:
 
     def __call__(self, columns: dict[str, list[Any]], requests: int = 1) -> list[dict[str, Any]]:
         """Answers for the rows of `requests` requests predicted in one call."""
-        arrays = self.model.columns(columns)
+        arrays = self.model.columns(columns, self.features)
         start = time.perf_counter()
         prediction = self.model.predict_columns(arrays)
         elapsed = time.perf_counter() - start
+        if self.regression:
+            predicted = np.asarray(prediction.values, dtype="float64")
+            if self.monitoring:
+                self.metrics.observe_predict(elapsed, requests, predicted.size)
+                self.metrics.observe(arrays, {}, None, predicted)
+            return [{"prediction": v if math.isfinite(v) else None} for v in predicted.tolist()]
         values = prediction.values.tolist()
         labels = [self._labels.get(v, str(v)) for v in values]
         proba = prediction.probabilities
@@ -167,12 +177,17 @@ def _counts(labels: list[str]) -> dict[str, int]:
 
 
 def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
-    means = {f.name: f.mean for f in profile.features}
-    return {
-        f.name: (round(means[f.name]) if f.kind == "integer" else round(means[f.name], 3))
-        for f in model.features
-        if f.name in means
-    }
+    """A typical record: each numeric input's training mean, each category's most frequent value."""
+    out: dict[str, Any] = {}
+    for f in model.features:
+        if f.numeric:
+            mean = profile.feature(f.name).mean
+            out[f.name] = round(mean) if f.kind == "integer" else round(mean, 3)
+        else:
+            top = profile.category(f.name).values[0]
+            out[f.name] = {"boolean": top == "true", "integer": int(top) if top.lstrip("-").isdigit() else top}.get(
+                f.kind, top)
+    return out
 
 
 def _feedback_body(classes: ClassNames) -> dict[str, Any]:
@@ -181,7 +196,7 @@ def _feedback_body(classes: ClassNames) -> dict[str, Any]:
         "properties": {
             "request_id": {"type": "string", "minLength": 1, "maxLength": 80,
                            "description": "the request_id of the prediction (a batch row's own id)"},
-            "actual": {"enum": classes.accepted, "description": "the true class: its label or raw value"},
+            "actual": classes.schema,
         },
     }
     return {"required": True, "content": {"application/json": {"schema": {
@@ -211,7 +226,7 @@ def create_app(
     """Build the app for one model; a private registry unless one is given (tests, workers)."""
     settings = settings or Settings()
     registry = registry if registry is not None else CollectorRegistry()
-    validator = RequestValidator(model.name, model.features, settings.max_batch_rows)
+    validator = RequestValidator(model.name, profile.served_features(model.features), settings.max_batch_rows)
     metrics = ModelMetrics(
         profile,
         {"version": model.version, "run_id": model.run_id, "flavor": model.flavor},
@@ -222,7 +237,8 @@ def create_app(
     batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
     feedback_metrics = FeedbackMetrics(profile, registry)
     prediction_log = open_prediction_log(settings, model.name, model.version, feedback_metrics)
-    recorder = FeedbackRecorder(prediction_log, feedback_metrics) if prediction_log is not None else None
+    recorder = (FeedbackRecorder(prediction_log, feedback_metrics, profile.regression)
+                if prediction_log is not None else None)
     class_names = ClassNames(profile)
 
     @asynccontextmanager
@@ -270,7 +286,8 @@ def create_app(
             out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
         if prediction_log is not None:
             probabilities = [r["probability"] for r in rows] if "probability" in rows[0] else None
-            prediction_log.record(ids, time.time(), columns, [r["label"] for r in rows], probabilities)
+            logged = [r["label"] for r in rows] if "label" in rows[0] else [repr(float("nan") if r["prediction"] is None else r["prediction"]) for r in rows]
+            prediction_log.record(ids, time.time(), columns, logged, probabilities)
         return out
 
     async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
@@ -289,9 +306,9 @@ def create_app(
         return await _predict(columns, batch)
 
     query_parameters = [
-        {"name": f.name, "in": "query", "required": True,
+        {"name": f.name, "in": "query", "required": not f.nullable,
          "schema": validator.record.model_json_schema()["properties"][f.name]}
-        for f in model.features
+        for f in validator.features
     ]
 
     @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
@@ -300,7 +317,7 @@ def create_app(
         return await _predict(validator.parse_query(request.query_params), batch=False)
 
     @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(class_names)}, responses=_FEEDBACK_RESPONSES,
-              summary="Ground truth: the actual class of earlier predictions, by request_id")
+              summary="Ground truth: the actual class (or value) of earlier predictions, by request_id")
     async def feedback(request: Request) -> Response:
         try:
             body = await _read_body(request, settings.max_body_bytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -61,15 +61,16 @@ def _field_type(feature: Feature) -> Any:
         constraints["le"] = maximum
     annotated: Any = Annotated[_PYTHON_TYPES[feature.kind], Field(**constraints)]
     if feature.kind == "integer":
-        return Annotated[annotated, BeforeValidator(_whole_floats_are_integers), BeforeValidator(_reject_non_finite)]
-    if feature.numeric:
-        return Annotated[annotated, BeforeValidator(_reject_non_finite)]
-    return annotated
+        annotated = Annotated[annotated, BeforeValidator(_whole_floats_are_integers), BeforeValidator(_reject_non_finite)]
+    elif feature.kind == "float":
+        annotated = Annotated[annotated, BeforeValidator(_reject_non_finite)]
+    return Optional[annotated] if feature.nullable else annotated  # noqa: UP045 - a runtime type
 
 
 def record_model(model_name: str, features: Sequence[Feature], strict: bool = True) -> type[BaseModel]:
     """A pydantic model of one input row: JSON types are strict, so "12" is not an integer."""
-    fields: dict[str, Any] = {f.name: (_field_type(f), ...) for f in features}
+    # An input that may be missing may be null or left out; any other is required.
+    fields: dict[str, Any] = {f.name: (_field_type(f), None if f.nullable else ...) for f in features}
     title = "".join(part.capitalize() for part in model_name.replace("-", "_").split("_")) + "Record"
     return create_model(title, __config__=ConfigDict(extra="forbid", strict=strict), **fields)
 
