@@ -112,29 +112,38 @@ def build_lightgbm(root: Path) -> Path:
     return _profile(root / "model", root / "houses.csv", "expensive")
 
 
-class _Doubler:
-    """Stands in for a team's own model code: predicts twice the sum of its inputs."""
+_DOUBLER = """
+import mlflow.pyfunc
+import numpy as np
+from mlflow.models import set_model
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(2.0 * (frame["a"] + frame["b"]), dtype="float64")
+
+class Doubler(mlflow.pyfunc.PythonModel):
+    \"\"\"A team's own model code: twice the sum of its inputs.\"\"\"
+
+    def predict(self, context, model_input, params=None):
+        return np.asarray(2.0 * (model_input["a"] + model_input["b"]), dtype="float64")
+
+
+set_model(Doubler())
+"""
 
 
 def build_custom_pyfunc(root: Path) -> Path:
-    """A custom mlflow.pyfunc.PythonModel (no native flavor): a regressor by its outputs."""
+    """A custom mlflow.pyfunc.PythonModel saved as code (MLflow's models-from-code, no pickle),
+    with no native flavor: a regressor by its fractional outputs."""
     import mlflow.pyfunc
     from mlflow.models import infer_signature
-
-    class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
-            return _Doubler().predict(model_input)
 
     rng = np.random.default_rng(9)
     frame = pd.DataFrame({"a": rng.normal(10, 2, 500).round(3), "b": rng.normal(5, 1, 500).round(3)})
     frame["y"] = 2 * (frame["a"] + frame["b"]) + rng.normal(0, 0.5, 500)
     x = frame[["a", "b"]]
+    code = root / "doubler.py"
+    code.write_text(_DOUBLER)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.save_model(str(root / "model"), python_model=Doubler(),
-                                 signature=infer_signature(x, _Doubler().predict(x)))
+        mlflow.pyfunc.save_model(str(root / "model"), python_model=str(code),
+                                 signature=infer_signature(x, 2.0 * (x["a"] + x["b"])))
     frame.to_csv(root / "ab.csv", index=False)
     return _profile(root / "model", root / "ab.csv", "y")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -29,10 +30,16 @@ def rule_tests(cwd) -> subprocess.CompletedProcess:
     return promtool("test", "rules", *TEST_FILES, cwd=cwd)
 
 
-@pytest.fixture(scope="module", params=["production", "demo"])
-def rendered(request, tmp_path_factory, stores_profile):
-    out = tmp_path_factory.mktemp(f"stack-{request.param}")
-    render_stack(stores_profile, load_settings(request.param), out, topology="native")
+@pytest.fixture(scope="module", params=[("stores", "production"), ("stores", "demo"), ("regressor", "production"),
+                                        ("regressor", "demo"), ("categorical", "production"), ("categorical", "demo")],
+                ids="-".join)
+def rendered(request, tmp_path_factory):
+    """The rules and promtool cases of each kind of model: the stores classifier, a regressor,
+    a classifier with a categorical and a sometimes-missing input."""
+    which, settings = request.param
+    profile = ReferenceProfile.load(profile_path(request.getfixturevalue(f"{which}_model").path))
+    out = tmp_path_factory.mktemp(f"stack-{which}-{settings}")
+    render_stack(profile, load_settings(settings), out, topology="native")
     return out
 
 
@@ -177,3 +184,33 @@ def test_a_valid_accuracy_floor_renders_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "< 0.6" in (tmp_path / "prometheus" / "rules" / "alerts.yml").read_text()
+
+
+def test_a_regressor_gets_error_rules_and_no_class_rules(regressor_model):
+    profile = ReferenceProfile.load(profile_path(regressor_model.path))
+    settings = load_settings("production")
+    n = Names.of(settings)
+    by_name = {a.name: a for a in alerts(profile, settings)}
+    recorded = {r["record"] for r in recording_rules(profile, settings)}
+    assert "ModelLowPositiveRate" not in by_name
+    assert {n.mae, n.rmse, n.bias, n.prediction_ks, n.prediction_psi} <= recorded
+    assert not {n.class_ratio, n.accuracy, n.confusion_rate} & recorded
+    assert profile.errors is not None
+    assert f"{n.mae} > {settings.mae_ratio * profile.errors.mae!r}" in by_name["ModelQualityDrop"].expr
+
+
+def test_error_formulas_agree_with_numpy():
+    """The Python reference of MAE, RMSE and bias (from per-replica sums) is the textbook one."""
+    from modelmon.ruletests import Errors, errors_of
+
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(3, 10, 40), rng.normal(-2, 5, 25)]
+
+    def summed(e: np.ndarray) -> Errors:
+        mae = float(np.abs(e).mean())
+        return Errors(len(e), mae, float(np.sqrt((e**2).mean())), float(e.mean()))
+
+    everything = np.concatenate(parts)
+    got = errors_of([summed(part) for part in parts])
+    assert got == pytest.approx({"mae": np.abs(everything).mean(), "rmse": np.sqrt((everything**2).mean()),
+                                 "bias": everything.mean()})

@@ -86,45 +86,29 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
             unit="percentunit", minimum=0, maximum=1,
             description="Share of values at or under each histogram edge: live window against the training data.",
         ))
+    specs += _category_specs(profile, settings)
     specs.append(PanelSpec(
         "Data", "Feature drift: PSI", "timeseries",
         (Query(f"{n.psi}{{{SELECTOR}}}", "{{feature}}"),), threshold=s.psi_threshold,
-        description=f"Population stability index of each feature over {s.drift_window}, from the rank histograms.",
+        description=f"Population stability index of each input over {s.drift_window}: numeric inputs from the rank "
+                    "histograms, categorical ones from the category shares.",
     ))
-    specs.append(PanelSpec(
-        "Data", "Feature drift: KS distance", "timeseries",
-        (Query(f"{n.ks}{{{SELECTOR}}}", "{{feature}}"),), threshold=s.ks_threshold, minimum=0, maximum=1,
-        description=f"Kolmogorov-Smirnov distance of each feature over {s.drift_window}.",
-    ))
-    specs.append(PanelSpec(
-        "Predictions", "Predictions per class", "timeseries",
-        (Query(f"{n.class_rate}{{{SELECTOR}}}", "{{class}}"),), unit="reqps",
-        description=f"Predicted rows per second, by class, over {s.rate_window}.",
-    ))
-    positive = profile.positive
-    if positive is not None:
+    if profile.features:
         specs.append(PanelSpec(
-            "Predictions", f"'{positive.label}' rate", "timeseries",
-            (
-                Query(f"{n.positive_ratio}{{{SELECTOR}}}", f"{positive.label} rate"),
-                Query(f'{n.reference_ratio}{{{SELECTOR}, class="{positive.label}"}}', "training"),
-            ),
-            unit="percentunit", threshold=s.positive_rate_floor, minimum=0, maximum=1,
-            description=f"Share of '{positive.label}' predictions over {s.rate_window}; the alert fires under "
-                        f"{s.positive_rate_floor:.0%}.",
+            "Data", "Feature drift: KS distance", "timeseries",
+            (Query(f"{n.ks}{{{SELECTOR}}}", "{{feature}}"),), threshold=s.ks_threshold, minimum=0, maximum=1,
+            description=f"Kolmogorov-Smirnov distance of each numeric input over {s.drift_window}.",
         ))
+    if profile.nullable:
         specs.append(PanelSpec(
-            "Predictions", f"'{positive.label}' probability distribution", "bargauge",
-            (Query(_window_cdf(N.PREDICTION_PROBABILITY, SELECTOR, s.drift_window), "<= {{le}}",
-                   instant=True),),
+            "Data", "Missing inputs: share of rows", "timeseries",
+            (Query(f"{n.missing_share}{{{SELECTOR}}}", "{{feature}}"),
+             Query(f"{n.missing_reference}{{{SELECTOR}}}", "training {{feature}}")),
             unit="percentunit", minimum=0, maximum=1,
-            description="Cumulative share of predicted probabilities at or under each bucket.",
+            description=f"Share of rows with each nullable input missing over {s.drift_window}, against training; "
+                        f"ModelFeatureMissing fires more than {s.missing_share_tolerance:.0%} away.",
         ))
-    specs.append(PanelSpec(
-        "Predictions", "Prediction drift: PSI of class shares", "timeseries",
-        (Query(f"{n.prediction_psi}{{{SELECTOR}}}", "PSI"),), threshold=s.prediction_psi_threshold,
-        description=f"How far the share of each predicted class moved from training, over {s.drift_window}.",
-    ))
+    specs += _regression_specs(profile, settings) if profile.regression else _class_specs(profile, settings)
     specs += _quality_specs(profile, settings)
     specs.append(PanelSpec(
         "Service", "Request rate", "timeseries",
@@ -154,30 +138,109 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
     return specs
 
 
+def _category_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """Each categorical input's shares against training, their distance, unseen categories."""
+    if not profile.categories:
+        return []
+    n = Names.of(settings)
+    d = settings.drift_window
+    out = [
+        PanelSpec(
+            "Data", f"{c.name}: category shares over {d} vs training", "bargauge",
+            (Query(f'{n.category_share}{{{SELECTOR}, feature="{c.name}"}}', "live {{category}}", instant=True),
+             Query(f'{n.category_reference}{{{SELECTOR}, feature="{c.name}"}}', "training {{category}}",
+                   instant=True)),
+            unit="percentunit", minimum=0, maximum=1,
+            description=f"Share of each category of {c.name} (at most 30 from training, `other` for the rest and "
+                        "for unseen ones): live window against the training data.",
+        )
+        for c in profile.categories
+    ]
+    out.append(PanelSpec(
+        "Data", "Categorical drift: total variation distance", "timeseries",
+        (Query(f"{n.category_distance}{{{SELECTOR}}}", "{{feature}}"),), unit="percentunit", minimum=0, maximum=1,
+        description=f"Share of rows that would have to change category to match training, over {d}.",
+    ))
+    out.append(PanelSpec(
+        "Data", "Unseen categories", "timeseries",
+        (Query(f"sum by (feature) (rate({N.FEATURE_UNSEEN_CATEGORY.total}{{{SELECTOR}}}[{settings.rate_window}]))",
+               "{{feature}}"),), unit="reqps",
+        description="Values per second of categorical inputs that training never had (served, counted as `other`).",
+    ))
+    return out
+
+
+def _class_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """A classifier's predictions: per class, the positive rate and probability, class drift."""
+    n = Names.of(settings)
+    s = settings
+    out: list[PanelSpec] = []
+    out.append(PanelSpec(
+        "Predictions", "Predictions per class", "timeseries",
+        (Query(f"{n.class_rate}{{{SELECTOR}}}", "{{class}}"),), unit="reqps",
+        description=f"Predicted rows per second, by class, over {s.rate_window}.",
+    ))
+    positive = profile.positive
+    if positive is not None:
+        out.append(PanelSpec(
+            "Predictions", f"'{positive.label}' rate", "timeseries",
+            (
+                Query(f"{n.positive_ratio}{{{SELECTOR}}}", f"{positive.label} rate"),
+                Query(f'{n.reference_ratio}{{{SELECTOR}, class="{positive.label}"}}', "training"),
+            ),
+            unit="percentunit", threshold=s.positive_rate_floor, minimum=0, maximum=1,
+            description=f"Share of '{positive.label}' predictions over {s.rate_window}; the alert fires under "
+                        f"{s.positive_rate_floor:.0%}.",
+        ))
+        out.append(PanelSpec(
+            "Predictions", f"'{positive.label}' probability distribution", "bargauge",
+            (Query(_window_cdf(N.PREDICTION_PROBABILITY, SELECTOR, s.drift_window), "<= {{le}}",
+                   instant=True),),
+            unit="percentunit", minimum=0, maximum=1,
+            description="Cumulative share of predicted probabilities at or under each bucket.",
+        ))
+    out.append(PanelSpec(
+        "Predictions", "Prediction drift: PSI of class shares", "timeseries",
+        (Query(f"{n.prediction_psi}{{{SELECTOR}}}", "PSI"),), threshold=s.prediction_psi_threshold,
+        description=f"How far the share of each predicted class moved from training, over {s.drift_window}.",
+    ))
+    return out
+
+
+def _regression_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """A regressor's predictions: their rate, distribution against training, and drift."""
+    n = Names.of(settings)
+    s = settings
+    return [
+        PanelSpec(
+            "Predictions", "Predictions per second", "timeseries",
+            (Query(f"{n.model_rate}{{{SELECTOR}}}", "predictions"),), unit="reqps",
+            description=f"Predicted rows per second over {s.rate_window}.",
+        ),
+        PanelSpec(
+            "Predictions", f"Predicted values over {s.drift_window} vs training", "bargauge",
+            (Query(_window_cdf(N.PREDICTION_VALUE, SELECTOR, s.drift_window), "live <= {{le}}", instant=True),
+             Query(f"max by ({N.BOUND}) ({N.PREDICTION_VALUE_REFERENCE.name}{{{SELECTOR}}})",
+                   f"training <= {{{{{N.BOUND}}}}}", instant=True)),
+            unit="percentunit", minimum=0, maximum=1,
+            description="Share of predicted values at or under each decile of the training predictions.",
+        ),
+        PanelSpec(
+            "Predictions", "Prediction drift: PSI and KS of predicted values", "timeseries",
+            (Query(f"{n.prediction_psi}{{{SELECTOR}}}", "PSI"), Query(f"{n.prediction_ks}{{{SELECTOR}}}", "KS")),
+            threshold=s.prediction_psi_threshold,
+            description=f"How far the distribution of predicted values moved from training, over {s.drift_window}; "
+                        f"ModelPredictionDrift fires on PSI over {s.prediction_psi_threshold} or KS over "
+                        f"{s.ks_threshold}.",
+        ),
+    ]
+
+
 def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
     """Ground truth: how often the model is right, on the labels that came back."""
     n = Names.of(settings)
     q = settings.quality_window
-    positive = profile.positive
-    quality = [Query(f"{n.accuracy}{{{SELECTOR}}}", "accuracy")]
-    if positive is not None:
-        quality += [Query(f"{n.precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
-                    Query(f"{n.recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
-                    Query(f"{n.f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
-    return [
-        PanelSpec(
-            "Quality", f"Model quality over {q} (ground truth)", "timeseries", tuple(quality),
-            unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
-            description=f"Accuracy, and precision/recall/F1 of the positive class, on the labels received over "
-                        f"{q} (POST /feedback). ModelQualityDrop fires under {settings.accuracy_floor:.0%} "
-                        f"with at least {settings.min_labels} labels.",
-        ),
-        PanelSpec(
-            "Quality", f"Confusion matrix over {q}", "bargauge",
-            (Query(f"sum by (actual, predicted) (increase({N.FEEDBACK.total}{{{SELECTOR}}}[{q}]))",
-                   "actual {{actual}}, predicted {{predicted}}", instant=True),),
-            description="Labelled predictions by actual and predicted class.",
-        ),
+    return (_error_specs(profile, settings) if profile.regression else _accuracy_specs(profile, settings)) + [
         PanelSpec(
             "Quality", "Label coverage", "timeseries",
             (Query(f"{n.label_coverage}{{{SELECTOR}}}", "labels per prediction"),),
@@ -200,6 +263,50 @@ def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelS
                    f"[{settings.rate_window}]))", "dropped: {{reason}}")),
             description="Predictions written to the log per second, and those dropped (full queue, store errors): "
                         "a dropped prediction cannot take a label.",
+        ),
+    ]
+
+
+def _error_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """A regressor's error on the labels that came back."""
+    n = Names.of(settings)
+    q = settings.quality_window
+    ceiling = settings.mae_ratio * profile.errors.mae if profile.errors is not None else None
+    training = f" (training MAE {profile.errors.mae:.4g})" if profile.errors is not None else ""
+    return [PanelSpec(
+        "Quality", f"Model error over {q} (ground truth)", "timeseries",
+        (Query(f"{n.mae}{{{SELECTOR}}}", "MAE"), Query(f"{n.rmse}{{{SELECTOR}}}", "RMSE"),
+         Query(f"{n.bias}{{{SELECTOR}}}", "bias")),
+        threshold=ceiling,
+        description=f"Mean absolute error, root mean squared error and bias (mean of predicted - actual) on the "
+                    f"values received over {q} (POST /feedback){training}. ModelQualityDrop fires when MAE "
+                    f"exceeds {settings.mae_ratio}x the training MAE with at least {settings.min_labels} labels.",
+    )]
+
+
+def _accuracy_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """A classifier's accuracy and confusion matrix on the labels that came back."""
+    n = Names.of(settings)
+    q = settings.quality_window
+    positive = profile.positive
+    quality = [Query(f"{n.accuracy}{{{SELECTOR}}}", "accuracy")]
+    if positive is not None:
+        quality += [Query(f"{n.precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
+                    Query(f"{n.recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
+                    Query(f"{n.f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    return [
+        PanelSpec(
+            "Quality", f"Model quality over {q} (ground truth)", "timeseries", tuple(quality),
+            unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
+            description=f"Accuracy, and precision/recall/F1 of the positive class, on the labels received over "
+                        f"{q} (POST /feedback). ModelQualityDrop fires under {settings.accuracy_floor:.0%} "
+                        f"with at least {settings.min_labels} labels.",
+        ),
+        PanelSpec(
+            "Quality", f"Confusion matrix over {q}", "bargauge",
+            (Query(f"sum by (actual, predicted) (increase({N.FEEDBACK.total}{{{SELECTOR}}}[{q}]))",
+                   "actual {{actual}}, predicted {{predicted}}", instant=True),),
+            description="Labelled predictions by actual and predicted class.",
         ),
     ]
 

@@ -33,3 +33,9 @@ def psi(live: Shares, reference: Shares, eps: float = PSI_EPSILON) -> float:
 def ks_distance(live_cdf: Shares, reference_cdf: Shares) -> float:
     """Largest gap between two CDFs read at the same points."""
     return float(np.max(np.abs(np.asarray(live_cdf, dtype=float) - np.asarray(reference_cdf, dtype=float))))
+
+
+def total_variation(live: Shares, reference: Shares) -> float:
+    """Total variation distance between two sets of shares: the share of rows that would
+    have to change category to turn one into the other."""
+    return float(0.5 * np.sum(np.abs(np.asarray(live, dtype=float) - np.asarray(reference, dtype=float))))

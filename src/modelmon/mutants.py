@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,8 +39,9 @@ _MODIFIER = re.compile(r"\s*(?:on|ignoring)\s*\([^)]*\)(?:\s*group_(?:left|right
 _SAME_REFERENCE = ("every replica of a model exports the same reference gauges, so max and min agree; they "
                    "differ only while two model versions are mixed, where neither is the right one")
 EQUIVALENT: dict[tuple[str, str], str] = {
-    (Names.reference_ratio, "`max` for `min`"): _SAME_REFERENCE,
-    (Names.reference_cdf, "`max` for `min`"): _SAME_REFERENCE,
+    (reference, "`max` for `min`"): _SAME_REFERENCE
+    for reference in (Names.reference_ratio, Names.reference_cdf, Names.category_reference, Names.missing_reference,
+                      Names.prediction_reference_cdf)
 }
 
 
@@ -49,10 +51,12 @@ class Mutant:
     kind: str  # what was done, e.g. "drop `and` guard", "threshold x2"
     where: str  # the changed text, shortened
     changes: tuple[tuple[str, str], ...]  # the rule's fields as mutated (expr or for)
+    index: int = 0  # which rule of that name (one series may be recorded by several rules)
 
     @property
     def name(self) -> str:
-        return f"{self.rule}: {self.kind} ({self.where})"
+        which = f" (rule {self.index + 1} of that name)" if self.index else ""
+        return f"{self.rule}{which}: {self.kind} ({self.where})"
 
 
 def _groups(expr: str) -> Iterator[tuple[int, int]]:
@@ -180,17 +184,19 @@ def catalogue(layout: Layout, settings: Settings) -> list[Mutant]:
     rules = [r for p in sorted(layout.rules.glob("*.yml")) for g in yaml.safe_load(p.read_text())["groups"]
              for r in g["rules"]]
     recorded = [r["record"] for r in rules if "record" in r]
+    seen: dict[str, int] = {}
     for rule in rules:
         name = rule.get("record") or rule["alert"]
+        index = seen[name] = seen.get(name, -1) + 1
         expr = rule["expr"]
         generators = [set_operator_mutants(expr), threshold_mutants(expr), window_mutants(expr, windows),
                       function_mutants(expr)]
         if "record" in rule:
             generators.append(denominator_mutants(expr, name, recorded))
         for generator in generators:
-            out += [Mutant(name, kind, where, (("expr", mutated),)) for kind, where, mutated in generator]
+            out += [Mutant(name, kind, where, (("expr", mutated),), index) for kind, where, mutated in generator]
         if rule.get("for") and rule["for"] != "0s":
-            out.append(Mutant(name, "`for` to 0", f"for {rule['for']}", (("for", "0s"),)))
+            out.append(Mutant(name, "`for` to 0", f"for {rule['for']}", (("for", "0s"),), index))
     return out
 
 
@@ -207,8 +213,12 @@ class _Suite:
 
     def __init__(self, layout: Layout) -> None:
         self.rule_files = {p.name: yaml.safe_load(p.read_text()) for p in sorted(layout.rules.glob("*.yml"))}
-        self.exprs = {r.get("record") or r["alert"]: r["expr"]
-                      for d in self.rule_files.values() for g in d["groups"] for r in g["rules"]}
+        self.exprs: dict[str, str] = {}  # every rule of a name, read as one
+        for d in self.rule_files.values():
+            for g in d["groups"]:
+                for r in g["rules"]:
+                    name = r.get("record") or r["alert"]
+                    self.exprs[name] = self.exprs.get(name, "") + "\n" + r["expr"]
         names = list(self.exprs)
         reads = {name: _names_in(expr, names) - {name} for name, expr in self.exprs.items()}
         self._reads = reads
@@ -228,11 +238,17 @@ class _Suite:
         keep = self.related(mutant.rule)
         (out / "rules").mkdir(parents=True, exist_ok=True)
         groups = set()
+        seen: dict[str, int] = {}
+
+        def changed(rule: dict[str, Any]) -> dict[str, Any]:
+            name = rule.get("record") or rule["alert"]
+            index = seen[name] = seen.get(name, -1) + 1
+            return dict(rule, **dict(mutant.changes)) if (name, index) == (mutant.rule, mutant.index) else rule
+
         for file, doc in self.rule_files.items():
             kept = []
             for group in doc["groups"]:
-                rules = [dict(r, **dict(mutant.changes)) if (r.get("record") or r.get("alert")) == mutant.rule else r
-                         for r in group["rules"] if (r.get("record") or r["alert"]) in keep]
+                rules = [changed(r) for r in group["rules"] if (r.get("record") or r["alert"]) in keep]
                 if rules:
                     kept.append({**group, "rules": rules})
                     groups.add(group["name"])

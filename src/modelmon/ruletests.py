@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import names as N
-from .drift import bin_shares, ks_distance, psi
+from .drift import bin_shares, ks_distance, psi, total_variation
 from .metrics import LATENCY_BUCKETS
 from .names import bound_label
-from .profile import QUANTILE_BUCKETS, ReferenceProfile
+from .profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, ReferenceProfile
 from .rules import JOB, LATENCY_QUANTILES, PREDICT_HANDLER, Alert, Names, alerts, dashboard_uid, dump_yaml, group_names
 from .settings import Settings, seconds
 
@@ -180,17 +180,109 @@ def _summed(per_replica: Sequence[Confusion]) -> dict[tuple[str, str], float]:
     return out
 
 
+@dataclass(frozen=True)
+class Errors:
+    """A regressor's labels each scrape, on one replica: how many, and their errors."""
+
+    count: float
+    mae: float
+    rmse: float
+    bias: float  # |bias| <= mae: the over- and under-estimates are what make it
+
+    @property
+    def over(self) -> float:
+        return self.count * (self.mae + self.bias) / 2
+
+    @property
+    def under(self) -> float:
+        return self.count * (self.mae - self.bias) / 2
+
+
+def errors_of(per_replica: Sequence[Errors]) -> dict[str, float]:
+    """MAE, RMSE and bias of the labels of all replicas together."""
+    count = sum(e.count for e in per_replica)
+    return {"mae": sum(e.count * e.mae for e in per_replica) / count,
+            "rmse": math.sqrt(sum(e.count * e.rmse**2 for e in per_replica) / count),
+            "bias": sum(e.over - e.under for e in per_replica) / count}
+
+
+def healthy_errors(profile: ReferenceProfile, count: float = 10.0) -> Errors:
+    """Labels as far off as the model was on its training data."""
+    e = profile.errors
+    return Errors(count, e.mae, e.rmse, e.bias) if e is not None else Errors(count, 1.0, 1.25, 0.0)
+
+
+def mix_of(profile: ReferenceProfile, rows: float) -> dict[str, float]:
+    """Predicted rows per scrape by class label, shares as in training; a regressor's rows
+    carry no class (`class=""`)."""
+    if profile.regression:
+        return {"": rows}
+    return {c.label: c.prior * rows for c in profile.classes}
+
+
+def category_reference(category: CategoryProfile) -> np.ndarray:
+    """Training shares of each category and then `other`, in the series' order."""
+    return np.array([*category.shares, category.other_share])
+
+
+def _category_labels(category: CategoryProfile) -> tuple[str, ...]:
+    return (*category.values, N.OTHER)
+
+
+def _rank_histogram(case: _Case, family: N.Family, reference_family: N.Family, counts: np.ndarray,
+                    reference: Sequence[float], **labels: str) -> None:
+    """A rank histogram growing by `counts` per bin each scrape, and its reference CDF gauge."""
+    cumulative = np.cumsum(counts)
+    for bound, total in zip(QUANTILE_BUCKETS, cumulative):
+        case.counter(family.bucket, float(total), le=bound_label(bound), **labels)
+    case.counter(family.bucket, float(cumulative[-1]), le="+Inf", **labels)
+    case.counter(family.count, float(cumulative[-1]), **labels)
+    for bound, share in zip(QUANTILE_BUCKETS, reference):
+        case.gauge(reference_family.name, share, **{N.BOUND: bound_label(bound)}, **labels)
+
+
 def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Mapping[str, float],
                      feature_counts: Mapping[str, np.ndarray] | None = None,
                      invalid_per_step: float = 0.0, errors_per_step: float = 0.0,
                      slow_bucket: int | None = None, confusion: Sequence[Confusion] | None = None,
-                     requests: float | None = None, predicted: float | None = None) -> None:
+                     requests: float | None = None, predicted: float | None = None,
+                     categories: Mapping[str, np.ndarray] | None = None, missing: Mapping[str, float] | None = None,
+                     predictions: np.ndarray | None = None, errors: Sequence[Errors] | None = None) -> None:
     """Every metric the server exports, for a healthy server unless told otherwise
     (`slow_bucket`: every request answered within that latency bucket, not the 5 ms one;
     `requests`: prediction requests per step, by default one per predicted row; `predicted`:
-    requests that reached the model, by default all of them)."""
+    requests that reached the model, by default all of them; `categories`: each categorical
+    input's values per category and `other`; `missing`: rows missing each nullable input;
+    `predictions`: a regressor's predicted values per rank bin; `errors`: its labels, per
+    replica)."""
     model = profile.model
-    _feedback_inputs(case, profile, confusion or [healthy_confusion(profile, case.settings)] * len(INSTANCES))
+    rows = sum(class_per_step.values())
+    if profile.regression:
+        for instance, e in zip(INSTANCES, errors or [healthy_errors(profile)] * len(INSTANCES), strict=True):
+            one = [instance]
+            case.counter(N.ABSOLUTE_ERROR.count, e.count, instances=one, model=model)
+            case.counter(N.ABSOLUTE_ERROR.sum, e.count * e.mae, instances=one, model=model)
+            case.counter(N.SQUARED_ERROR.total, e.count * e.rmse**2, instances=one, model=model)
+            case.counter(N.SIGNED_ERROR.total, e.over, instances=one, model=model, direction="over")
+            case.counter(N.SIGNED_ERROR.total, e.under, instances=one, model=model, direction="under")
+        assert profile.prediction is not None, "a regressor's profile has its predictions'"
+        reference = profile.prediction.quantile_reference
+        bins = predictions if predictions is not None else bin_shares(reference) * rows
+        _rank_histogram(case, N.PREDICTION_QUANTILE, N.PREDICTION_QUANTILE_REFERENCE, bins, reference, model=model)
+    else:
+        _feedback_inputs(case, profile, confusion or [healthy_confusion(profile, case.settings)] * len(INSTANCES))
+    for category in profile.categories:
+        counts = (categories or {}).get(category.name)
+        if counts is None:
+            counts = category_reference(category) * profile.rows
+        for label, per_step, share in zip(_category_labels(category), counts, category_reference(category),
+                                          strict=True):
+            case.counter(N.FEATURE_CATEGORY.total, float(per_step), model=model, feature=category.name, category=label)
+            case.gauge(N.FEATURE_CATEGORY_REFERENCE.name, share, model=model, feature=category.name, category=label)
+    for nullable in profile.nullable:
+        per_step = (missing or {}).get(nullable.name, nullable.missing_share * rows)
+        case.counter(N.FEATURE_MISSING.total, per_step, model=model, feature=nullable.name)
+        case.gauge(N.FEATURE_MISSING_REFERENCE.name, nullable.missing_share, model=model, feature=nullable.name)
     for label, per_step in class_per_step.items():
         case.counter(N.PREDICTIONS.total, per_step, model=model, **{"class": label})
     for c in profile.classes:
@@ -211,19 +303,14 @@ def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Map
     for feature in profile.features:
         counts = (feature_counts or {}).get(feature.name)
         if counts is None:
-            counts = reference_counts(feature.quantile_reference, profile.rows)
-        cumulative = np.cumsum(counts)
-        for bound, total in zip(QUANTILE_BUCKETS, cumulative):
-            case.counter(N.FEATURE_QUANTILE.bucket, float(total), model=model, feature=feature.name, le=bound_label(bound))
-        case.counter(N.FEATURE_QUANTILE.bucket, float(cumulative[-1]), model=model, feature=feature.name, le="+Inf")
-        case.counter(N.FEATURE_QUANTILE.count, float(cumulative[-1]), model=model, feature=feature.name)
-        for bound, share in zip(QUANTILE_BUCKETS, feature.quantile_reference):
-            case.gauge(N.FEATURE_QUANTILE_REFERENCE.name, share, model=model, feature=feature.name,
-                       **{N.BOUND: bound_label(bound)})
+            counts = reference_counts(feature.quantile_reference, feature.count)
+        _rank_histogram(case, N.FEATURE_QUANTILE, N.FEATURE_QUANTILE_REFERENCE, counts, feature.quantile_reference,
+                        model=model, feature=feature.name)
 
 
 def reference_counts(reference_cdf: Sequence[float], rows: int) -> np.ndarray:
-    """Per-bin counts that reproduce the reference shares exactly (they are k/rows)."""
+    """Per-bin counts that reproduce the reference shares exactly (they are k/rows, for the
+    rows that had a value)."""
     counts: np.ndarray = np.rint(bin_shares(reference_cdf) * rows)
     return counts
 
@@ -286,11 +373,29 @@ class Traffic:
     invalid: float = 0.0
     errors: float = 0.0  # of the requests, answered 5xx
     slow_bucket: int = FAST_BUCKET  # every answer within this latency bucket
+    categories: Mapping[str, np.ndarray] | None = None  # values per category (None: training shares)
+    missing: Mapping[str, float] | None = None  # rows missing each nullable input (None: training share)
+    predictions: np.ndarray | None = None  # a regressor's rows per rank bin (None: as in training)
 
     def write(self, case: _Case, profile: ReferenceProfile) -> None:
         _standard_inputs(case, profile, self.classes, feature_counts=self.features, invalid_per_step=self.invalid,
                          errors_per_step=self.errors, slow_bucket=self.slow_bucket, requests=self.requests,
-                         predicted=self.predicted)
+                         predicted=self.predicted, categories=self.categories, missing=self.missing,
+                         predictions=self.predictions)
+
+    def category_counts(self, category: CategoryProfile, profile: ReferenceProfile) -> np.ndarray:
+        counts = (self.categories or {}).get(category.name)
+        return category_reference(category) * profile.rows if counts is None else counts
+
+    def missing_rows(self, nullable: FeatureProfile | CategoryProfile) -> float:
+        default = nullable.missing_share * sum(self.classes.values())
+        return (self.missing or {}).get(nullable.name, default)
+
+    def prediction_bins(self, profile: ReferenceProfile) -> np.ndarray:
+        assert profile.prediction is not None
+        if self.predictions is not None:
+            return self.predictions
+        return np.asarray(bin_shares(profile.prediction.quantile_reference) * sum(self.classes.values()))
 
 
 @dataclass(frozen=True)
@@ -327,7 +432,14 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
         ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
         out.append(_Condition("ModelLowPositiveRate", model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
                               s.min_samples))
-    if rows:
+    if rows and profile.regression:
+        assert profile.prediction is not None
+        reference = profile.prediction.quantile_reference
+        live = np.cumsum(traffic.prediction_bins(profile)) / rows
+        value = psi(bin_shares(live), bin_shares(reference))
+        past = value > s.prediction_psi_threshold or ks_distance(live, reference) > s.ks_threshold
+        out.append(_Condition("ModelPredictionDrift", model, value, past, 2 * rows, d, s.min_drift_samples))
+    elif rows:
         shares = [traffic.classes.get(c.label, 0.0) / rows for c in profile.classes]
         value = psi(shares, [c.prior for c in profile.classes])
         out.append(_Condition("ModelPredictionDrift", model, value, value > s.prediction_psi_threshold, 2 * rows, d,
@@ -338,6 +450,16 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
         value = psi(bin_shares(live), bin_shares(f.quantile_reference))
         past = value > s.psi_threshold or ks_distance(live, f.quantile_reference) > s.ks_threshold
         out.append(_Condition("ModelFeatureDrift", {**model, "feature": f.name}, value, past, 2 * counts.sum(), d,
+                              s.min_drift_samples))
+    for category in profile.categories:
+        counts = traffic.category_counts(category, profile)
+        value = psi(counts / counts.sum(), category_reference(category))
+        out.append(_Condition("ModelFeatureDrift", {**model, "feature": category.name}, value,
+                              value > s.psi_threshold, 2 * counts.sum(), d, s.min_drift_samples))
+    for nullable in profile.nullable if rows else ():
+        share = traffic.missing_rows(nullable) / rows
+        out.append(_Condition("ModelFeatureMissing", {**model, "feature": nullable.name}, share,
+                              abs(share - nullable.missing_share) > s.missing_share_tolerance, 2 * rows, d,
                               s.min_drift_samples))
     checked = traffic.invalid + traffic.predicted
     if checked:
@@ -450,17 +572,36 @@ def _latency_bucket(threshold: float, past: bool) -> int:
 
 
 def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, past: bool, volume: float,
-                      prediction_psi: bool = False) -> Traffic | None:
+                      prediction_psi: bool = False, ks_alone: bool = False) -> Traffic | None:
     """Every statistic just past (or inside) its threshold, each guarded count `volume` times
     its guard over its window. `prediction_psi`: the class shares play ModelPredictionDrift's
-    part instead of ModelLowPositiveRate's (None when no shares have the PSI asked for)."""
+    part instead of ModelLowPositiveRate's (None when no shares have the PSI asked for).
+    `ks_alone`: every numeric input has its KS past alone (the PSI branch is the first
+    input's otherwise, the KS branch the last's: one input needs both)."""
     w, d = seconds(s.rate_window), seconds(s.drift_window)
     positive = profile.positive
-    if prediction_psi:
-        target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
-        shares = _class_shares(profile, target)
-        if shares is None:
+    predictions = None
+    if profile.regression:
+        # A regressor's predicted values: their PSI alone past (or inside) the threshold in the
+        # prediction part, their KS alone in the other.
+        assert profile.prediction is not None
+        reference_bins = bin_shares(profile.prediction.quantile_reference)
+        if prediction_psi:
+            target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
+            moved = _psi_bins(reference_bins, target)
+        else:
+            moved = _ks_alone(reference_bins, s) if past else _ks_bins(reference_bins, _inside(s.ks_threshold, True))
+        if moved is None:
             return None
+        shares = {"": 1.0}
+        rows = _per_step(volume * s.min_drift_samples, d, interval)
+        predictions = moved * rows
+    elif prediction_psi:
+        target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
+        class_shares = _class_shares(profile, target)
+        if class_shares is None:
+            return None
+        shares = class_shares
         rows = _per_step(volume * s.min_drift_samples, d, interval)
     elif positive is not None:
         floor = s.positive_rate_floor
@@ -477,7 +618,7 @@ def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, p
     for i, f in enumerate(profile.features):
         reference = bin_shares(f.quantile_reference)
         bins: np.ndarray | None = None
-        if i == 0:  # the PSI branch alone
+        if i == 0 and not ks_alone:  # the PSI branch alone
             bins = _psi_bins(reference, _past(s.psi_threshold, True) if past else _inside(s.psi_threshold, True, 1e9))
         elif i == len(profile.features) - 1:  # the KS branch alone, where a PSI under its threshold allows
             bins = _ks_alone(reference, s) if past else _ks_bins(reference, _inside(s.ks_threshold, True))
@@ -487,9 +628,24 @@ def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, p
     invalid_share = min(invalid_share, (1 + s.invalid_ratio_threshold) / 2)
     error_share = _past(s.error_ratio_threshold, True) if past else _inside(s.error_ratio_threshold, True)
     error_share = min(error_share, (1 + s.error_ratio_threshold) / 2)
+    categories = {}
+    for i, category in enumerate(profile.categories):
+        reference = category_reference(category)
+        moved = _psi_bins(reference, _past(s.psi_threshold, True) if past else _inside(s.psi_threshold, True, 1e9))
+        categories[category.name] = (reference if moved is None or i > 0 else moved) * per_feature
+    missing = {}
+    for nullable in profile.nullable:
+        change = _past(s.missing_share_tolerance, True) if past else _inside(s.missing_share_tolerance, True)
+        share = nullable.missing_share + change
+        if share > 1.0:
+            share = nullable.missing_share - change
+        missing[nullable.name] = max(share, 0.0) * rows
     return Traffic(
         classes={label: share * rows for label, share in shares.items()},
         features=features,
+        categories=categories,
+        missing=missing,
+        predictions=predictions,
         requests=requests,
         predicted=(1 - invalid_share) * requests,
         invalid=invalid_share * requests,
@@ -503,14 +659,16 @@ def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval
     end = (steps - 2) * interval
     hold = seconds(s.alert_for)
     out = []
-    for prediction_psi in (False, True):
-        part = "class shares past the prediction PSI" if prediction_psi else "every statistic"
+    parts = [("every statistic", False, False), ("class shares past the prediction PSI", True, False)]
+    if len(profile.features) == 1:
+        parts.append(("the one numeric input's KS alone", False, True))
+    for part, prediction_psi, ks_alone in parts:
         for title, past, volume in (("just past its threshold, 1.5x its traffic guard", True, 1.5),
                                     ("just inside its threshold, 10x its guard", False, 10.0),
                                     # 0.95: a guard window swapped for a longer one must pass it
                                     ("past its threshold, 0.95x its guard: under the guard", True, 0.95),
                                     ("past its threshold, 10x its guard: pending halfway through for", True, 10.0)):
-            traffic = _boundary_traffic(profile, s, interval, past, volume, prediction_psi)
+            traffic = _boundary_traffic(profile, s, interval, past, volume, prediction_psi, ks_alone)
             if traffic is None:
                 continue
             case = _Case(f"{part} {title}", s, steps, interval)
@@ -518,6 +676,8 @@ def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval
             conditions = _conditions(profile, s, traffic)
             if prediction_psi:
                 conditions = [c for c in conditions if c.alert == "ModelPredictionDrift"]
+            if ks_alone:
+                conditions = [c for c in conditions if c.alert == "ModelFeatureDrift"]
             if title.endswith("for"):
                 # Each alert halfway between becoming active and firing: pending, not firing.
                 for c in conditions:
@@ -601,10 +761,13 @@ def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: 
     # Before: as in training, at half the pace (so totals change too, not only shares).
     rows = sum(after.classes.values()) / 2
     before = Traffic(
-        classes={c.label: c.prior * rows for c in profile.classes},
+        classes=mix_of(profile, rows),
         features={f.name: bin_shares(f.quantile_reference) * after.features[f.name].sum() / 2
                   for f in profile.features},
-        requests=after.requests / 2, predicted=after.requests / 2)
+        requests=after.requests / 2, predicted=after.requests / 2,
+        categories={c.name: category_reference(c) * after.category_counts(c, profile).sum() / 2
+                    for c in profile.categories},
+        missing={f.name: f.missing_share * rows for f in profile.nullable})
     change = end - max(1, w // 4)  # 40 % of the window is "after": no quantile sits on a bucket edge
     name = "every counter changes pace a quarter of a rate window before the check: each ratio over its own window"
     case, later = _Case(name, s, steps, interval), _Case(name, s, steps, interval)
@@ -617,20 +780,38 @@ def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: 
     def inc(a: float, b: float, window: int) -> float:
         return 2 * _window_increase(a, b, change, end, window)  # both replicas
 
-    classes = {c.label: (before.classes[c.label], after.classes[c.label]) for c in profile.classes}
+    classes = {label: (before.classes[label], after.classes[label]) for label in before.classes}
     over_w = {label: inc(a, b, w) for label, (a, b) in classes.items()}
     over_d = {label: inc(a, b, d) for label, (a, b) in classes.items()}
     rate_s = seconds(s.rate_window)
-    for label in over_w:
-        case.expect(n.class_ratio, at, {**model, "class": label}, over_w[label] / sum(over_w.values()))
-        case.expect(n.class_rate, at, {**model, "class": label}, over_w[label] / rate_s)
-        if d != w:
-            case.expect(n.class_ratio_drift, at, {**model, "class": label}, over_d[label] / sum(over_d.values()))
     case.expect(n.model_rate, at, model, sum(over_w.values()) / rate_s)
     case.expect(n.model_increase, at, model, sum(over_w.values()))
     case.expect(n.model_increase_drift, at, model, sum(over_d.values()))
-    shares = [over_d[c.label] / sum(over_d.values()) for c in profile.classes]
-    case.expect(n.prediction_psi, at, model, psi(shares, [c.prior for c in profile.classes]))
+    if profile.regression:
+        assert profile.prediction is not None
+        reference = profile.prediction.quantile_reference
+        bins = np.array([inc(a, b, d) for a, b in zip(before.prediction_bins(profile), after.prediction_bins(profile),
+                                                          strict=True)])
+        live = np.cumsum(bins) / bins.sum()
+        for bound, value in zip(QUANTILE_BUCKETS, live, strict=True):
+            case.expect(n.prediction_cdf, at, {**model, "le": bound_label(bound)}, float(value))
+        case.expect(n.prediction_ks, at, model, ks_distance(live, reference))
+        case.expect(n.prediction_psi, at, model, psi(bin_shares(live), bin_shares(reference)))
+    else:
+        for label in over_w:
+            case.expect(n.class_ratio, at, {**model, "class": label}, over_w[label] / sum(over_w.values()))
+            case.expect(n.class_rate, at, {**model, "class": label}, over_w[label] / rate_s)
+            if d != w:
+                case.expect(n.class_ratio_drift, at, {**model, "class": label}, over_d[label] / sum(over_d.values()))
+        shares = [over_d[c.label] / sum(over_d.values()) for c in profile.classes]
+        case.expect(n.prediction_psi, at, model, psi(shares, [c.prior for c in profile.classes]))
+    for category in profile.categories:
+        counts = np.array([inc(a, b, d) for a, b in zip(before.category_counts(category, profile),
+                                                        after.category_counts(category, profile), strict=True)])
+        _expect_categories(case, n, at, profile, category, counts)
+    for nullable in profile.nullable:
+        missing = inc(before.missing_rows(nullable), after.missing_rows(nullable), d)
+        case.expect(n.missing_share, at, {**model, "feature": nullable.name}, missing / sum(over_d.values()))
     requests = inc(before.requests, after.requests, w)
     case.expect(n.request_rate, at, {"job": JOB}, requests / rate_s)
     case.expect(n.error_ratio, at, {"job": JOB}, inc(before.errors, after.errors, w) / requests)
@@ -651,6 +832,19 @@ def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: 
         case.expect(n.psi, at, flabels, psi(bin_shares(live), bin_shares(f.quantile_reference)))
         case.expect(n.feature_increase, at, flabels, float(bins.sum()))
     return [case]
+
+
+def _expect_categories(case: _Case, n: Names, at: float, profile: ReferenceProfile, category: CategoryProfile,
+                       counts: np.ndarray) -> None:
+    """Live shares, PSI, distance and count of a categorical input whose drift window holds `counts`."""
+    labels = {"model": profile.model, "feature": category.name}
+    live = counts / counts.sum()
+    reference = category_reference(category)
+    for label, share in zip(_category_labels(category), live, strict=True):
+        case.expect(n.category_share, at, {**labels, "category": label}, float(share))
+    case.expect(n.psi, at, labels, psi(live, reference))
+    case.expect(n.category_distance, at, labels, total_variation(live, reference))
+    case.expect(n.feature_increase, at, labels, float(counts.sum()))
 
 
 def _quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float) -> list[_Case]:
@@ -685,74 +879,19 @@ def _quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, in
     return [case]
 
 
-def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> dict[str, str]:
-    """promtool test files (name -> YAML) for the rules that `rules.rule_files` renders.
+Quiet = Callable[[_Case, float, Sequence[str]], None]  # the named alerts stay as on normal traffic
 
-    The ground-truth cases have a file of their own, evaluated at most once a minute: their
-    window is an hour in production, and 5-second evaluations of it would take minutes.
-    """
-    s = settings
+
+def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
+                                  q_end: float, by_name: Mapping[str, Alert], url: str, quiet_but_low: Quiet
+                                  ) -> list[_Case]:
+    """Accuracy, precision, recall and F1 from the confusion counters, and ModelQualityDrop."""
     n = Names.of(s)
-    window = max(seconds(s.rate_window), seconds(s.drift_window))
     hold = seconds(s.alert_for)
-    # promtool evaluates every rule at every step of every case. Linear counters give the same
-    # exact rates sampled every 15 s as every 5 s, so the cases step at a tenth of the
-    # shortest window (and an eighth of each `for`, so "halfway through" is a few steps
-    # from either end), never finer than the scrape interval.
-    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, hold / 8, seconds(s.down_for) / 4
-    interval = max(seconds(s.scrape_interval), float(int(min(finest))))
-    settle = window + 3 * interval  # windows full, start-of-series effects gone
-    end = settle + hold + 3 * interval  # and every `for` elapsed
-    steps = int(end / interval) + 2
-    # Cases that read the (long) quality window sample every minute at most: the same exact
-    # rates of linear counters, without evaluating an hour of 5-second samples per rule.
-    q_interval = max(interval, seconds(s.quality_window) / 60)
-    q_end = max(window, seconds(s.quality_window)) + 3 * q_interval + hold + 3 * q_interval
-    q_steps = int(q_end / q_interval) + 2
-    url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
-    by_name = {a.name: a for a in alerts(profile, s)}
-    model = profile.model
-    labels = {"model": model}
+    labels = {"model": profile.model}
     positive = profile.positive
-    cases: list[_Case] = []
-    prior = {c.label: c.prior for c in profile.classes}
-
-    # Traffic as in training: ratios and drift statistics at their reference values, no alert.
-    normal = _Case("normal traffic: statistics at their reference values, nothing fires", s, steps, interval)
-    mix = {c.label: c.prior * 40 for c in profile.classes}  # shares exactly as in training
-    _standard_inputs(normal, profile, mix)
+    mix = mix_of(profile, 40.0)
     total = sum(mix.values())
-    for label, per_step in mix.items():
-        normal.expect(n.class_ratio, end, {**labels, "class": label}, per_step / total)
-        normal.expect(n.class_rate, end, {**labels, "class": label}, 2 * per_step / interval)
-    normal.expect(n.model_rate, end, labels, 2 * total / interval)
-    live = np.array([mix[c.label] / total for c in profile.classes])
-    normal.expect(n.prediction_psi, end, labels, psi(live, [c.prior for c in profile.classes]))
-    normal.expect(n.request_rate, end, {"job": JOB}, 2 * total / interval)
-    normal.expect(n.error_ratio, end, {"job": JOB}, 0.0)
-    normal.expect(n.invalid_ratio, end, labels, 0.0)
-    for f in profile.features:
-        flabels = {**labels, "feature": f.name}
-        normal.expect(n.psi, end, flabels, 0.0)
-        normal.expect(n.ks, end, flabels, ks_distance(np.cumsum(reference_counts(f.quantile_reference, profile.rows))
-                                                      / profile.rows, f.quantile_reference))
-        for bound, share in zip(QUANTILE_BUCKETS, bin_shares(f.quantile_reference)):
-            normal.expect(n.reference_share, end, {**flabels, "le": bound_label(bound)}, share)
-    # Training's positive share may itself be under a floor set high: then that alert fires
-    # on normal traffic too (given enough of it), and every case with this mix says so.
-    normal_low: list[tuple[Mapping[str, str], float]] = []
-    if (positive is not None and positive.prior < s.positive_rate_floor
-            and 2 * 40 * seconds(s.rate_window) / interval >= s.min_samples):
-        normal_low = [(labels, positive.prior)]
-
-    def quiet_but_low(case: _Case, at: float, names: Sequence[str]) -> None:
-        for name in names:
-            if name in by_name:
-                case.alert(by_name[name], at, normal_low if name == "ModelLowPositiveRate" else [], url)
-
-    quiet_but_low(normal, end, list(by_name))
-    cases.append(normal)
-
     # Labels as good as the model was in training: quality at its computed values, quiet.
     quality_cases: list[_Case] = []
     healthy = _Case("labels mostly agree with predictions: quality at its computed values, nothing fires", s,
@@ -794,6 +933,180 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     few.alert(by_name["ModelQualityDrop"], q_end, [], url)
     quality_cases.append(few)
 
+    return quality_cases
+
+
+def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
+                              q_end: float, by_name: Mapping[str, Alert], url: str, quiet_but_low: Quiet
+                              ) -> list[_Case]:
+    """MAE, RMSE and bias from a regressor's error sums, and its MAE-based ModelQualityDrop."""
+    n = Names.of(s)
+    hold = seconds(s.alert_for)
+    labels = {"model": profile.model}
+    mix = mix_of(profile, 40.0)
+    total = sum(mix.values())
+    out = []
+    healthy = _Case("labels as close as in training: MAE, RMSE, bias at their computed values, nothing fires", s,
+                    q_steps, q_interval)
+    errors = [healthy_errors(profile)] * len(INSTANCES)
+    _standard_inputs(healthy, profile, mix, errors=errors)
+    for metric, expected in errors_of(errors).items():
+        healthy.expect(getattr(n, metric), q_end, labels, expected)
+    healthy.expect(n.label_coverage, q_end, labels, errors[0].count / total)
+    quiet_but_low(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
+    out.append(healthy)
+    if "ModelQualityDrop" not in by_name or profile.errors is None:
+        return out  # no training MAE (no target when profiled): no alert to test
+    alert = by_name["ModelQualityDrop"]
+    ceiling = s.mae_ratio * profile.errors.mae
+    # The truth moved: one replica's labels a little past the ceiling, the other's far past;
+    # the statistics are those of both together, one over- and one under-estimating.
+    wrong = [Errors(10.0, 1.2 * ceiling, 1.4 * ceiling, 0.5 * ceiling), Errors(6.0, 2.5 * ceiling, 3.0 * ceiling,
+                                                                                -ceiling)]
+    far = errors_of(wrong)
+    case = _Case("labels far from the predictions: MAE, RMSE, bias of the summed replicas", s, q_steps, q_interval)
+    _standard_inputs(case, profile, mix, errors=wrong)
+    for metric, value in far.items():
+        case.expect(getattr(n, metric), q_end, labels, value)
+    labels_in_window = sum(e.count for e in wrong) * seconds(s.quality_window) / q_interval
+    case.expect(n.labels_increase, q_end, labels, labels_in_window)
+    case.alert(alert, hold / 2, [], url)
+    case.alert(alert, q_end, [(labels, far["mae"])], url)
+    quiet_but_low(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"])
+    out.append(case)
+    # Boundary: the MAE just past and inside its ceiling, over and under min_labels, mid-`for`.
+    q = seconds(s.quality_window)
+    end = (q_steps - 2) * q_interval
+    for title, past, volume in (("MAE just over the ceiling, 1.5x min_labels", True, 1.5),
+                                ("MAE just under the ceiling", False, 10.0),
+                                ("MAE over the ceiling on 0.75x min_labels", True, 0.75),
+                                ("MAE over the ceiling, pending halfway through for", True, 10.0)):
+        mae = _past(ceiling, True) if past else _inside(ceiling, True, 1e18)
+        count = _per_step(volume * s.min_labels, q, q_interval)
+        boundary = _Case(f"labels {title}", s, q_steps, q_interval)
+        _standard_inputs(boundary, profile, mix, errors=[Errors(count, mae, 1.2 * mae, 0.0)] * len(INSTANCES))
+        condition = _Condition(alert.name, labels, mae, mae > ceiling, 2 * count, q, s.min_labels)
+        start = condition.active_from(q_interval)
+        if title.endswith("for") and start is not None:
+            _check_alerts(boundary, [condition], by_name, start + math.ceil(hold / 2 / q_interval) * q_interval, url)
+        _check_alerts(boundary, [condition], by_name, end, url)
+        out.append(boundary)
+    # Change: labels change in number and error half a quality window before the check.
+    steps = _steps_of(q, q_interval)
+    if steps is None or steps < 2:
+        return out
+    last = q_steps - 2
+    change = last - steps // 2
+    good, bad = Errors(4.0, profile.errors.mae, 1.3 * profile.errors.mae, 0.2 * profile.errors.mae), \
+        Errors(12.0, 2 * ceiling, 2.5 * ceiling, -0.5 * ceiling)
+    more = mix_of(profile, 80.0)
+    name = "labels change in number and error half a quality window before the check"
+    case, later = _Case(name, s, q_steps, q_interval), _Case(name, s, q_steps, q_interval)
+    _standard_inputs(case, profile, mix, errors=[good, good])
+    _standard_inputs(later, profile, more, errors=[bad, bad])
+    case.changing_to(later, change)
+    at = last * q_interval
+
+    def inc(a: float, b: float) -> float:
+        return 2 * _window_increase(a, b, change, last, steps)
+
+    count = inc(good.count, bad.count)
+    case.expect(n.mae, at, labels, inc(good.count * good.mae, bad.count * bad.mae) / count)
+    case.expect(n.rmse, at, labels, math.sqrt(inc(good.count * good.rmse**2, bad.count * bad.rmse**2) / count))
+    case.expect(n.bias, at, labels, (inc(good.over, bad.over) - inc(good.under, bad.under)) / count)
+    case.expect(n.labels_increase, at, labels, count)
+    case.expect(n.label_coverage, at, labels, count / inc(sum(mix.values()), sum(more.values())))
+    out.append(case)
+    return out
+
+
+def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> dict[str, str]:
+    """promtool test files (name -> YAML) for the rules that `rules.rule_files` renders.
+
+    The ground-truth cases have a file of their own, evaluated at most once a minute: their
+    window is an hour in production, and 5-second evaluations of it would take minutes.
+    """
+    s = settings
+    n = Names.of(s)
+    window = max(seconds(s.rate_window), seconds(s.drift_window))
+    hold = seconds(s.alert_for)
+    # promtool evaluates every rule at every step of every case. Linear counters give the same
+    # exact rates sampled every 15 s as every 5 s, so the cases step at a tenth of the
+    # shortest window (and an eighth of each `for`, so "halfway through" is a few steps
+    # from either end), never finer than the scrape interval.
+    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, hold / 8, seconds(s.down_for) / 4
+    interval = max(seconds(s.scrape_interval), float(int(min(finest))))
+    settle = window + 3 * interval  # windows full, start-of-series effects gone
+    end = settle + hold + 3 * interval  # and every `for` elapsed
+    steps = int(end / interval) + 2
+    # Cases that read the (long) quality window sample every minute at most: the same exact
+    # rates of linear counters, without evaluating an hour of 5-second samples per rule.
+    q_interval = max(interval, seconds(s.quality_window) / 60)
+    q_end = max(window, seconds(s.quality_window)) + 3 * q_interval + hold + 3 * q_interval
+    q_steps = int(q_end / q_interval) + 2
+    url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
+    by_name = {a.name: a for a in alerts(profile, s)}
+    model = profile.model
+    labels = {"model": model}
+    positive = profile.positive
+    cases: list[_Case] = []
+    prior = {c.label: c.prior for c in profile.classes}
+
+    # Traffic as in training: ratios and drift statistics at their reference values, no alert.
+    normal = _Case("normal traffic: statistics at their reference values, nothing fires", s, steps, interval)
+    mix = mix_of(profile, 40.0)  # shares exactly as in training
+    _standard_inputs(normal, profile, mix)
+    total = sum(mix.values())
+    if profile.regression:
+        assert profile.prediction is not None
+        reference = profile.prediction.quantile_reference
+        live_cdf = np.cumsum(bin_shares(reference))
+        normal.expect(n.prediction_psi, end, labels, psi(bin_shares(live_cdf), bin_shares(reference)))
+        normal.expect(n.prediction_ks, end, labels, ks_distance(live_cdf, reference))
+    else:
+        for label, per_step in mix.items():
+            normal.expect(n.class_ratio, end, {**labels, "class": label}, per_step / total)
+            normal.expect(n.class_rate, end, {**labels, "class": label}, 2 * per_step / interval)
+        live = np.array([mix[c.label] / total for c in profile.classes])
+        normal.expect(n.prediction_psi, end, labels, psi(live, [c.prior for c in profile.classes]))
+    normal.expect(n.model_rate, end, labels, 2 * total / interval)
+    normal.expect(n.request_rate, end, {"job": JOB}, 2 * total / interval)
+    normal.expect(n.error_ratio, end, {"job": JOB}, 0.0)
+    normal.expect(n.invalid_ratio, end, labels, 0.0)
+    for f in profile.features:
+        flabels = {**labels, "feature": f.name}
+        normal.expect(n.psi, end, flabels, 0.0)
+        normal.expect(n.ks, end, flabels, ks_distance(np.cumsum(reference_counts(f.quantile_reference, f.count))
+                                                      / f.count, f.quantile_reference))
+        for bound, share in zip(QUANTILE_BUCKETS, bin_shares(f.quantile_reference)):
+            normal.expect(n.reference_share, end, {**flabels, "le": bound_label(bound)}, share)
+    in_drift_window = 2 * seconds(s.drift_window) / interval
+    for category in profile.categories:
+        _expect_categories(normal, n, end, profile, category,
+                           category_reference(category) * profile.rows * in_drift_window)
+    for nullable in profile.nullable:
+        normal.expect(n.missing_share, end, {**labels, "feature": nullable.name}, nullable.missing_share)
+    # Training's positive share may itself be under a floor set high: then that alert fires
+    # on normal traffic too (given enough of it), and every case with this mix says so.
+    normal_low: list[tuple[Mapping[str, str], float]] = []
+    if (positive is not None and positive.prior < s.positive_rate_floor
+            and 2 * 40 * seconds(s.rate_window) / interval >= s.min_samples):
+        normal_low = [(labels, positive.prior)]
+
+    def quiet_but_low(case: _Case, at: float, names: Sequence[str]) -> None:
+        for name in names:
+            if name in by_name:
+                case.alert(by_name[name], at, normal_low if name == "ModelLowPositiveRate" else [], url)
+
+    quiet_but_low(normal, end, list(by_name))
+    cases.append(normal)
+
+    if profile.regression:
+        quality_cases = _regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url, quiet_but_low)
+    else:
+        quality_cases = _classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url,
+                                                       quiet_but_low)
+
     if positive is not None:
         # The workshop's alert: positive-class rate under the floor, with enough traffic.
         low = _Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps, interval)
@@ -823,8 +1136,36 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         quiet.alert(by_name["ModelPredictionDrift"], end, [], url)
         cases.append(quiet)
 
-    # Feature drift on the first feature, reference traffic on the others; the two replicas
-    # see different data and the statistics must be those of their sum.
+    cases += _feature_drift_cases(profile, s, steps, interval, end, by_name, url)
+    cases += _service_cases(profile, s, steps, interval, end, by_name, url)
+    cases += _boundary_cases(profile, s, steps, interval, by_name, url)
+    cases += _change_cases(profile, s, steps, interval)
+    if not profile.regression:
+        quality_cases += _quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
+        quality_cases += _quality_change_cases(profile, s, q_steps, q_interval)
+
+    def document(evaluation_interval: str, group: list[_Case]) -> str:
+        return dump_yaml({
+            "rule_files": list(rule_files),
+            "evaluation_interval": evaluation_interval,
+            "group_eval_order": list(group_names(profile)),
+            "tests": [case.document() for case in group],
+        })
+
+    return {"rules_test.yml": document(_duration(interval), cases),
+            "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}
+
+
+def _feature_drift_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
+                         by_name: Mapping[str, Alert], url: str) -> list[_Case]:
+    """The first numeric input drifts, the others stay as in training: the statistics of the
+    summed replicas, the alert per feature."""
+    if not profile.features:
+        return []
+    n = Names.of(s)
+    hold = seconds(s.alert_for)
+    labels = {"model": profile.model}
+    mix = mix_of(profile, 40.0)
     drifted = profile.features[0]
     drift = _Case(f"'{drifted.name}' drifts: KS and PSI of the summed replicas, alert per feature", s, steps, interval)
     counts = _drift_past(profile, drifted.name, s)
@@ -840,8 +1181,16 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     drift.expect(n.feature_increase, end, flabels, 2 * counts.sum() * seconds(s.drift_window) / interval)
     drift.alert(by_name["ModelFeatureDrift"], hold / 2, [], url)
     drift.alert(by_name["ModelFeatureDrift"], end, [(flabels, expected_psi)], url)
-    cases.append(drift)
+    return [drift]
 
+
+def _service_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
+                   by_name: Mapping[str, Alert], url: str) -> list[_Case]:
+    """Invalid input, server errors and latency each past its threshold; a replica down."""
+    n = Names.of(s)
+    labels = {"model": profile.model}
+    mix = mix_of(profile, 40.0)
+    total = sum(mix.values())
     # Invalid input, server errors and latency, each past its threshold.
     broken = _Case("invalid input, 5xx answers and slow answers fire their alerts", s, steps, interval)
     # Each ratio halfway from its threshold to 1; every answer in a bucket past the p99 threshold.
@@ -857,12 +1206,6 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     broken.alert(by_name["ModelInvalidInputRate"], end, [(labels, invalid_ratio)], url)
     broken.alert(by_name["ModelServerErrors"], end, [({"job": JOB}, error_ratio)], url)
     broken.alert(by_name["ModelHighLatency"], end, [({"job": JOB}, _p_in_bucket(slow, 0.99))], url)
-    cases.append(broken)
-
-    cases += _boundary_cases(profile, s, steps, interval, by_name, url)
-    cases += _change_cases(profile, s, steps, interval)
-    quality_cases += _quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
-    quality_cases += _quality_change_cases(profile, s, q_steps, q_interval)
 
     # One replica down: fires after down_for, for that replica only.
     down = _Case("a replica that cannot be scraped fires ModelServerDown after its for", s, steps, interval)
@@ -873,15 +1216,4 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     down.alert(by_name["ModelServerDown"], seconds(s.down_for) / 2, [], url)
     down.alert(by_name["ModelServerDown"], seconds(s.down_for) + 3 * interval,
                [({"job": JOB, "instance": INSTANCES[0]}, 0.0)], url)
-    cases.append(down)
-
-    def document(evaluation_interval: str, group: list[_Case]) -> str:
-        return dump_yaml({
-            "rule_files": list(rule_files),
-            "evaluation_interval": evaluation_interval,
-            "group_eval_order": list(group_names(profile)),
-            "tests": [case.document() for case in group],
-        })
-
-    return {"rules_test.yml": document(_duration(interval), cases),
-            "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}
+    return [broken, down]

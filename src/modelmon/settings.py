@@ -79,10 +79,15 @@ class Settings:
     # Thresholds (the workshop's alert: success rate of stores under 20 %)
     positive_rate_floor: float = _setting(0.20, "ModelLowPositiveRate: positive-class share under this", low=0.001,
                                           high=0.999)
-    psi_threshold: float = _setting(0.2, "ModelFeatureDrift: PSI over this", low=0.001)
-    ks_threshold: float = _setting(0.2, "ModelFeatureDrift: or KS over this", low=0.001, high=0.999)
-    prediction_psi_threshold: float = _setting(0.2, "ModelPredictionDrift: PSI of the class shares over this",
-                                               low=0.001)
+    psi_threshold: float = _setting(0.2, "ModelFeatureDrift: PSI over this (numeric bins or category shares)",
+                                    low=0.001)
+    ks_threshold: float = _setting(0.2, "ModelFeatureDrift: or KS over this (numeric inputs; a regressor's "
+                                        "predictions for ModelPredictionDrift)", low=0.001, high=0.999)
+    prediction_psi_threshold: float = _setting(0.2, "ModelPredictionDrift: PSI of the class shares (a regressor: "
+                                                    "of its predicted values' rank bins) over this", low=0.001)
+    missing_share_tolerance: float = _setting(
+        0.1, "ModelFeatureMissing: live missing share of an input differs from training's by more than this",
+        low=0.001, high=0.999)
     invalid_ratio_threshold: float = _setting(0.05, "ModelInvalidInputRate: share of invalid requests over this",
                                               low=0.001, high=0.999)
     error_ratio_threshold: float = _setting(0.01, "ModelServerErrors: share of 5xx answers over this", low=0.001,
@@ -90,6 +95,8 @@ class Settings:
     latency_p99_seconds: float = _setting(0.5, "ModelHighLatency: p99 latency over this (seconds)", low=0.001)
     accuracy_floor: float = _setting(0.8, "ModelQualityDrop: accuracy on the labels of the quality window under "
                                           "this", low=0.001, high=0.999)
+    mae_ratio: float = _setting(1.5, "ModelQualityDrop (regressors): MAE on the labels of the quality window over "
+                                     "this multiple of the training MAE", low=1.001)
     # Traffic guards: below these counts a window's statistic is mostly sampling noise.
     min_samples: int = _setting(200, "predictions (or requests) in the rate window before a ratio alert may fire",
                                 low=1)
