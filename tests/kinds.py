@@ -28,7 +28,10 @@ def _save_sklearn(model: Any, x: pd.DataFrame, out: Path) -> None:
                                   serialization_format="cloudpickle")
 
 
-def _profile(model_dir: Path, csv: Path, target: str) -> Path:
+def _profile(model_dir: Path, csv: Path, target: str, name: str | None = None) -> Path:
+    """Profile as a user would, naming the model in its modelmon.yaml."""
+    if name:
+        (model_dir / "modelmon.yaml").write_text(f"name: {name}\n")
     assert cli_main(["profile", "--model", str(model_dir), "--data", str(csv), "--target", target]) == 0
     return model_dir
 
@@ -50,7 +53,7 @@ def build_regressor(root: Path) -> Path:
     x = frame[["sqft", "rooms"]]
     _save_sklearn(Ridge().fit(x, frame["price"]), x, root / "model")
     frame.to_csv(root / "houses.csv", index=False)
-    return _profile(root / "model", root / "houses.csv", "price")
+    return _profile(root / "model", root / "houses.csv", "price", "houses")
 
 
 def payments(n: int = 3000, seed: int = 5, missing: float = 0.1) -> pd.DataFrame:
@@ -78,7 +81,7 @@ def build_categorical(root: Path) -> Path:
     model = make_pipeline(prepare, LogisticRegression(max_iter=1000)).fit(x, frame["fraud"])
     _save_sklearn(model, x, root / "model")
     frame.to_csv(root / "payments.csv", index=False)
-    return _profile(root / "model", root / "payments.csv", "fraud")
+    return _profile(root / "model", root / "payments.csv", "fraud", "payments")
 
 
 def build_string_classes(root: Path) -> Path:

@@ -18,6 +18,7 @@ from modelmon.server import create_app
 from modelmon.settings import Settings
 
 from .conftest import STORES_DIR, build_iris
+from .kinds import build_categorical, build_regressor
 
 # 413 (batch or body over the limit) is a documented, deliberate answer to invalid input.
 CONFIG = SchemathesisConfig.from_dict({
@@ -49,4 +50,26 @@ iris = schemathesis.openapi.from_asgi(
 @iris.parametrize()
 @FUZZ
 def test_iris_api_conforms_to_its_schema(case):
+    case.call_and_validate()
+
+
+payments = schemathesis.openapi.from_asgi(
+    "/openapi.json", _app(build_categorical(Path(tempfile.mkdtemp(prefix="modelmon-payments-")))), config=CONFIG)
+
+
+@payments.parametrize()
+@FUZZ
+def test_categorical_api_conforms_to_its_schema(case):
+    """A string input, a nullable one: unseen categories and nulls are served, wrong types are 422."""
+    case.call_and_validate()
+
+
+houses = schemathesis.openapi.from_asgi(
+    "/openapi.json", _app(build_regressor(Path(tempfile.mkdtemp(prefix="modelmon-houses-")))), config=CONFIG)
+
+
+@houses.parametrize()
+@FUZZ
+def test_regressor_api_conforms_to_its_schema(case):
+    """Numeric predictions, numeric ground truth on /feedback."""
     case.call_and_validate()

@@ -1,6 +1,7 @@
 import pytest
 
 from modelmon.errors import ApiError
+from modelmon.model import Feature
 from modelmon.names import INVALID_REASONS as REASONS
 from modelmon.validation import RequestValidator
 
@@ -92,3 +93,13 @@ def test_float_features_reject_non_finite_query_values(iris_model):
     # JSON integers are fine for float features.
     body = b'{"sepal_length_cm": 5, "sepal_width_cm": 3.1, "petal_length_cm": 1.2, "petal_width_cm": 0.2}'
     assert validator.parse_body(body)[0]["sepal_length_cm"] == [5.0]
+
+
+def test_an_integer_beyond_64_bits_is_refused_not_rounded_into_range():
+    """The JSON parser reads -2**63 - 1 as the float -2**63, a valid int64; it must still be refused."""
+    validator = RequestValidator("houses", [Feature("rooms", "integer", "int64")])
+    for body in (b'{"rooms": -9223372036854775809}', b'{"rooms": 9223372036854775808}'):
+        with pytest.raises(ApiError) as refused:
+            validator.parse_body(body)
+        assert (refused.value.reason, refused.value.field) == ("out_of_bounds", "rooms")
+    assert validator.parse_body(b'{"rooms": -9223372036854775808}')[0] == {"rooms": [-(2**63)]}

@@ -26,7 +26,7 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from . import names as N
 from .profile import ReferenceProfile
-from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid
+from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid, low_rate_alerted
 from .settings import Settings
 
 DATASOURCE_UID = "modelmon-prometheus"
@@ -182,15 +182,18 @@ def _class_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpe
     ))
     positive = profile.positive
     if positive is not None:
+        alerted = low_rate_alerted(profile, s)
         out.append(PanelSpec(
             "Predictions", f"'{positive.label}' rate", "timeseries",
             (
                 Query(f"{n.positive_ratio}{{{SELECTOR}}}", f"{positive.label} rate"),
                 Query(f'{n.reference_ratio}{{{SELECTOR}, class="{positive.label}"}}', "training"),
             ),
-            unit="percentunit", threshold=s.positive_rate_floor, minimum=0, maximum=1,
-            description=f"Share of '{positive.label}' predictions over {s.rate_window}; the alert fires under "
-                        f"{s.positive_rate_floor:.0%}.",
+            unit="percentunit", threshold=s.positive_rate_floor if alerted else None, minimum=0, maximum=1,
+            description=f"Share of '{positive.label}' predictions over {s.rate_window}; " + (
+                f"the alert fires under {s.positive_rate_floor:.0%}." if alerted else
+                f"no alert: training's share ({positive.prior:.0%}) is not above the floor "
+                f"({s.positive_rate_floor:.0%})."),
         ))
         out.append(PanelSpec(
             "Predictions", f"'{positive.label}' probability distribution", "bargauge",

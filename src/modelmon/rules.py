@@ -358,10 +358,9 @@ def _prediction_rules(profile: ReferenceProfile, settings: Settings) -> list[tup
             f"sum by (model, class) (rate({N.PREDICTIONS.total}[{d}]))\n/ ignoring (class) group_left\n"
             f"sum by (model) (rate({N.PREDICTIONS.total}[{d}]))",
         ))
-    return rules + [
-        (n.reference_ratio, f"max by (model, class) ({N.PREDICTION_REFERENCE_RATIO.name})"),
-        (n.prediction_psi, _psi(n.class_ratio_drift, n.reference_ratio, "model", "model, class")),
-    ]
+    rules.append((n.reference_ratio, f"max by (model, class) ({N.PREDICTION_REFERENCE_RATIO.name})"))
+    rules.append((n.prediction_psi, _psi(n.class_ratio_drift, n.reference_ratio, "model", "model, class")))
+    return rules
 
 
 def _service_rules(settings: Settings) -> list[tuple[str, str]]:
@@ -426,6 +425,14 @@ class Alert:
         }
 
 
+def low_rate_alerted(profile: ReferenceProfile, settings: Settings) -> bool:
+    """ModelLowPositiveRate exists where it means something: for a positive class whose share in
+    training is above the floor. A fraud model that flags 5 % of payments would page all day
+    under the workshop's 20 % floor."""
+    positive = profile.positive
+    return positive is not None and positive.prior > settings.positive_rate_floor
+
+
 def dashboard_uid(profile: ReferenceProfile) -> str:
     return f"modelmon-{profile.model}"
 
@@ -437,7 +444,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     model = {"model": profile.model}
     out: list[Alert] = []
     positive = profile.positive
-    if positive is not None:
+    if positive is not None and low_rate_alerted(profile, s):
         out.append(Alert(
             "ModelLowPositiveRate",
             f"{n.positive_ratio} < {s.positive_rate_floor}\nand on (model) {n.model_increase} >= {guard}",

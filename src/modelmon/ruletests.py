@@ -24,7 +24,18 @@ from .drift import bin_shares, ks_distance, psi, total_variation
 from .metrics import LATENCY_BUCKETS
 from .names import bound_label
 from .profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, ReferenceProfile
-from .rules import JOB, LATENCY_QUANTILES, PREDICT_HANDLER, Alert, Names, alerts, dashboard_uid, dump_yaml, group_names
+from .rules import (
+    JOB,
+    LATENCY_QUANTILES,
+    PREDICT_HANDLER,
+    Alert,
+    Names,
+    alerts,
+    dashboard_uid,
+    dump_yaml,
+    group_names,
+    low_rate_alerted,
+)
 from .settings import Settings, seconds
 
 INSTANCES = ("replica-a:8000", "replica-b:8000")
@@ -428,7 +439,7 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
     w, d = seconds(s.rate_window), seconds(s.drift_window)
     rows = sum(traffic.classes.values())
     out = []
-    if profile.positive is not None and rows:
+    if profile.positive is not None and low_rate_alerted(profile, s) and rows:
         ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
         out.append(_Condition("ModelLowPositiveRate", model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
                               s.min_samples))
@@ -603,7 +614,7 @@ def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, p
             return None
         shares = class_shares
         rows = _per_step(volume * s.min_drift_samples, d, interval)
-    elif positive is not None:
+    elif positive is not None and low_rate_alerted(profile, s):
         floor = s.positive_rate_floor
         p = _past(floor, False) if past else _inside(floor, False)
         others = [c for c in profile.classes if c.label != positive.label]
@@ -883,7 +894,7 @@ Quiet = Callable[[_Case, float, Sequence[str]], None]  # the named alerts stay a
 
 
 def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
-                                  q_end: float, by_name: Mapping[str, Alert], url: str, quiet_but_low: Quiet
+                                  q_end: float, by_name: Mapping[str, Alert], url: str, quiet: Quiet
                                   ) -> list[_Case]:
     """Accuracy, precision, recall and F1 from the confusion counters, and ModelQualityDrop."""
     n = Names.of(s)
@@ -901,7 +912,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     for metric, expected in quality_of(confusion, positive.label if positive else None).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
     healthy.expect(n.label_coverage, q_end, labels, sum(confusion.values()) / total)
-    quiet_but_low(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
+    quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
     quality_cases.append(healthy)
 
     # Concept drift: the same inputs and predictions, but the model is now often wrong. The
@@ -921,7 +932,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
         wrong.expect(n.confusion_rate, q_end, {**labels, "actual": cell[0], "predicted": cell[1]}, per_step / q_interval)
     wrong.alert(by_name["ModelQualityDrop"], hold / 2, [], url)
     wrong.alert(by_name["ModelQualityDrop"], q_end, [(labels, expected_quality["accuracy"])], url)
-    quiet_but_low(wrong, q_end, ["ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"])
+    quiet(wrong, q_end, ["ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"])
     quality_cases.append(wrong)
 
     # The same disagreement on too few labels: the accuracy is noise, nothing fires.
@@ -937,7 +948,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
 
 
 def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
-                              q_end: float, by_name: Mapping[str, Alert], url: str, quiet_but_low: Quiet
+                              q_end: float, by_name: Mapping[str, Alert], url: str, quiet: Quiet
                               ) -> list[_Case]:
     """MAE, RMSE and bias from a regressor's error sums, and its MAE-based ModelQualityDrop."""
     n = Names.of(s)
@@ -953,7 +964,7 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     for metric, expected in errors_of(errors).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
     healthy.expect(n.label_coverage, q_end, labels, errors[0].count / total)
-    quiet_but_low(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
+    quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
     out.append(healthy)
     if "ModelQualityDrop" not in by_name or profile.errors is None:
         return out  # no training MAE (no target when profiled): no alert to test
@@ -972,7 +983,7 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     case.expect(n.labels_increase, q_end, labels, labels_in_window)
     case.alert(alert, hold / 2, [], url)
     case.alert(alert, q_end, [(labels, far["mae"])], url)
-    quiet_but_low(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"])
+    quiet(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"])
     out.append(case)
     # Boundary: the MAE just past and inside its ceiling, over and under min_labels, mid-`for`.
     q = seconds(s.quality_window)
@@ -1086,28 +1097,21 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
                            category_reference(category) * profile.rows * in_drift_window)
     for nullable in profile.nullable:
         normal.expect(n.missing_share, end, {**labels, "feature": nullable.name}, nullable.missing_share)
-    # Training's positive share may itself be under a floor set high: then that alert fires
-    # on normal traffic too (given enough of it), and every case with this mix says so.
-    normal_low: list[tuple[Mapping[str, str], float]] = []
-    if (positive is not None and positive.prior < s.positive_rate_floor
-            and 2 * 40 * seconds(s.rate_window) / interval >= s.min_samples):
-        normal_low = [(labels, positive.prior)]
-
-    def quiet_but_low(case: _Case, at: float, names: Sequence[str]) -> None:
+    def quiet(case: _Case, at: float, names: Sequence[str]) -> None:
         for name in names:
             if name in by_name:
-                case.alert(by_name[name], at, normal_low if name == "ModelLowPositiveRate" else [], url)
+                case.alert(by_name[name], at, [], url)
 
-    quiet_but_low(normal, end, list(by_name))
+    quiet(normal, end, list(by_name))
     cases.append(normal)
 
     if profile.regression:
-        quality_cases = _regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url, quiet_but_low)
+        quality_cases = _regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url, quiet)
     else:
         quality_cases = _classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url,
-                                                       quiet_but_low)
+                                                       quiet)
 
-    if positive is not None:
+    if positive is not None and "ModelLowPositiveRate" in by_name:
         # The workshop's alert: positive-class rate under the floor, with enough traffic.
         low = _Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps, interval)
         others = [c.label for c in profile.classes if c.label != positive.label]
@@ -1128,13 +1132,13 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         cases.append(low)
 
         # The same mix under the traffic guard: nothing fires.
-        quiet = _Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
+        guarded = _Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
         per_step = 0.25 * min(s.min_samples, s.min_drift_samples) * interval / (2 * window)
-        _standard_inputs(quiet, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
-        quiet.expect(n.positive_ratio, end, labels, ratio)
-        quiet.alert(by_name["ModelLowPositiveRate"], end, [], url)
-        quiet.alert(by_name["ModelPredictionDrift"], end, [], url)
-        cases.append(quiet)
+        _standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
+        guarded.expect(n.positive_ratio, end, labels, ratio)
+        guarded.alert(by_name["ModelLowPositiveRate"], end, [], url)
+        guarded.alert(by_name["ModelPredictionDrift"], end, [], url)
+        cases.append(guarded)
 
     cases += _feature_drift_cases(profile, s, steps, interval, end, by_name, url)
     cases += _service_cases(profile, s, steps, interval, end, by_name, url)

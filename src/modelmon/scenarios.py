@@ -2,9 +2,11 @@
 
 Built-in scenarios ship as YAML in `builtin_scenarios/`; users pass their own file. Any
 numeric parameter can slide over its phase (`{from: 786, to: 450}`), so gradual drift is
-just another distribution. A scenario may also send ground truth (`feedback:`): for a share
-of the answered requests, after a delay, the actual class given by a truth rule that a phase
-can change (concept drift: the same inputs, a different truth).
+just another distribution. A categorical input is `{categorical: {de: 0.5, fr: 0.3}}`, whose
+shares can slide too; any input can be missing in a share of the rows (`missing: 0.1`, beside
+its distribution). A scenario may also send ground truth (`feedback:`): for a share of the
+answered requests, after a delay, the actual class (or, for a regressor, value) given by a
+truth rule that a phase can change (concept drift: the same inputs, a different truth).
 """
 
 from __future__ import annotations
@@ -56,17 +58,33 @@ def _param(raw: Any, where: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Distribution:
-    kind: str  # normal | uniform | constant | mixture
-    params: dict[str, tuple[float, float]] = field(default_factory=dict)
+    kind: str  # normal | uniform | constant | mixture | categorical
+    params: dict[str, tuple[float, float]] = field(default_factory=dict)  # categorical: share per category
     components: tuple[tuple[float, Distribution], ...] = ()
+    missing: tuple[float, float] = (0.0, 0.0)  # share of rows with no value (None)
+    categories: tuple[Any, ...] = ()  # categorical: the values, in the order of `params`
 
     _PARAMS: ClassVar[dict[str, tuple[str, ...]]] = {"normal": ("mean", "sd"), "uniform": ("low", "high"), "constant": ("value",)}
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> Distribution:
+        missing = (0.0, 0.0)
+        if isinstance(raw, Mapping) and "missing" in raw:
+            raw = dict(raw)
+            missing = _param(raw.pop("missing"), f"{where}, missing")
+            if not all(0 <= m <= 1 for m in missing):
+                raise ScenarioError(f"{where}: missing is a share of the rows, between 0 and 1.")
         if not isinstance(raw, Mapping) or len(raw) != 1:
-            raise ScenarioError(f"{where}: give one distribution, e.g. {{normal: {{mean: 0, sd: 1}}}}.")
+            raise ScenarioError(f"{where}: give one distribution, e.g. {{normal: {{mean: 0, sd: 1}}}} (and "
+                                "optionally missing: share).")
         (kind, spec), = raw.items()
+        if kind == "categorical":
+            if not isinstance(spec, Mapping) or not spec:
+                raise ScenarioError(f"{where}: categorical is {{value: share, ...}}, e.g. {{de: 0.5, fr: 0.5}}.")
+            shares = {str(k): _param(v, f"{where}, share of {k!r}") for k, v in spec.items()}
+            if any(a < 0 or b < 0 for a, b in shares.values()) or not any(a + b for a, b in shares.values()):
+                raise ScenarioError(f"{where}: category shares are >= 0 and not all 0.")
+            return cls("categorical", shares, missing=missing, categories=tuple(spec))
         if kind == "mixture":
             if not isinstance(spec, list) or not spec:
                 raise ScenarioError(f"{where}: a mixture is a list of {{weight: w, <distribution>}}.")
@@ -75,23 +93,34 @@ class Distribution:
                 item = dict(item)
                 weight = float(item.pop("weight", 1.0))
                 components.append((weight, cls.parse(item, f"{where}, component {i}")))
-            return cls("mixture", components=tuple(components))
+            return cls("mixture", components=tuple(components), missing=missing)
         if kind not in cls._PARAMS:
-            raise ScenarioError(f"{where}: unknown distribution {kind!r}; use normal, uniform, constant or mixture.")
+            raise ScenarioError(f"{where}: unknown distribution {kind!r}; use normal, uniform, constant, mixture or "
+                                "categorical.")
         names = cls._PARAMS[kind]
         if kind == "constant" and not isinstance(spec, Mapping):
             spec = {"value": spec}
         if not isinstance(spec, Mapping) or set(spec) != set(names):
             raise ScenarioError(f"{where}: {kind} takes {', '.join(names)}.")
-        return cls(kind, {name: _param(spec[name], f"{where}, {name}") for name in names})
+        return cls(kind, {name: _param(spec[name], f"{where}, {name}") for name in names}, missing=missing)
 
     def scaled(self, factor: float) -> Distribution:
         """The distribution of `factor * X` (label delays under --speed)."""
         return Distribution(self.kind, {k: (a * factor, b * factor) for k, (a, b) in self.params.items()},
-                            tuple((w, c.scaled(factor)) for w, c in self.components))
+                            tuple((w, c.scaled(factor)) for w, c in self.components), self.missing)
 
     def sample(self, rng: np.random.Generator, progress: np.ndarray) -> np.ndarray:
-        """One value per row; `progress` (0..1 through the phase) drives sliding parameters."""
+        """One value per row; `progress` (0..1 through the phase) drives sliding parameters.
+        Numbers for numeric kinds, objects for categories; None where a value is missing."""
+        values = self._draw(rng, progress)
+        start, end = self.missing
+        if start or end:
+            absent = rng.random(progress.size) < start + (end - start) * progress
+            values = values.astype(object)
+            values[absent] = None
+        return values
+
+    def _draw(self, rng: np.random.Generator, progress: np.ndarray) -> np.ndarray:
         def at(name: str) -> np.ndarray:
             start, end = self.params[name]
             return start + (end - start) * progress
@@ -102,6 +131,13 @@ class Distribution:
             return rng.uniform(at("low"), at("high"))
         if self.kind == "constant":
             return at("value").astype(float)
+        if self.kind == "categorical":
+            weights = np.column_stack([at(str(c)) for c in self.categories])
+            cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+            index = (rng.random(progress.size)[:, None] > cumulative).sum(axis=1)
+            out = np.empty(progress.size, dtype=object)
+            out[:] = [self.categories[min(i, len(self.categories) - 1)] for i in index]
+            return out
         weights = np.array([w for w, _ in self.components], dtype=float)
         choice = rng.choice(len(self.components), size=progress.size, p=weights / weights.sum())
         out = np.empty(progress.size)
@@ -113,37 +149,54 @@ class Distribution:
 
 @dataclass(frozen=True)
 class TruthRule:
-    """The actual class: `positive` when sum(weight * feature) + N(0, noise) > threshold."""
+    """The truth: a score sum(weight * term) + intercept + N(0, noise), where a term is a
+    numeric input or an indicator `feature=value` (1 where a categorical input has that value,
+    0 elsewhere; missing values count 0). With a threshold it is a class: `positive` when the
+    score is over it, else `negative`; without, the score itself (a regressor's target)."""
 
     weights: dict[str, float]
-    threshold: float
+    threshold: float | None
     noise: float = 0.0
     positive: Any = 1
     negative: Any = 0
+    intercept: float = 0.0
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> TruthRule:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("linear"), Mapping) or "threshold" not in raw:
-            raise ScenarioError(f"{where}: a truth rule is {{linear: {{feature: weight}}, threshold: t, noise: sd}}.")
-        unknown = sorted(set(raw) - {"linear", "threshold", "noise", "positive", "negative"})
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("linear"), Mapping):
+            raise ScenarioError(f"{where}: a truth rule is {{linear: {{feature: weight}}, threshold: t, noise: sd}} "
+                                "(a class), or without threshold (a value).")
+        unknown = sorted(set(raw) - {"linear", "threshold", "noise", "positive", "negative", "intercept"})
         if unknown:
             raise ScenarioError(f"{where}: unknown truth rule key {unknown[0]!r}.")
         try:
             weights = {str(k): float(v) for k, v in raw["linear"].items()}
-            threshold, noise = float(raw["threshold"]), float(raw.get("noise", 0.0))
+            threshold = float(raw["threshold"]) if "threshold" in raw else None
+            noise, intercept = float(raw.get("noise", 0.0)), float(raw.get("intercept", 0.0))
         except (TypeError, ValueError):
-            raise ScenarioError(f"{where}: truth rule weights, threshold and noise are numbers.") from None
+            raise ScenarioError(f"{where}: truth rule weights, threshold, intercept and noise are numbers.") from None
         if not weights or noise < 0:
             raise ScenarioError(f"{where}: a truth rule needs at least one weight and a noise >= 0.")
-        return cls(weights, threshold, noise, raw.get("positive", 1), raw.get("negative", 0))
+        return cls(weights, threshold, noise, raw.get("positive", 1), raw.get("negative", 0), intercept)
+
+    @property
+    def features(self) -> set[str]:
+        return {term.split("=", 1)[0] for term in self.weights}
 
     def actual(self, columns: Mapping[str, np.ndarray], rng: np.random.Generator) -> list[Any]:
         rows = len(next(iter(columns.values())))
-        score = np.zeros(rows)
-        for f, w in self.weights.items():
-            score = score + w * np.asarray(columns[f], dtype=float)
+        score = np.full(rows, self.intercept)
+        for term, w in self.weights.items():
+            feature, _, value = term.partition("=")
+            column = columns[feature]
+            if value:
+                score = score + w * np.array([str(v) == value for v in column], dtype=float)
+            else:
+                score = score + w * np.array([0.0 if v is None else float(v) for v in column])
         if self.noise:
             score = score + rng.normal(0.0, self.noise, rows)
+        if self.threshold is None:
+            return [float(s) for s in score]
         return [self.positive if s > self.threshold else self.negative for s in score]
 
 
@@ -231,7 +284,7 @@ class Scenario:
             missing = sorted(set(served) - set(phase.features))
             unknown = sorted(set(phase.features) - set(served))
             if phase.feedback is not None:
-                unknown = sorted(set(unknown) | (set(phase.feedback.truth.weights) - set(served)))
+                unknown = sorted(set(unknown) | (phase.feedback.truth.features - set(served)))
             if missing or unknown:
                 parts = []
                 if missing:

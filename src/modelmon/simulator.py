@@ -66,6 +66,17 @@ class PhaseResult:
     labels_refused: int = 0  # refused by the server (unknown id, duplicate) or lost
     # (actual, predicted) of accepted labels: predicted as the prediction answered, actual as sent
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    absolute_error: float = 0.0  # a regressor's: summed over accepted labels
+
+    @property
+    def quality(self) -> str:
+        """Accuracy of a classifier's accepted labels, MAE of a regressor's; "-" without labels."""
+        if not self.labels_accepted:
+            return "-"
+        if self.confusion:
+            right = sum(v for (a, p), v in self.confusion.items() if a == p)
+            return f"{right / self.labels_accepted:.1%}"
+        return f"MAE {self.absolute_error / self.labels_accepted:.4g}"
 
     @property
     def elapsed(self) -> float:
@@ -88,15 +99,13 @@ class SimulationResult:
     def table(self) -> str:
         labels = any(p.labels_sent for p in self.phases)
         head = f"{'phase':<18}{'seconds':>8}{'target/s':>10}{'achieved/s':>12}{'sent':>8}{'ok':>8}" \
-               f"{'rejected':>10}{'errors':>8}{'dropped':>9}" + (f"{'labels':>8}{'accuracy':>10}" if labels else "")
+               f"{'rejected':>10}{'errors':>8}{'dropped':>9}" + (f"{'labels':>8}{'quality':>14}" if labels else "")
         rows = []
         for p in self.phases:
             row = f"{p.name:<18}{p.elapsed:>8.1f}{p.target_rate:>10.1f}{p.achieved_rate:>12.1f}{p.sent:>8}{p.ok:>8}" \
                   f"{p.rejected:>10}{p.errors:>8}{p.dropped:>9}"
             if labels:
-                right = sum(v for (a, pr), v in p.confusion.items() if a == pr)
-                accuracy = f"{right / p.labels_accepted:.1%}" if p.labels_accepted else "-"
-                row += f"{p.labels_accepted:>8}{accuracy:>10}"
+                row += f"{p.labels_accepted:>8}{p.quality:>14}"
             rows.append(row)
         return "\n".join([head, *rows])
 
@@ -111,12 +120,28 @@ def _values(phase: Phase, fields: list[FieldSpec], rng: np.random.Generator) -> 
     columns = {}
     for spec in fields:
         values = phase.features[spec.name].sample(rng, progress)
-        if spec.minimum is not None or spec.maximum is not None:
-            values = np.clip(values, spec.minimum, spec.maximum)
-        if spec.kind == "integer":
-            values = np.rint(values)
+        if spec.kind in ("integer", "number") and values.dtype != object:
+            if spec.minimum is not None or spec.maximum is not None:
+                values = np.clip(values, spec.minimum, spec.maximum)
+            if spec.kind == "integer":
+                values = np.rint(values)
         columns[spec.name] = values
     return columns
+
+
+def _json_value(value: Any, kind: str) -> Any:
+    """A sampled value as the request sends it: None stays null, numbers typed, categories as
+    the served field's type (a YAML `1` for a string input is "1")."""
+    if value is None:
+        return None
+    if kind == "integer":
+        number = float(value)
+        return int(min(max(number, -(2**63)), 2**63 - 1)) if np.isfinite(number) else number
+    if kind == "number":
+        return float(value)
+    if kind == "boolean":
+        return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
+    return str(value)
 
 
 _INVALID_KINDS = ("missing_field", "wrong_type", "not_finite", "extra_field", "invalid_json", "out_of_bounds")
@@ -127,7 +152,7 @@ def _invalid_body(row: dict[str, Any], kind: str, fields: list[FieldSpec]) -> by
     if kind == "missing_field":
         row = {k: v for k, v in row.items() if k != first.name}
     elif kind == "wrong_type":
-        row = {**row, first.name: "a lot"}
+        row = {**row, first.name: 12345 if first.kind == "string" else "a lot"}
     elif kind == "not_finite":
         return json.dumps({**row, first.name: float("nan")}).encode()  # NaN: not JSON, named by the server
     elif kind == "extra_field":
@@ -203,7 +228,10 @@ class Simulator:
         for (*_, predicted, result), answer in zip(batch, results + [None] * (len(batch) - len(results))):
             if answer is not None and answer.get("status") == "accepted":
                 result.labels_accepted += 1
-                result.confusion[(answer["actual"], predicted)] += 1
+                if isinstance(predicted, str):
+                    result.confusion[(answer["actual"], predicted)] += 1
+                elif predicted is not None:
+                    result.absolute_error += abs(float(answer["actual"]) - float(predicted))
             else:
                 result.labels_refused += 1
 
@@ -213,7 +241,7 @@ class Simulator:
         invalid = self._rng.random(phase.requests) < phase.invalid_share
         kinds = self._rng.choice(len(_INVALID_KINDS), size=phase.requests)
         names = [f.name for f in fields]
-        integer = {f.name for f in fields if f.kind == "integer"}
+        kinds_of = {f.name: f.kind for f in fields}
         result.values = {name: columns[name][~invalid] for name in names}
         feedback = phase.feedback
         labelled = np.zeros(phase.requests, dtype=bool)
@@ -233,7 +261,7 @@ class Simulator:
             if len(in_flight) >= self.concurrency:
                 result.dropped += 1
                 continue
-            row = {n: (int(columns[n][i]) if n in integer else float(columns[n][i])) for n in names}
+            row = {n: _json_value(columns[n][i], kinds_of[n]) for n in names}
             body = _invalid_body(row, _INVALID_KINDS[kinds[i]], fields) if invalid[i] else json.dumps(row).encode()
             label = (float(delays[i]), actual[i]) if labelled[i] else None
             task = asyncio.create_task(self._send(client, body, bool(invalid[i]), result, label))
@@ -262,8 +290,9 @@ class Simulator:
                 answer = response.json()
                 delay, actual = label
                 self._seq += 1
+                predicted = answer.get("label", answer["prediction"])  # a regressor's answer has no label
                 heapq.heappush(self._due, (asyncio.get_running_loop().time() + delay, self._seq,
-                                           answer["request_id"], actual, answer["label"], result))
+                                           answer["request_id"], actual, predicted, result))
         elif meant_invalid and 400 <= response.status_code < 500:
             result.rejected += 1
         else:

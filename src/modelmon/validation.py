@@ -31,9 +31,16 @@ def _reject_non_finite(value: Any) -> Any:
 
 
 def _whole_floats_are_integers(value: Any) -> Any:
-    """JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees); 3.5 is not."""
+    """JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees); 3.5 is not.
+
+    The JSON parser reads an integer beyond 64 bits as a float, and -2**63 - 1 would come back
+    as exactly -2**63, a valid int64: a whole float that large is pushed one further out, so
+    the range check refuses it as sent."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
+        whole = int(value)
+        if abs(whole) >= 2**63:
+            return whole + (1 if whole > 0 else -1)
+        return whole
     return value
 
 

@@ -16,6 +16,9 @@ import httpx
 import pytest
 
 from modelmon.scenarios import Scenario, parse_scenario
+from modelmon.settings import load_settings
+from modelmon.simulator import Simulator
+from modelmon.timeline import AlertWatcher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,3 +96,42 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@contextmanager
+def native_stack(tmp_path_factory, model: Path | None = None, **overrides: str):
+    """`modelmon up --profile demo` on free ports (of `model`, else the stores model); settings
+    overridden by MODELMON_* variables."""
+    run_dir = tmp_path_factory.mktemp("run")
+    ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
+    env = {f"MODELMON_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env.update({f"MODELMON_{name.upper()}": value for name, value in overrides.items()})
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    args = ["up", "--profile", "demo", "--run-dir", str(run_dir), *(["--model", str(model)] if model else [])]
+    with running(args, ready_url=f"{urls['alertmanager']}/-/ready", env=env, timeout=90):
+        wait_until(lambda: httpx.get(f"{urls['app']}/ready").status_code == 200, what="app ready")
+        wait_until(lambda: prom_query(urls["prometheus"], 'up{job="modelmon"} == 1'), timeout=30,
+                   what="Prometheus scraping the app")
+        yield {"urls": urls, "run_dir": run_dir, "settings": load_settings("demo", env=env)}
+
+
+def prom_query(prometheus: str, expr: str) -> list[dict]:
+    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def play(stack, scenario, seed: int, wait_for: tuple[str, str], extra: float = 40.0):
+    """Run the scenario with an AlertWatcher; afterwards wait for `wait_for` (alert, detail) to fire."""
+    urls, run_dir = stack["urls"], stack["run_dir"]
+    watcher = AlertWatcher(urls["prometheus"], run_dir / "notifications.jsonl").start()
+    try:
+        result = Simulator(urls["app"], scenario, seed=seed, show_progress=False).run()
+        assert all(p.errors == 0 and p.dropped == 0 for p in result.phases)
+        wait_until(lambda: any(e.kind == "firing" and (e.alert, e.detail) == wait_for for e in watcher.events),
+                   timeout=extra, what=f"{wait_for} to fire")
+        wait_until(lambda: any(e.kind == "notified" and e.alert == wait_for[0] for e in watcher.events),
+                   timeout=30, what=f"the notification of {wait_for[0]}")
+    finally:
+        watcher.stop()
+    return result, watcher.events

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -15,53 +14,23 @@ import pytest
 from modelmon.dashboards import panel_queries
 from modelmon.receiver import read_notifications
 from modelmon.scenarios import load_scenario
-from modelmon.settings import load_settings
-from modelmon.simulator import Simulator
-from modelmon.timeline import AlertWatcher, detections, phase_at
+from modelmon.timeline import detections, phase_at
 
-from .conftest import REPO, TRAINING_INPUTS, concept_drift, free_port, running, wait_until
+from .conftest import (
+    REPO,
+    TRAINING_INPUTS,
+    concept_drift,
+    free_port,
+    native_stack,
+    play,
+    prom_query,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("prometheus") or not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")),
     reason="Prometheus and Alertmanager are not installed (make test installs them)",
 )
-
-
-@contextmanager
-def native_stack(tmp_path_factory, **overrides: str):
-    run_dir = tmp_path_factory.mktemp("run")
-    ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
-    env = {f"MODELMON_{name.upper()}_PORT": str(port) for name, port in ports.items()}
-    env.update({f"MODELMON_{name.upper()}": value for name, value in overrides.items()})
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    with running(["up", "--profile", "demo", "--run-dir", str(run_dir)], ready_url=f"{urls['alertmanager']}/-/ready",
-                 env=env, timeout=90):
-        wait_until(lambda: httpx.get(f"{urls['app']}/ready").status_code == 200, what="app ready")
-        wait_until(lambda: prom_query(urls["prometheus"], 'up{job="modelmon"} == 1'), timeout=30,
-                   what="Prometheus scraping the app")
-        yield {"urls": urls, "run_dir": run_dir, "settings": load_settings("demo", env=env)}
-
-
-def prom_query(prometheus: str, expr: str) -> list[dict]:
-    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def play(stack, scenario, seed: int, wait_for: tuple[str, str], extra: float = 40.0):
-    """Run the scenario with an AlertWatcher; afterwards wait for `wait_for` (alert, detail) to fire."""
-    urls, run_dir = stack["urls"], stack["run_dir"]
-    watcher = AlertWatcher(urls["prometheus"], run_dir / "notifications.jsonl").start()
-    try:
-        result = Simulator(urls["app"], scenario, seed=seed, show_progress=False).run()
-        assert all(p.errors == 0 and p.dropped == 0 for p in result.phases)
-        wait_until(lambda: any(e.kind == "firing" and (e.alert, e.detail) == wait_for for e in watcher.events),
-                   timeout=extra, what=f"{wait_for} to fire")
-        wait_until(lambda: any(e.kind == "notified" and e.alert == wait_for[0] for e in watcher.events),
-                   timeout=30, what=f"the notification of {wait_for[0]}")
-    finally:
-        watcher.stop()
-    return result, watcher.events
 
 
 def test_concept_drift_then_customer_drop(tmp_path_factory):
