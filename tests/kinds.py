@@ -57,13 +57,14 @@ def build_regressor(root: Path) -> Path:
 
 
 def payments(n: int = 3000, seed: int = 5, missing: float = 0.1) -> pd.DataFrame:
-    """Fraud from a country (string) and an amount that is sometimes missing."""
+    """Fraud from a country (string) and an amount that is sometimes missing: a payment is
+    fraud when amount / 100 - (country is "de") + N(0, 0.1) > 1 (the scenarios' truth rule)."""
     rng = np.random.default_rng(seed)
     country = rng.choice(list(COUNTRIES), n, p=list(COUNTRIES.values()))
-    amount = rng.lognormal(4, 0.8, n).round(2)
-    risk = (amount > 120) & (country != "de") | (rng.random(n) < 0.05)
+    amount = rng.normal(75, 25, n).clip(1, None).round(2)
+    fraud = amount / 100 - (country == "de") + rng.normal(0, 0.1, n) > 1
     amount[rng.random(n) < missing] = np.nan
-    return pd.DataFrame({"country": country, "amount": amount, "fraud": risk.astype(int)})
+    return pd.DataFrame({"country": country, "amount": amount, "fraud": fraud.astype(int)})
 
 
 def build_categorical(root: Path) -> Path:

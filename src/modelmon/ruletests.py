@@ -686,7 +686,8 @@ def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval
             traffic.write(case, profile)
             conditions = _conditions(profile, s, traffic)
             if prediction_psi:
-                conditions = [c for c in conditions if c.alert == "ModelPredictionDrift"]
+                # Its rows are guarded over the drift window, as the missing share's are.
+                conditions = [c for c in conditions if c.alert in ("ModelPredictionDrift", "ModelFeatureMissing")]
             if ks_alone:
                 conditions = [c for c in conditions if c.alert == "ModelFeatureDrift"]
             if title.endswith("for"):
