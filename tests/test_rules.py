@@ -214,3 +214,12 @@ def test_error_formulas_agree_with_numpy():
     got = errors_of([summed(part) for part in parts])
     assert got == pytest.approx({"mae": np.abs(everything).mean(), "rmse": np.sqrt((everything**2).mean()),
                                  "bias": everything.mean()})
+
+
+@pytest.mark.parametrize("which", ["stores", "regressor"])
+def test_the_windows_read_back_from_the_recorded_names(which, request):
+    """`modelmon report` learns a stack's windows from its recorded series: for every kind."""
+    profile = ReferenceProfile.load(profile_path(request.getfixturevalue(f"{which}_model").path))
+    settings = load_settings("production", env={}, flags={"quality_window": "2h", "drift_window": "15m"})
+    recorded = [r["record"] for r in recording_rules(profile, settings)]
+    assert Names.windows_of(recorded) == {"rate_window": "5m", "drift_window": "15m", "quality_window": "2h"}

@@ -44,8 +44,8 @@ class Names:
         names carry, read back through the same templates that spell them."""
         probe = cls("\x00w", "\x00d", "\x00q")
         found: dict[str, str] = {}
-        for setting, name, mark in (("rate_window", probe.class_rate, "\x00w"), ("drift_window", probe.psi, "\x00d"),
-                                    ("quality_window", probe.accuracy, "\x00q")):
+        for setting, name, mark in (("rate_window", probe.model_rate, "\x00w"), ("drift_window", probe.psi, "\x00d"),
+                                    ("quality_window", probe.labels_increase, "\x00q")):
             pattern = re.compile(re.escape(name).replace(re.escape(mark), r"(\d+(?:ms|s|m|h|d))") + "$")
             for series in recorded:
                 match = pattern.match(series)

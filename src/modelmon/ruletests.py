@@ -1081,6 +1081,8 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
             normal.expect(n.class_rate, end, {**labels, "class": label}, 2 * per_step / interval)
         live = np.array([mix[c.label] / total for c in profile.classes])
         normal.expect(n.prediction_psi, end, labels, psi(live, [c.prior for c in profile.classes]))
+        if positive is not None:  # recorded for the dashboard also where no alert reads it
+            normal.expect(n.positive_ratio, end, labels, mix[positive.label] / total)
     normal.expect(n.model_rate, end, labels, 2 * total / interval)
     normal.expect(n.request_rate, end, {"job": JOB}, 2 * total / interval)
     normal.expect(n.error_ratio, end, {"job": JOB}, 0.0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -18,7 +20,7 @@ from modelmon.scenarios import parse_scenario
 from modelmon.timeline import detections
 
 from ..kinds import COUNTRIES, build_categorical, build_regressor
-from .conftest import native_stack, play, prom_query
+from .conftest import REPO, native_stack, play, prom_query
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,6 +75,16 @@ def test_a_regressor_fires_input_and_prediction_drift_then_its_mae_quality_drop(
         print(f"houses: ModelFeatureDrift(sqft) {drift:.1f} s, ModelPredictionDrift {prediction:.1f} s after the "
               f"inputs moved; ModelQualityDrop {quality:.1f} s after the prices did")
         _panels_have_data(stack, "houses")
+        # The report draws the regressor's panels (windows read from its rules) and its alerts.
+        out = tmp_path_factory.mktemp("report")
+        done = subprocess.run([sys.executable, "-m", "modelmon", "report", "--model", str(model), "--prometheus",
+                               stack["urls"]["prometheus"], "--since", "4m", "--out", str(out)],
+                              cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        written = json.loads((out / "report.json").read_text())
+        titles = [p["title"] for p in written["panels"]]
+        assert "Model error over 30s (ground truth)" in titles and not any("class" in t for t in titles)
+        assert "ModelQualityDrop" in {a["alert"] for a in written["alerts"]}
 
 
 def test_a_categorical_share_shift_and_missing_values_fire_their_alerts(tmp_path_factory):

@@ -19,6 +19,7 @@ def test_committed_notebook_has_no_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
+@pytest.mark.slow  # close to two minutes: with the other walk-throughs in `make test-slow`
 @pytest.mark.skipif(not shutil.which("prometheus"), reason="Prometheus is not installed (make test installs it)")
 def test_notebook_runs_and_shows_the_alert():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
