@@ -63,7 +63,7 @@ _MESSAGES = {
 STATUS_OF = {"unknown_request_id": 404, "duplicate": 409}
 
 
-class ClassNames:
+class Truths:
     """What a client may send as the truth: for a classifier, each class's label or its raw
     value (`1` or `"1"`); for a regressor, a finite number. Read into the string the log keeps."""
 
@@ -104,7 +104,7 @@ class ClassNames:
         return self._lookup.get(str(raw))
 
 
-def parse_feedback(body: bytes, classes: ClassNames, max_items: int) -> tuple[list[FeedbackItem], bool]:
+def parse_feedback(body: bytes, truths: Truths, max_items: int) -> tuple[list[FeedbackItem], bool]:
     """Items and whether the body was a batch; raises an ApiError naming the field at fault."""
     if not body.strip():
         raise _refused(400, "invalid_body", "body", "The body is empty; send {\"request_id\": ..., \"actual\": ...} or a list of them.")
@@ -135,10 +135,10 @@ def parse_feedback(body: bytes, classes: ClassNames, max_items: int) -> tuple[li
             raise _refused(422, "invalid_body", where + "request_id",
                                    f"request_id must be the non-empty string (at most {MAX_ID_LENGTH} characters) "
                                    "the prediction was answered with.")
-        label = classes(item["actual"])
+        label = truths(item["actual"])
         if label is None:
             raise _refused(422, "invalid_label", where + "actual",
-                           f"actual must be {classes.expected}; got {item['actual']!r}.")
+                           f"actual must be {truths.expected}; got {item['actual']!r}.")
         out.append(FeedbackItem(request_id, label))
     return out, batch
 

@@ -46,7 +46,7 @@ class LoggedPrediction:
     version: str
     predicted_at: float  # epoch seconds
     inputs: dict[str, Any]
-    prediction: str  # class label, as in modelmon_predictions_total{class}
+    prediction: str  # class label, as in modelmon_predictions_total{class}; a regressor's value as repr(float)
     probability: float | None  # positive-class probability (binary models)
     actual: str | None = None
     labelled_at: float | None = None

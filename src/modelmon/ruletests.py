@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -891,12 +891,15 @@ def _quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, in
     return [case]
 
 
-Quiet = Callable[[_Case, float, Sequence[str]], None]  # the named alerts stay as on normal traffic
+def _quiet(case: _Case, at: float, names: Sequence[str], by_name: Mapping[str, Alert], url: str) -> None:
+    """Each of the named alerts that the model has stays quiet at `at`."""
+    for name in names:
+        if name in by_name:
+            case.alert(by_name[name], at, [], url)
 
 
 def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
-                                  q_end: float, by_name: Mapping[str, Alert], url: str, quiet: Quiet
-                                  ) -> list[_Case]:
+                                  q_end: float, by_name: Mapping[str, Alert], url: str) -> list[_Case]:
     """Accuracy, precision, recall and F1 from the confusion counters, and ModelQualityDrop."""
     n = Names.of(s)
     hold = seconds(s.alert_for)
@@ -913,7 +916,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     for metric, expected in quality_of(confusion, positive.label if positive else None).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
     healthy.expect(n.label_coverage, q_end, labels, sum(confusion.values()) / total)
-    quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
+    _quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"], by_name, url)
     quality_cases.append(healthy)
 
     # Concept drift: the same inputs and predictions, but the model is now often wrong. The
@@ -933,7 +936,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
         wrong.expect(n.confusion_rate, q_end, {**labels, "actual": cell[0], "predicted": cell[1]}, per_step / q_interval)
     wrong.alert(by_name["ModelQualityDrop"], hold / 2, [], url)
     wrong.alert(by_name["ModelQualityDrop"], q_end, [(labels, expected_quality["accuracy"])], url)
-    quiet(wrong, q_end, ["ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"])
+    _quiet(wrong, q_end, ["ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"], by_name, url)
     quality_cases.append(wrong)
 
     # The same disagreement on too few labels: the accuracy is noise, nothing fires.
@@ -949,8 +952,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
 
 
 def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
-                              q_end: float, by_name: Mapping[str, Alert], url: str, quiet: Quiet
-                              ) -> list[_Case]:
+                              q_end: float, by_name: Mapping[str, Alert], url: str) -> list[_Case]:
     """MAE, RMSE and bias from a regressor's error sums, and its MAE-based ModelQualityDrop."""
     n = Names.of(s)
     hold = seconds(s.alert_for)
@@ -965,7 +967,7 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     for metric, expected in errors_of(errors).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
     healthy.expect(n.label_coverage, q_end, labels, errors[0].count / total)
-    quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"])
+    _quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"], by_name, url)
     out.append(healthy)
     if "ModelQualityDrop" not in by_name or profile.errors is None:
         return out  # no training MAE (no target when profiled): no alert to test
@@ -984,7 +986,7 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     case.expect(n.labels_increase, q_end, labels, labels_in_window)
     case.alert(alert, hold / 2, [], url)
     case.alert(alert, q_end, [(labels, far["mae"])], url)
-    quiet(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"])
+    _quiet(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"], by_name, url)
     out.append(case)
     # Boundary: the MAE just past and inside its ceiling, over and under min_labels, mid-`for`.
     q = seconds(s.quality_window)
@@ -1100,19 +1102,13 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
                            category_reference(category) * profile.rows * in_drift_window)
     for nullable in profile.nullable:
         normal.expect(n.missing_share, end, {**labels, "feature": nullable.name}, nullable.missing_share)
-    def quiet(case: _Case, at: float, names: Sequence[str]) -> None:
-        for name in names:
-            if name in by_name:
-                case.alert(by_name[name], at, [], url)
-
-    quiet(normal, end, list(by_name))
+    _quiet(normal, end, list(by_name), by_name, url)
     cases.append(normal)
 
     if profile.regression:
-        quality_cases = _regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url, quiet)
+        quality_cases = _regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
     else:
-        quality_cases = _classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url,
-                                                       quiet)
+        quality_cases = _classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
 
     if positive is not None and "ModelLowPositiveRate" in by_name:
         # The workshop's alert: positive-class rate under the floor, with enough traffic.

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .batching import MicroBatcher
 from .errors import ERROR_SCHEMA, ApiError, invalid_input
 from .exposition import exposition_registry, render
-from .feedback import ClassNames, FeedbackRecorder, answer, parse_feedback
+from .feedback import FeedbackRecorder, Truths, answer, parse_feedback
 from .metrics import FeedbackMetrics, HttpMetrics, ModelMetrics
 from .model import LoadedModel
 from .predictionlog import open_prediction_log
@@ -190,13 +190,13 @@ def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
     return out
 
 
-def _feedback_body(classes: ClassNames) -> dict[str, Any]:
+def _feedback_body(truths: Truths) -> dict[str, Any]:
     item = {
         "type": "object", "required": ["request_id", "actual"], "additionalProperties": False,
         "properties": {
             "request_id": {"type": "string", "minLength": 1, "maxLength": 80,
                            "description": "the request_id of the prediction (a batch row's own id)"},
-            "actual": classes.schema,
+            "actual": truths.schema,
         },
     }
     return {"required": True, "content": {"application/json": {"schema": {
@@ -239,7 +239,7 @@ def create_app(
     prediction_log = open_prediction_log(settings, model.name, model.version, feedback_metrics)
     recorder = (FeedbackRecorder(prediction_log, feedback_metrics, profile.regression)
                 if prediction_log is not None else None)
-    class_names = ClassNames(profile)
+    truths = Truths(profile)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -316,12 +316,12 @@ def create_app(
     async def predict_get(request: Request) -> Response:
         return await _predict(validator.parse_query(request.query_params), batch=False)
 
-    @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(class_names)}, responses=_FEEDBACK_RESPONSES,
+    @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(truths)}, responses=_FEEDBACK_RESPONSES,
               summary="Ground truth: the actual class (or value) of earlier predictions, by request_id")
     async def feedback(request: Request) -> Response:
         try:
             body = await _read_body(request, settings.max_body_bytes)
-            items, batch = parse_feedback(body, class_names, settings.max_batch_rows)
+            items, batch = parse_feedback(body, truths, settings.max_batch_rows)
         except ApiError as exc:
             # A body over the size limit is an invalid body here, like any other shape error.
             feedback_metrics.rejected(exc.reason if exc.error == "invalid_feedback" else "invalid_body")
