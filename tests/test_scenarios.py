@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from modelmon.scenarios import Distribution, ScenarioError, builtin_scenarios, load_scenario, parse_scenario
+from modelmon.scenarios import (
+    Distribution,
+    ScenarioError,
+    TruthRule,
+    builtin_scenarios,
+    load_scenario,
+    parse_scenario,
+)
 
 
 def test_builtin_scenarios_parse_and_fit_the_stores_model():
@@ -116,3 +123,24 @@ def test_a_truth_rule_on_an_unknown_feature_does_not_fit():
            "phases": [{"duration": "1s", "features": {"x": {"constant": 1}}}]}
     with pytest.raises(ScenarioError, match="has y which the model does not take"):
         parse_scenario(raw, "s.yaml").check_features(["x"])
+
+
+def test_categorical_shares_slide_and_missing_values_appear():
+    dist = Distribution.parse({"categorical": {"de": {"from": 1.0, "to": 0.0}, "fr": {"from": 0.0, "to": 1.0}},
+                               "missing": 0.2}, "test")
+    rng = np.random.default_rng(0)
+    values = dist.sample(rng, np.linspace(0, 1, 20_000))
+    first, last = values[:2000], values[-2000:]
+    assert np.mean([v is None for v in values]) == pytest.approx(0.2, abs=0.01)
+    assert {v for v in first if v is not None} <= {"de", "fr"}
+    assert np.mean([v == "de" for v in first if v is not None]) > 0.9
+    assert np.mean([v == "fr" for v in last if v is not None]) > 0.9
+
+
+def test_a_truth_rule_without_threshold_is_a_number_and_indicators_count_categories():
+    rule = TruthRule.parse({"linear": {"amount": 2, "country=de": 10}, "intercept": 1}, "test")
+    columns = {"amount": np.array([1.0, None, 3.0], dtype=object), "country": np.array(["de", "fr", None], dtype=object)}
+    assert rule.actual(columns, np.random.default_rng(0)) == [13.0, 1.0, 7.0]
+    assert rule.features == {"amount", "country"}
+    with pytest.raises(ScenarioError, match="categorical is"):
+        Distribution.parse({"categorical": []}, "test")

@@ -42,10 +42,13 @@ def served_fields(base_url: str) -> list[FieldSpec]:
             f"Could not read the model's inputs from {base_url}/openapi.json ({type(exc).__name__}); "
             "is `modelmon serve` running there?"
         ) from None
-    return [
-        FieldSpec(name, prop.get("type", "number"), prop.get("minimum"), prop.get("maximum"))
-        for name, prop in record["properties"].items()
-    ]
+    return [_field(name, prop) for name, prop in record["properties"].items()]
+
+
+def _field(name: str, prop: dict[str, Any]) -> FieldSpec:
+    """A field of the request schema; one that may be null is `anyOf` its type and null."""
+    typed = next((p for p in prop.get("anyOf", []) if p.get("type") not in (None, "null")), prop)
+    return FieldSpec(name, typed.get("type", "number"), typed.get("minimum"), typed.get("maximum"))
 
 
 @dataclass
