@@ -110,7 +110,8 @@ class ModelMetrics:
         # Whatever the profile says, no more than MAX_CLASSES class series (the rest: `other`).
         classes = profile.classes[:MAX_CLASSES]
         self._by_class = {c.label: predictions.labels(model, c.label) for c in classes}
-        self._other_class = predictions.labels(model, OTHER_CLASS if classes else "")
+        # Rows of a class outside the profile; a regressor's rows, which have no class, all go here.
+        self._other_class = predictions.labels(model, "" if profile.regression else OTHER_CLASS)
 
         self._probability = None
         if has_probability and profile.positive is not None:
@@ -219,7 +220,7 @@ class ModelMetrics:
             observe_many(self._probability, positive_probability[np.isfinite(positive_probability)])
         if self._predicted is not None and self._predicted_rank is not None and predicted is not None:
             finite = predicted[np.isfinite(predicted)]
-            self._other_class.inc(int(predicted.size))
+            self._other_class.inc(int(predicted.size))  # class "": a regressor's rows
             observe_many(self._predicted, finite)
             observe_many(self._predicted_rank, self._prediction_profile.rank(finite))
 

@@ -153,15 +153,11 @@ class LoadedModel:
             return None
         if self.classes is not None:
             return CLASSIFICATION
-        kind = getattr(native, "_estimator_type", None)  # scikit-learn's public tag before 1.6
-        if kind is None:
-            try:
-                from sklearn.base import is_regressor
-
-                kind = REGRESSION if is_regressor(native) else None
-            except Exception:
-                kind = None
-        return REGRESSION if kind in (REGRESSION, "regressor") else None
+        try:
+            from sklearn.base import is_regressor  # LightGBM's scikit-learn wrappers answer it too
+        except ImportError:  # pragma: no cover - scikit-learn is a dependency
+            return None
+        return REGRESSION if is_regressor(native) else None
 
     @property
     def has_probabilities(self) -> bool:
