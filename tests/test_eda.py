@@ -24,3 +24,16 @@ def test_eda_of_another_csv(tmp_path, iris_dir):
 def test_missing_csv_is_one_sentence(tmp_path, capsys):
     assert main(["data", "explore", "--data", str(tmp_path / "none.csv")]) == 2
     assert "modelmon data generate" in capsys.readouterr().err
+
+
+def test_eda_of_a_csv_with_a_categorical_and_a_missing_column(tmp_path):
+    """A string column used to stop `data explore` with a traceback."""
+    from .kinds import payments
+
+    payments().to_csv(tmp_path / "payments.csv", index=False)
+    assert main(["data", "explore", "--data", str(tmp_path / "payments.csv"), "--out", str(tmp_path / "eda"),
+                 "--target", "fraud"]) == 0
+    assert sorted(p.name for p in (tmp_path / "eda").glob("*.png")) == ["amount.png", "country.png", "fraud.png"]
+    summary = (tmp_path / "eda" / "summary.md").read_text()
+    assert "| country | 3000 | 3 | `de` 50.7%" in summary
+    assert "- `amount`: 9.2% of rows" in summary

@@ -1,17 +1,19 @@
 """`modelmon data explore`: a first look at a training CSV, as the workshop opened with.
 
-One histogram per column with its mean marked, and a Markdown summary table. Works for any
-CSV; the share of the positive target is added when a target column is named or obvious.
+One histogram per numeric column with its mean marked, a bar chart of the category shares of
+every other column (the 30 most frequent, as the profile keeps them), and a Markdown summary
+with each column's missing share. Works for any CSV; the share of each target value is added
+when a target column is named or obvious.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .plotting import pyplot
+from .profile import MAX_CATEGORIES
 
 
 def column_plot(values: pd.Series, out: Path) -> Path:
@@ -38,6 +40,25 @@ def column_plot(values: pd.Series, out: Path) -> Path:
     return out
 
 
+def category_plot(values: pd.Series, out: Path) -> Path:
+    """Shares of a categorical column's most frequent values, the rest as `other`."""
+    plt = pyplot()
+    present = values.dropna().astype(str)
+    shares = present.value_counts(normalize=True)
+    kept = shares.head(MAX_CATEGORIES)
+    labels = [str(v) for v in kept.index] + (["other"] if len(shares) > len(kept) else [])
+    heights = list(kept.to_numpy()) + ([1.0 - float(kept.sum())] if len(shares) > len(kept) else [])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.bar(labels, heights, color="#4C72B0")
+    ax.set_title(f"{values.name}: {len(shares)} categories, {values.isna().mean():.1%} missing")
+    ax.set_ylabel("share of rows with a value")
+    ax.tick_params(axis="x", labelrotation=45 if len(labels) > 8 else 0)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def summary_table(frame: pd.DataFrame, target: str | None) -> str:
     numeric = frame.select_dtypes(include="number")
     stats = numeric.describe(percentiles=[0.25, 0.5, 0.75]).T
@@ -45,6 +66,18 @@ def summary_table(frame: pd.DataFrame, target: str | None) -> str:
     for name, row in stats.iterrows():
         cells = " | ".join(f"{row[k]:,.2f}" for k in ("mean", "std", "min", "25%", "50%", "75%", "max"))
         lines.append(f"| {name} | {int(row['count'])} | {cells} |")
+    categorical = [c for c in frame.columns if c not in numeric.columns]
+    if categorical:
+        lines += ["", "| categorical column | count | categories | most frequent |", "|---|---|---|---|"]
+        for name in categorical:
+            present = frame[name].dropna().astype(str)
+            top = present.value_counts(normalize=True).head(3)
+            common = ", ".join(f"`{v}` {share:.1%}" for v, share in top.items())
+            lines.append(f"| {name} | {len(present)} | {present.nunique()} | {common} |")
+    missing = frame.isna().mean()
+    if missing.any():
+        lines += ["", "Missing values:", ""]
+        lines += [f"- `{name}`: {share:.1%} of rows" for name, share in missing.items() if share > 0]
     if target is not None and target in frame.columns:
         shares = frame[target].value_counts(normalize=True).sort_index()
         lines += ["", f"Share of each `{target}` value:", ""]
@@ -63,7 +96,9 @@ def explore(data: Path, out: Path, target: str | None = None) -> list[Path]:
     frame = pd.read_csv(data)
     out.mkdir(parents=True, exist_ok=True)
     target = target or _guess_target(frame)
-    written = [column_plot(frame[c], out / f"{c}.png") for c in frame.columns if np.issubdtype(frame[c].dtype, np.number)]
+    written = [column_plot(frame[c], out / f"{c}.png") if pd.api.types.is_numeric_dtype(frame[c]) and
+               not pd.api.types.is_bool_dtype(frame[c]) else category_plot(frame[c], out / f"{c}.png")
+               for c in frame.columns]
     summary = out / "summary.md"
     summary.write_text(f"# {data.name}\n\n{len(frame)} rows, {frame.shape[1]} columns.\n\n" + summary_table(frame, target))
     written.append(summary)
