@@ -28,10 +28,12 @@ def _save_sklearn(model: Any, x: pd.DataFrame, out: Path) -> None:
                                   serialization_format="cloudpickle")
 
 
-def _profile(model_dir: Path, csv: Path, target: str, name: str | None = None) -> Path:
-    """Profile as a user would, naming the model in its modelmon.yaml."""
+def _profile(model_dir: Path, csv: Path, target: str, name: str | None = None, profile: bool = True) -> Path:
+    """Profile as a user would (unless `profile` is false), naming the model in its modelmon.yaml."""
     if name:
         (model_dir / "modelmon.yaml").write_text(f"name: {name}\n")
+    if not profile:
+        return model_dir
     assert cli_main(["profile", "--model", str(model_dir), "--data", str(csv), "--target", target]) == 0
     return model_dir
 
@@ -45,7 +47,7 @@ def houses(n: int = 2000, seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"sqft": sqft, "rooms": rooms, "price": price.round(2)})
 
 
-def build_regressor(root: Path) -> Path:
+def build_regressor(root: Path, profile: bool = True) -> Path:
     """The issue's Ridge regression on two numeric inputs."""
     from sklearn.linear_model import Ridge
 
@@ -53,7 +55,7 @@ def build_regressor(root: Path) -> Path:
     x = frame[["sqft", "rooms"]]
     _save_sklearn(Ridge().fit(x, frame["price"]), x, root / "model")
     frame.to_csv(root / "houses.csv", index=False)
-    return _profile(root / "model", root / "houses.csv", "price", "houses")
+    return _profile(root / "model", root / "houses.csv", "price", "houses", profile)
 
 
 def payments(n: int = 3000, seed: int = 5, missing: float = 0.1) -> pd.DataFrame:
@@ -67,7 +69,7 @@ def payments(n: int = 3000, seed: int = 5, missing: float = 0.1) -> pd.DataFrame
     return pd.DataFrame({"country": country, "amount": amount, "fraud": fraud.astype(int)})
 
 
-def build_categorical(root: Path) -> Path:
+def build_categorical(root: Path, profile: bool = True) -> Path:
     """A pipeline: `country` one-hot encoded, `amount` imputed; a binary classifier."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -82,7 +84,7 @@ def build_categorical(root: Path) -> Path:
     model = make_pipeline(prepare, LogisticRegression(max_iter=1000)).fit(x, frame["fraud"])
     _save_sklearn(model, x, root / "model")
     frame.to_csv(root / "payments.csv", index=False)
-    return _profile(root / "model", root / "payments.csv", "fraud", "payments")
+    return _profile(root / "model", root / "payments.csv", "fraud", "payments", profile)
 
 
 def build_string_classes(root: Path) -> Path:
@@ -151,3 +153,27 @@ def build_custom_pyfunc(root: Path) -> Path:
                                  signature=infer_signature(x, 2.0 * (x["a"] + x["b"])))
     frame.to_csv(root / "ab.csv", index=False)
     return _profile(root / "model", root / "ab.csv", "y")
+
+
+_BUILDERS = {"houses": build_regressor, "payments": build_categorical}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.kinds houses|payments DIR`: the README's example models, with their CSV.
+
+    Writes DIR/model (an MLflow model, not yet profiled) and DIR/<name>.csv, so the README's
+    `modelmon profile` step can be run as written."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.kinds", description=main.__doc__)
+    parser.add_argument("name", choices=sorted(_BUILDERS))
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _BUILDERS[args.name](args.out, profile=False)
+    print(f"wrote {args.out / 'model'} and {args.out / (args.name + '.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
