@@ -23,11 +23,19 @@ def promtool(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(["promtool", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-TEST_FILES = ("prometheus/tests/rules_test.yml", "prometheus/tests/quality_test.yml")
+TEST_FILES = ("prometheus/tests/rules_test.yml", "prometheus/tests/changes_test.yml",
+              "prometheus/tests/quality_test.yml")
 
 
 def rule_tests(cwd) -> subprocess.CompletedProcess:
-    return promtool("test", "rules", *TEST_FILES, cwd=cwd)
+    """Every promtool case file, one promtool per file, two at a time (one core each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda name: promtool("test", "rules", name, cwd=cwd), TEST_FILES))
+    failed = [d for d in done if d.returncode != 0]
+    return subprocess.CompletedProcess(done[0].args, failed[0].returncode if failed else 0,
+                                       "".join(d.stdout for d in done), "".join(d.stderr for d in done))
 
 
 @pytest.fixture(scope="module", params=[("stores", "production"), ("stores", "demo"), ("regressor", "production"),
@@ -103,7 +111,8 @@ def test_alerts_carry_severity_summary_description_and_dashboard(stores_profile)
         assert "$value" in rule["annotations"]["description"] or rule["alert"] == "ModelServerDown"
         assert rule["annotations"]["dashboard"] == "http://grafana/d/x"
     low = next(r for r in url_rules if r["alert"] == "ModelLowPositiveRate")
-    assert "< 0.2" in low["expr"] and ">= 200" in low["expr"] and low["for"] == "2m"
+    assert "upper_bound_rate5m < 0.2" in low["expr"] and "upper_bound_rate1m < 0.2" in low["expr"]
+    assert low["for"] == "1m"
     quality = next(r for r in url_rules if r["alert"] == "ModelQualityDrop")
     assert "< 0.8" in quality["expr"] and ">= 100" in quality["expr"] and "ratio_rate1h" in quality["expr"]
 
@@ -150,7 +159,8 @@ GRID = [
     {"positive_rate_floor": 0.6},  # above training's 25 %: fires on normal traffic too, and the tests say so
     {"psi_threshold": 0.05, "ks_threshold": 0.05, "prediction_psi_threshold": 0.05},
     {"psi_threshold": 5.0, "ks_threshold": 0.9, "prediction_psi_threshold": 5.0},
-    {"rate_window": "10s", "drift_window": "10s", "quality_window": "10s", "alert_for": "10s", "min_samples": 20,
+    {"rate_window": "20s", "drift_window": "20s", "short_window": "10s", "quality_window": "10s", "alert_for": "10s",
+     "min_samples": 20,
      "min_drift_samples": 20, "min_labels": 10, "scrape_interval": "5s", "evaluation_interval": "5s"},
     {"rate_window": "1h", "drift_window": "1h", "alert_for": "30m", "scrape_interval": "1m",
      "evaluation_interval": "1m"},
@@ -222,4 +232,5 @@ def test_the_windows_read_back_from_the_recorded_names(which, request):
     profile = ReferenceProfile.load(profile_path(request.getfixturevalue(f"{which}_model").path))
     settings = load_settings("production", env={}, flags={"quality_window": "2h", "drift_window": "15m"})
     recorded = [r["record"] for r in recording_rules(profile, settings)]
-    assert Names.windows_of(recorded) == {"rate_window": "5m", "drift_window": "15m", "quality_window": "2h"}
+    assert Names.windows_of(recorded) == {"rate_window": "5m", "drift_window": "15m", "quality_window": "2h",
+                                          "short_window": "1m"}

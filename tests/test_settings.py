@@ -5,11 +5,17 @@ from modelmon.settings import SettingsError, load_settings, seconds
 
 def test_profiles_differ_where_the_demo_needs_speed():
     production, demo = load_settings("production"), load_settings("demo")
-    assert (production.scrape_interval, production.rate_window, production.drift_window, production.alert_for) == (
-        "5s", "5m", "10m", "2m")
-    assert (demo.scrape_interval, demo.rate_window, demo.drift_window, demo.alert_for) == ("1s", "30s", "1m", "10s")
+    assert (production.scrape_interval, production.rate_window, production.drift_window, production.short_window,
+            production.alert_for) == ("5s", "5m", "10m", "1m", "1m")
+    assert (demo.scrape_interval, demo.rate_window, demo.drift_window, demo.short_window, demo.alert_for) == (
+        "1s", "30s", "1m", "10s", "10s")
     assert production.positive_rate_floor == demo.positive_rate_floor == 0.20
     assert production.psi_threshold == production.ks_threshold == 0.2
+
+
+def test_a_short_window_as_long_as_the_rate_window_is_refused():
+    with pytest.raises(SettingsError, match="short_window .5m. must be shorter than rate_window"):
+        load_settings("production", env={"MODELMON_SHORT_WINDOW": "5m"})
 
 
 def test_only_the_demo_has_a_grafana_password():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,10 @@ import yaml
 
 from . import names as N
 from .drift import PSI_EPSILON
+from .evidence import ks_coefficient, psi_coefficient, z_of
 from .names import bound_label
 from .profile import QUANTILE_BUCKETS, ReferenceProfile
-from .settings import Settings
+from .settings import Settings, seconds
 
 JOB = "modelmon"
 PREDICT_HANDLER = "/predict"
@@ -39,21 +41,36 @@ class Names:
         return cls(settings.rate_window, settings.drift_window, settings.quality_window)
 
     @classmethod
+    def short_of(cls, settings: Settings) -> Names:
+        """The fast branch's series: the same names over `short_window`."""
+        return cls(settings.short_window, settings.short_window, settings.quality_window)
+
+    @classmethod
     def windows_of(cls, recorded: Iterable[str]) -> dict[str, str]:
-        """The windows (`rate_window`, `drift_window`, `quality_window`) that recorded series
-        names carry, read back through the same templates that spell them."""
+        """The windows (`rate_window`, `drift_window`, `quality_window`, `short_window`) that
+        recorded series names carry, read back through the same templates that spell them;
+        the fast branch's series carry the shortest window."""
         probe = cls("\x00w", "\x00d", "\x00q")
-        found: dict[str, str] = {}
+        found: dict[str, set[str]] = {}
         for setting, name, mark in (("rate_window", probe.model_rate, "\x00w"), ("drift_window", probe.psi, "\x00d"),
                                     ("quality_window", probe.labels_increase, "\x00q")):
             pattern = re.compile(re.escape(name).replace(re.escape(mark), r"(\d+(?:ms|s|m|h|d))") + "$")
             for series in recorded:
                 match = pattern.match(series)
                 if match:
-                    found[setting] = match.group(1)
-        return found
+                    found.setdefault(setting, set()).add(match.group(1))
+        windows = {setting: max(values, key=seconds) for setting, values in found.items()}
+        shortest = {min(values, key=seconds) for values in found.values() if len(values) > 1}
+        if len(shortest) == 1:
+            windows["short_window"] = shortest.pop()
+        return windows
 
     # predictions
+    @property
+    def positive_upper(self) -> str:
+        """The positive share's upper confidence bound for the window's count."""
+        return f"model:modelmon_positive_class:upper_bound_rate{self.w}"
+
     @property
     def class_rate(self) -> str:
         return f"model_class:{N.PREDICTIONS.name}:rate{self.w}"
@@ -87,6 +104,10 @@ class Names:
     @property
     def prediction_psi(self) -> str:
         return f"model:modelmon_prediction_psi:{self.d}"
+
+    @property
+    def prediction_psi_critical(self) -> str:
+        return f"model:modelmon_prediction_psi:critical{self.d}"
 
     # service
     @property
@@ -124,6 +145,15 @@ class Names:
     @property
     def psi(self) -> str:
         return f"model_feature:modelmon_feature_psi:{self.d}"
+
+    @property
+    def ks_critical(self) -> str:
+        """The KS distance the window's count must pass to be evidence (modelmon.evidence)."""
+        return f"model_feature:modelmon_feature_ks:critical{self.d}"
+
+    @property
+    def psi_critical(self) -> str:
+        return f"model_feature:modelmon_feature_psi:critical{self.d}"
 
     @property
     def feature_increase(self) -> str:
@@ -165,6 +195,10 @@ class Names:
     @property
     def prediction_ks(self) -> str:
         return f"model:modelmon_prediction_ks:{self.d}"
+
+    @property
+    def prediction_ks_critical(self) -> str:
+        return f"model:modelmon_prediction_ks:critical{self.d}"
 
     # ground truth
     @property
@@ -296,11 +330,10 @@ def _rank_drift_rules(histogram: N.Family, reference: N.Family, by: str, window:
     ]
 
 
-def _input_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[str, str]]:
-    """Drift of numeric inputs (rank histograms) and categorical ones (category shares), and
-    the share of rows with each nullable input missing."""
-    n = Names.of(settings)
-    d = settings.drift_window
+def _input_rules(profile: ReferenceProfile, n: Names) -> list[tuple[str, str]]:
+    """Drift of numeric inputs (rank histograms) and categorical ones (category shares) over
+    the drift window of `n`."""
+    d = n.d
     rules: list[tuple[str, str]] = []
     if profile.features:
         rules += _rank_drift_rules(N.FEATURE_QUANTILE, N.FEATURE_QUANTILE_REFERENCE, "model, feature", d,
@@ -319,6 +352,14 @@ def _input_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[st
                                   f"{n.category_reference}))"),
             (n.feature_increase, f"sum by (model, feature) (increase({N.FEATURE_CATEGORY.total}[{d}]))"),
         ]
+    return rules
+
+
+def _missing_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[str, str]]:
+    """The share of rows with each nullable input missing."""
+    n = Names.of(settings)
+    d = settings.drift_window
+    rules: list[tuple[str, str]] = []
     if profile.nullable:
         rules += [
             (n.missing_share, f"sum by (model, feature) (rate({N.FEATURE_MISSING.total}[{d}]))\n"
@@ -329,11 +370,11 @@ def _input_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[st
     return rules
 
 
-def _prediction_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[str, str]]:
+def _prediction_rules(profile: ReferenceProfile, n: Names) -> list[tuple[str, str]]:
     """Predicted rows, and what was predicted: class shares (classifiers) or the rank
-    histogram of the predicted values (regressors), with their drift from training."""
-    n = Names.of(settings)
-    w, d = settings.rate_window, settings.drift_window
+    histogram of the predicted values (regressors), with their drift from training, over
+    the rate and drift windows of `n`."""
+    w, d = n.w, n.d
     rules = [
         (n.model_rate, f"sum by (model) (rate({N.PREDICTIONS.total}[{w}]))"),
         (n.model_increase, f"sum by (model) (increase({N.PREDICTIONS.total}[{w}]))"),
@@ -392,10 +433,67 @@ def _service_rules(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+def _or_each(terms: Iterable[str]) -> str:
+    return "\n  or ".join(terms)
+
+
+def _wilson_upper(share: str, count: str, z: float) -> str:
+    """The upper Wilson score bound of `share` observed on `count` rows (modelmon.evidence)."""
+    z2 = z * z
+    return (f"(\n  {share} + {z2 / 2!r} / {count}\n"
+            f"  + {z!r} * sqrt({share} * (1 - {share}) / {count} + {z2 / 4!r} / {count} ^ 2)\n"
+            f")\n/ (1 + {z2!r} / {count})")
+
+
+def _evidence_rules(profile: ReferenceProfile, settings: Settings, n: Names, ks: bool) -> list[tuple[str, str]]:
+    """What a window's count makes evidence (modelmon.evidence): the positive share's upper
+    bound, and the KS and PSI critical values of each input and of the predictions for the
+    count over the windows of `n` against the training count. A PSI critical value exists only
+    where the window holds `min_per_bin` values per bin: that is the drift alerts' guard."""
+    confidence = settings.confidence
+    rules: list[tuple[str, str]] = []
+    if low_rate_alerted(profile, settings):
+        rules.append((n.positive_upper, _wilson_upper(n.positive_ratio, n.model_increase, z_of(confidence))))
+    c = ks_coefficient(confidence)
+    bins = len(QUANTILE_BUCKETS)
+
+    def count(series: str, outcomes: int) -> str:
+        return f"({series} >= {settings.min_per_bin * outcomes})"
+
+    def feature(name: str) -> str:
+        return f"{n.feature_increase}{{feature={_quote(name)}}}"
+
+    if profile.features and ks:
+        # KS needs no count per bin: its asymptotic critical value errs on the safe side for
+        # small samples.
+        rules.append((n.ks_critical, _or_each(f"{c!r} * sqrt(1 / {feature(f.name)} + 1 / {max(f.count, 1)})"
+                                              for f in profile.features)))
+    inputs = [(f.name, f.count, bins) for f in profile.features]
+    inputs += [(c.name, c.count, len(c.values) + 1) for c in profile.categories]
+    if inputs:
+        rules.append((n.psi_critical, _or_each(f"{psi_coefficient(b, confidence)!r} * (1 / {count(feature(name), b)} "
+                                               f"+ 1 / {max(m, 1)})" for name, m, b in inputs)))
+    outcomes = bins if profile.regression else len(profile.classes)
+    rows = max(profile.rows, 1)
+    predicted = count(n.model_increase_drift, outcomes)
+    rules.append((n.prediction_psi_critical, f"{psi_coefficient(outcomes, confidence)!r} * (1 / {predicted} + 1 / "
+                                             f"{rows})"))
+    if profile.regression and ks:
+        rules.append((n.prediction_ks_critical, f"{c!r} * sqrt(1 / {n.model_increase_drift} + 1 / {rows})"))
+    return rules
+
+
 def recording_rules(profile: ReferenceProfile, settings: Settings) -> list[dict[str, str]]:
-    rules = (_prediction_rules(profile, settings) + _service_rules(settings) + _input_rules(profile, settings)
-             + quality_rules(profile, settings))
-    return [{"record": name, "expr": expr} for name, expr in rules]
+    """Every recorded series: rates, drift and quality over the settings' windows, the fast
+    branch's rates and drift over `short_window`, and the evidence of both."""
+    n, short = Names.of(settings), Names.short_of(settings)
+    fast = [(name, expr) for name, expr in _prediction_rules(profile, short) + _input_rules(profile, short)
+            if name not in (short.ks, short.prediction_ks)]  # the fast branch weighs PSI alone
+    rules = (_prediction_rules(profile, n) + _service_rules(settings) + _input_rules(profile, n)
+             + _missing_rules(profile, settings) + quality_rules(profile, settings) + fast
+             + _evidence_rules(profile, settings, n, ks=True) + _evidence_rules(profile, settings, short, ks=False))
+    # The reference series carry no window: recorded once.
+    return [{"record": name, "expr": expr} for name, expr in dict.fromkeys(rules)]
 
 
 @dataclass(frozen=True)
@@ -437,37 +535,80 @@ def dashboard_uid(profile: ReferenceProfile) -> str:
     return f"modelmon-{profile.model}"
 
 
+def _either(branches: Iterable[str]) -> str:
+    """The long-window branch `or` the fast one, each in its own parentheses."""
+    return "\nor\n".join(f"(\n{textwrap.indent(branch, '  ')}\n)" for branch in branches)
+
+
+def _windows_clause(s: Settings, drift: bool = False) -> str:
+    return (f"Over the last {s.drift_window if drift else s.rate_window} (or, for an abrupt change, the last "
+            f"{s.short_window})")
+
+
+def _feature_drift(profile: ReferenceProfile, n: Names, s: Settings, factor: float, ks: bool) -> str:
+    """Inputs drifted over the windows of `n`: PSI past `factor` times its threshold and its
+    critical value, or (numeric inputs, with `ks`) KS past both of its own. (A critical value
+    exists only for a window with enough values: the traffic guard.)"""
+    on = "on (model, feature)"
+    psi = f"{n.psi} > {factor * s.psi_threshold!r} and {on} {n.psi} > {n.psi_critical}"
+    either = (f"\n  or ({n.psi} and {on} {n.ks} > {factor * s.ks_threshold!r} and {on} {n.ks} > {n.ks_critical})"
+              if ks and profile.features else "")
+    return f"{psi}{either}"
+
+
+def _prediction_drift(profile: ReferenceProfile, n: Names, s: Settings, factor: float, ks: bool) -> str:
+    """Predictions drifted over the windows of `n`: class shares' (or a regressor's predicted
+    values') PSI past `factor` times its threshold and its critical value, or (a regressor,
+    with `ks`) KS past both of its own."""
+    on = "on (model)"
+    psi = f"{n.prediction_psi} > {factor * s.prediction_psi_threshold!r} and {on} {n.prediction_psi} > " \
+          f"{n.prediction_psi_critical}"
+    either = (f"\n  or ({n.prediction_psi} and {on} {n.prediction_ks} > {factor * s.ks_threshold!r} and {on} "
+              f"{n.prediction_ks} > {n.prediction_ks_critical})" if ks and profile.regression else "")
+    return f"{psi}{either}"
+
+
+# The long-window branch weighs PSI and KS; the fast one PSI alone: a change abrupt and large
+# enough to page within a short window moves whole bins (PSI), while a shift across
+# neighbouring bins that only KS sees is the subtle kind the long window is for.
+def _branches(settings: Settings) -> tuple[tuple[Names, float, bool], tuple[Names, float, bool]]:
+    return (Names.of(settings), 1.0, True), (Names.short_of(settings), settings.short_factor, False)
+
+
 def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
-    n = Names.of(settings)
+    n, short = Names.of(settings), Names.short_of(settings)
     s = settings
     guard = s.min_samples
     model = {"model": profile.model}
     out: list[Alert] = []
     positive = profile.positive
+    within = _windows_clause(s)
     if positive is not None and low_rate_alerted(profile, s):
         out.append(Alert(
             "ModelLowPositiveRate",
-            f"{n.positive_ratio} < {s.positive_rate_floor}\nand on (model) {n.model_increase} >= {guard}",
+            # No traffic guard: Wilson's bound holds on few rows (it stays above the floor on
+            # fewer than z^2 (1 - floor) / floor, 38 at the defaults, whatever they show).
+            _either(f"{x.positive_ratio}\nand on (model) {x.positive_upper} < {s.positive_rate_floor}"
+                    for x in (n, short)),
             s.alert_for, "critical",
             f"{{{{ $labels.model }}}}: '{positive.label}' rate {{{{ $value | humanizePercentage }}}}, "
             f"under {s.positive_rate_floor:.0%}",
-            f"Over the last {s.rate_window}, {{{{ $value | humanizePercentage }}}} of the predictions of model "
-            f"{{{{ $labels.model }}}} were '{positive.label}' (floor {s.positive_rate_floor:.0%}, training "
-            f"{positive.prior:.0%}).",
+            f"{within}, {{{{ $value | humanizePercentage }}}} of the predictions of model {{{{ $labels.model }}}} "
+            f"were '{positive.label}': under the floor of {s.positive_rate_floor:.0%} with {s.confidence:.1%} "
+            f"confidence (training {positive.prior:.0%}).",
         ))
     if profile.features or profile.categories:
         # Categorical inputs alert on PSI alone: their total variation distance (recorded, on
         # the dashboard) moves with it, and a threshold on both would be two names for one knob.
-        ks = f"\n  or ({n.psi} and on (model, feature) {n.ks} > {s.ks_threshold})" if profile.features else ""
         out.append(Alert(
             "ModelFeatureDrift",
-            f"(\n  {n.psi} > {s.psi_threshold}{ks}\n)\n"
-            f"and on (model, feature) {n.feature_increase} >= {s.min_drift_samples}",
+            _either(_feature_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: input '{{ $labels.feature }}' drifted (PSI {{ $value | printf \"%.3f\" }})",
-            f"Over the last {s.drift_window}, the distribution of '{{{{ $labels.feature }}}}' sent to model "
+            f"{_windows_clause(s, drift=True)}, the distribution of '{{{{ $labels.feature }}}}' sent to model "
             f"{{{{ $labels.model }}}} moved away from the training data: PSI {{{{ $value | printf \"%.3f\" }}}} "
-            f"(threshold {s.psi_threshold}{_ks_clause(profile, s)}).",
+            f"(threshold {s.psi_threshold}{_ks_clause(profile, s)}), on enough values to be evidence at "
+            f"{s.confidence:.1%}.",
         ))
     if profile.nullable:
         out.append(Alert(
@@ -485,15 +626,13 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     if profile.regression:
         out.append(Alert(
             "ModelPredictionDrift",
-            f"(\n  {n.prediction_psi} > {s.prediction_psi_threshold}\n"
-            f"  or ({n.prediction_psi} and on (model) {n.prediction_ks} > {s.ks_threshold})\n)\n"
-            f"and on (model) {n.model_increase_drift} >= {s.min_drift_samples}",
+            _either(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: predicted values drifted (PSI {{ $value | printf \"%.3f\" }})",
-            f"Over the last {s.drift_window}, the distribution of the values predicted by model "
+            f"{_windows_clause(s, drift=True)}, the distribution of the values predicted by model "
             f"{{{{ $labels.model }}}} moved away from its predictions on the training data: PSI "
             f"{{{{ $value | printf \"%.3f\" }}}} (threshold {s.prediction_psi_threshold}; the alert also fires when "
-            f"KS exceeds {s.ks_threshold}).",
+            f"KS exceeds {s.ks_threshold}), on enough predictions to be evidence at {s.confidence:.1%}.",
         ))
         if profile.errors is not None:
             ceiling = s.mae_ratio * profile.errors.mae
@@ -511,12 +650,13 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     else:
         out.append(Alert(
             "ModelPredictionDrift",
-            f"{n.prediction_psi} > {s.prediction_psi_threshold}\nand on (model) {n.model_increase_drift} >= {s.min_drift_samples}",
+            _either(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: predicted classes drifted (PSI {{ $value | printf \"%.3f\" }})",
-            f"Over the last {s.drift_window}, the share of each predicted class of model {{{{ $labels.model }}}} "
+            f"{_windows_clause(s, drift=True)}, the share of each predicted class of model {{{{ $labels.model }}}} "
             f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
-            f"(threshold {s.prediction_psi_threshold}).",
+            f"(threshold {s.prediction_psi_threshold}), on enough predictions to be evidence at "
+            f"{s.confidence:.1%}.",
         ))
         out.append(Alert(
             "ModelQualityDrop",

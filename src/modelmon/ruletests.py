@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from . import names as N
 from .drift import bin_shares, ks_distance, psi, total_variation
+from .evidence import ks_critical, needed, psi_critical, wilson_upper, z_of
 from .metrics import LATENCY_BUCKETS
 from .names import bound_label
 from .profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, ReferenceProfile
@@ -422,14 +423,45 @@ class _Condition:
     per_step: float
     window: float
     guard: float
+    needed: float | None = 1.0  # the count at which the effect becomes evidence (None: never)
 
     def active_from(self, interval: float) -> float | None:
         """The first evaluation at which the condition holds (None: never)."""
-        if not self.past or self.per_step * self.window / interval < self.guard * (1 - 1e-9):
+        if not self.past or self.needed is None:
+            return None
+        guard = max(self.guard, self.needed)
+        if self.per_step * self.window / interval < guard * (1 - 1e-9):
             return None
         # Counters start at 0, so the guarded increase at t < window is per_step * t / interval.
-        steps = max(1, math.ceil(self.guard / self.per_step - 1e-9))
+        steps = max(1, math.ceil(guard / self.per_step - 1e-9))
         return steps * interval
+
+
+# -- The Python model of the evidence (modelmon.evidence) that the rate and drift alerts need
+# besides their effect: the count at which an effect becomes evidence.
+
+def positive_needed(share: float, s: Settings) -> float | None:
+    """Rows at which the positive share's upper bound is under the floor."""
+    if share >= s.positive_rate_floor:
+        return None
+    z = z_of(s.confidence)
+    return needed(lambda n: wilson_upper(share, n, z) < s.positive_rate_floor)
+
+
+def drift_needed(psi_value: float, psi_threshold: float, bins: int, reference_count: float, s: Settings,
+                 ks_value: float | None = None, ks_threshold: float = 1.0) -> float | None:
+    """Values at which a drift is evidence: PSI past its threshold and its critical value, on
+    `min_per_bin` values per bin, or KS (where there is one) past both of its own; the fewer
+    of the two."""
+    counts: list[float | None] = []
+    if psi_value > psi_threshold:
+        psi_count = needed(lambda n: psi_value > psi_critical(n, reference_count, bins, s.confidence))
+        if psi_count is not None:
+            counts.append(max(psi_count, float(s.min_per_bin * bins)))
+    if ks_value is not None and ks_value > ks_threshold:
+        counts.append(needed(lambda n: ks_value > ks_critical(n, reference_count, s.confidence)))
+    found = [c for c in counts if c is not None]
+    return min(found) if found else None
 
 
 def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> list[_Condition]:
@@ -442,31 +474,21 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
     if profile.positive is not None and low_rate_alerted(profile, s) and rows:
         ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
         out.append(_Condition("ModelLowPositiveRate", model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
-                              s.min_samples))
-    if rows and profile.regression:
-        assert profile.prediction is not None
-        reference = profile.prediction.quantile_reference
-        live = np.cumsum(traffic.prediction_bins(profile)) / rows
-        value = psi(bin_shares(live), bin_shares(reference))
-        past = value > s.prediction_psi_threshold or ks_distance(live, reference) > s.ks_threshold
-        out.append(_Condition("ModelPredictionDrift", model, value, past, 2 * rows, d, s.min_drift_samples))
-    elif rows:
-        shares = [traffic.classes.get(c.label, 0.0) / rows for c in profile.classes]
-        value = psi(shares, [c.prior for c in profile.classes])
-        out.append(_Condition("ModelPredictionDrift", model, value, value > s.prediction_psi_threshold, 2 * rows, d,
-                              s.min_drift_samples))
+                              0.0, positive_needed(ratio, s)))
+    if rows:
+        value, count = _prediction_drift(profile, s, traffic.prediction_bins(profile) if profile.regression else
+                                         np.array([traffic.classes.get(c.label, 0.0) for c in profile.classes]))
+        out.append(_Condition("ModelPredictionDrift", model, value, count is not None, 2 * rows, d, 0.0, count))
     for f in profile.features:
         counts = traffic.features[f.name]
-        live = np.cumsum(counts) / counts.sum()
-        value = psi(bin_shares(live), bin_shares(f.quantile_reference))
-        past = value > s.psi_threshold or ks_distance(live, f.quantile_reference) > s.ks_threshold
-        out.append(_Condition("ModelFeatureDrift", {**model, "feature": f.name}, value, past, 2 * counts.sum(), d,
-                              s.min_drift_samples))
+        value, count = _feature_drift(f, s, counts)
+        out.append(_Condition("ModelFeatureDrift", {**model, "feature": f.name}, value, count is not None,
+                              2 * counts.sum(), d, 0.0, count))
     for category in profile.categories:
         counts = traffic.category_counts(category, profile)
-        value = psi(counts / counts.sum(), category_reference(category))
-        out.append(_Condition("ModelFeatureDrift", {**model, "feature": category.name}, value,
-                              value > s.psi_threshold, 2 * counts.sum(), d, s.min_drift_samples))
+        value, count = _category_drift(category, s, counts)
+        out.append(_Condition("ModelFeatureDrift", {**model, "feature": category.name}, value, count is not None,
+                              2 * counts.sum(), d, 0.0, count))
     for nullable in profile.nullable if rows else ():
         share = traffic.missing_rows(nullable) / rows
         out.append(_Condition("ModelFeatureMissing", {**model, "feature": nullable.name}, share,
@@ -485,6 +507,41 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
         out.append(_Condition("ModelHighLatency", job, p99, p99 > s.latency_p99_seconds, 2 * traffic.requests, w,
                               s.min_samples))
     return out
+
+
+def _outcomes(profile: ReferenceProfile) -> int:
+    """Bins of the predictions' PSI: a regressor's rank bins, else the classes."""
+    return len(QUANTILE_BUCKETS) if profile.regression else len(profile.classes)
+
+
+def _prediction_drift(profile: ReferenceProfile, s: Settings, counts: np.ndarray,
+                      factor: float = 1.0) -> tuple[float, float | None]:
+    """PSI of the predictions (class counts, or a regressor's rows per rank bin) and the count
+    at which it is evidence past `factor` times the thresholds (None: never)."""
+    rows = float(counts.sum())
+    if profile.regression:
+        assert profile.prediction is not None
+        reference = profile.prediction.quantile_reference
+        live = np.cumsum(counts) / rows
+        value = psi(bin_shares(live), bin_shares(reference))
+        return value, drift_needed(value, factor * s.prediction_psi_threshold, len(QUANTILE_BUCKETS), profile.rows, s,
+                                   ks_distance(live, reference), factor * s.ks_threshold)
+    value = psi(counts / rows, [c.prior for c in profile.classes])
+    return value, drift_needed(value, factor * s.prediction_psi_threshold, len(profile.classes), profile.rows, s)
+
+
+def _feature_drift(f: FeatureProfile, s: Settings, counts: np.ndarray,
+                   factor: float = 1.0) -> tuple[float, float | None]:
+    live = np.cumsum(counts) / counts.sum()
+    value = psi(bin_shares(live), bin_shares(f.quantile_reference))
+    return value, drift_needed(value, factor * s.psi_threshold, len(QUANTILE_BUCKETS), f.count, s,
+                               ks_distance(live, f.quantile_reference), factor * s.ks_threshold)
+
+
+def _category_drift(category: CategoryProfile, s: Settings, counts: np.ndarray,
+                    factor: float = 1.0) -> tuple[float, float | None]:
+    value = psi(counts / counts.sum(), category_reference(category))
+    return value, drift_needed(value, factor * s.psi_threshold, len(category.values) + 1, category.count, s)
 
 
 def _check_alerts(case: _Case, conditions: Sequence[_Condition], alerts_by_name: Mapping[str, Alert],
@@ -541,11 +598,12 @@ def _ks_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
     return _tilted(reference, signs, lambda shares: ks_distance(np.cumsum(shares), np.cumsum(reference)), target)
 
 
-def _ks_alone(reference: np.ndarray, s: Settings) -> np.ndarray | None:
+def _ks_alone(reference: np.ndarray, ks_threshold: float, psi_threshold: float) -> np.ndarray | None:
     """Bins with KS just past its threshold and PSI under its own, if any such are near."""
-    candidates = [_ks_bins(reference, factor * s.ks_threshold) for factor in (1.5, 1.25, 1.1, 1.05, 1.02)]
+    # Nearest first: the count KS needs to be evidence then exceeds the traffic guard.
+    candidates = [_ks_bins(reference, factor * ks_threshold) for factor in (1.1, 1.05, 1.25, 1.5, 1.02)]
     found = [b for b in candidates if b is not None]
-    alone = [b for b in found if psi(b, reference) <= s.psi_threshold]
+    alone = [b for b in found if psi(b, reference) <= psi_threshold]
     return alone[0] if alone else (found[-1] if found else None)
 
 
@@ -582,59 +640,92 @@ def _latency_bucket(threshold: float, past: bool) -> int:
     return inside[-1] if inside else FAST_BUCKET
 
 
+def _first(candidates: Iterable[Any]) -> Any:
+    return next((c for c in candidates if c is not None), None)
+
+
+def _targets(threshold: float, past: bool, far: bool) -> list[float]:
+    """Values of a statistic that alerts above `threshold`: just past it, far past it (where
+    the traffic guard, not the evidence, decides), or just inside it."""
+    if not past:
+        return [_inside(threshold, True, 1e9)]
+    return [m * threshold for m in (8.0, 4.0, 2.5, 2.0)] if far else [_past(threshold, True)]
+
+
 def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, past: bool, volume: float,
-                      prediction_psi: bool = False, ks_alone: bool = False) -> Traffic | None:
+                      prediction_psi: bool = False, ks_alone: bool = False, far: bool = False,
+                      factor: float = 1.0, window: float | None = None) -> Traffic | None:
     """Every statistic just past (or inside) its threshold, each guarded count `volume` times
-    its guard over its window. `prediction_psi`: the class shares play ModelPredictionDrift's
-    part instead of ModelLowPositiveRate's (None when no shares have the PSI asked for).
-    `ks_alone`: every numeric input has its KS past alone (the PSI branch is the first
-    input's otherwise, the KS branch the last's: one input needs both)."""
+    what it needs over its window: the traffic guard or, past the threshold, the count at
+    which the effect becomes evidence, whichever is more. `far`: statistics far past their
+    thresholds, so the guard decides. `prediction_psi`: the class shares play
+    ModelPredictionDrift's part instead of ModelLowPositiveRate's (None when no shares have
+    the PSI asked for). `ks_alone`: every numeric input has its KS past alone (the PSI branch
+    is the first input's otherwise, the KS branch the last's: one input needs both).
+    `factor` and `window`: the fast branch's (drift thresholds times the factor, every
+    rate and drift window the short one)."""
     w, d = seconds(s.rate_window), seconds(s.drift_window)
+    if window is not None:
+        w = d = window
     positive = profile.positive
     predictions = None
+
+    def count(need: float | None, bins: int) -> float:
+        return volume * (s.min_per_bin * bins if need is None else need)
+
     if profile.regression:
         # A regressor's predicted values: their PSI alone past (or inside) the threshold in the
         # prediction part, their KS alone in the other.
         assert profile.prediction is not None
         reference_bins = bin_shares(profile.prediction.quantile_reference)
         if prediction_psi:
-            target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
-            moved = _psi_bins(reference_bins, target)
+            moved = _first(_psi_bins(reference_bins, t)
+                           for t in _targets(factor * s.prediction_psi_threshold, past, far))
+        elif past and not far:
+            moved = _ks_alone(reference_bins, factor * s.ks_threshold, factor * s.prediction_psi_threshold)
         else:
-            moved = _ks_alone(reference_bins, s) if past else _ks_bins(reference_bins, _inside(s.ks_threshold, True))
+            moved = _first(_ks_bins(reference_bins, t) for t in _targets(factor * s.ks_threshold, past, far))
         if moved is None:
             return None
         shares = {"": 1.0}
-        rows = _per_step(volume * s.min_drift_samples, d, interval)
+        rows = _per_step(count(_prediction_drift(profile, s, moved, factor)[1], _outcomes(profile)), d, interval)
         predictions = moved * rows
     elif prediction_psi:
-        target = _past(s.prediction_psi_threshold, True) if past else _inside(s.prediction_psi_threshold, True, 1e9)
-        class_shares = _class_shares(profile, target)
+        class_shares = _first(_class_shares(profile, t)
+                              for t in _targets(factor * s.prediction_psi_threshold, past, far))
         if class_shares is None:
             return None
         shares = class_shares
-        rows = _per_step(volume * s.min_drift_samples, d, interval)
+        counts = np.array([shares[c.label] for c in profile.classes])
+        rows = _per_step(count(_prediction_drift(profile, s, counts, factor)[1], _outcomes(profile)), d, interval)
     elif positive is not None and low_rate_alerted(profile, s):
         floor = s.positive_rate_floor
-        p = _past(floor, False) if past else _inside(floor, False)
+        p = (floor / 20 if far else _past(floor, False)) if past else _inside(floor, False)
         others = [c for c in profile.classes if c.label != positive.label]
         rest = sum(c.prior for c in others)
         shares = {positive.label: p, **{c.label: (1 - p) * c.prior / rest for c in others}}
-        rows = _per_step(volume * s.min_samples, w, interval)
+        rows = _per_step(volume * max(positive_needed(p, s) or 0.0, s.min_per_bin * len(profile.classes)), w,
+                         interval)
     else:
         shares = {c.label: c.prior for c in profile.classes}
-        rows = _per_step(10 * max(s.min_samples / w, s.min_drift_samples / d) * d, d, interval)
+        rows = _per_step(10 * max(s.min_samples / w, s.min_drift_samples / d, s.min_per_bin * _outcomes(profile) / d)
+                         * d, d, interval)
     features = {}
-    per_feature = _per_step(volume * s.min_drift_samples, d, interval)
     for i, f in enumerate(profile.features):
         reference = bin_shares(f.quantile_reference)
         bins: np.ndarray | None = None
-        if i == 0 and not ks_alone:  # the PSI branch alone
-            bins = _psi_bins(reference, _past(s.psi_threshold, True) if past else _inside(s.psi_threshold, True, 1e9))
+        if (i == 0 and not ks_alone) or (far and not ks_alone):  # the PSI branch alone (far: every input's)
+            bins = _first(_psi_bins(reference, t) for t in _targets(factor * s.psi_threshold, past, far))
         elif i == len(profile.features) - 1:  # the KS branch alone, where a PSI under its threshold allows
-            bins = _ks_alone(reference, s) if past else _ks_bins(reference, _inside(s.ks_threshold, True))
-        features[f.name] = (reference if bins is None else bins) * per_feature
-    requests = _per_step(volume * s.min_samples, w, interval)
+            if past and not far:
+                bins = _ks_alone(reference, factor * s.ks_threshold, factor * s.psi_threshold)
+            else:
+                bins = _first(_ks_bins(reference, t) for t in _targets(factor * s.ks_threshold, past, far))
+        moved = reference if bins is None else bins
+        features[f.name] = moved * _per_step(count(_feature_drift(f, s, moved, factor)[1], len(QUANTILE_BUCKETS)), d,
+                                             interval)
+    rate = seconds(s.rate_window)
+    requests = _per_step(volume * s.min_samples, rate, interval)
     invalid_share = _past(s.invalid_ratio_threshold, True) if past else _inside(s.invalid_ratio_threshold, True)
     invalid_share = min(invalid_share, (1 + s.invalid_ratio_threshold) / 2)
     error_share = _past(s.error_ratio_threshold, True) if past else _inside(s.error_ratio_threshold, True)
@@ -642,8 +733,10 @@ def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, p
     categories = {}
     for i, category in enumerate(profile.categories):
         reference = category_reference(category)
-        moved = _psi_bins(reference, _past(s.psi_threshold, True) if past else _inside(s.psi_threshold, True, 1e9))
-        categories[category.name] = (reference if moved is None or i > 0 else moved) * per_feature
+        found = _first(_psi_bins(reference, t) for t in _targets(factor * s.psi_threshold, past, far))
+        moved = reference if found is None or (i > 0 and not far) else found
+        categories[category.name] = moved * _per_step(
+            count(_category_drift(category, s, moved, factor)[1], len(category.values) + 1), d, interval)
     missing = {}
     for nullable in profile.nullable:
         change = _past(s.missing_share_tolerance, True) if past else _inside(s.missing_share_tolerance, True)
@@ -674,12 +767,15 @@ def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval
     if len(profile.features) == 1:
         parts.append(("the one numeric input's KS alone", False, True))
     for part, prediction_psi, ks_alone in parts:
-        for title, past, volume in (("just past its threshold, 1.5x its traffic guard", True, 1.5),
-                                    ("just inside its threshold, 10x its guard", False, 10.0),
-                                    # 0.95: a guard window swapped for a longer one must pass it
-                                    ("past its threshold, 0.95x its guard: under the guard", True, 0.95),
-                                    ("past its threshold, 10x its guard: pending halfway through for", True, 10.0)):
-            traffic = _boundary_traffic(profile, s, interval, past, volume, prediction_psi, ks_alone)
+        for title, past, volume, far in (
+                ("just past its threshold, 1.5x the count it needs", True, 1.5, False),
+                ("just inside its threshold, 10x its guard", False, 10.0, False),
+                # 0.95: a guard window swapped for a longer one must pass it
+                ("just past its threshold, 0.95x the count it needs: not yet evidence", True, 0.95, False),
+                ("far past its threshold, 1.5x its traffic guard", True, 1.5, True),
+                ("far past its threshold, 0.95x its traffic guard: under the guard", True, 0.95, True),
+                ("past its threshold, 10x its guard: pending halfway through for", True, 10.0, False)):
+            traffic = _boundary_traffic(profile, s, interval, past, volume, prediction_psi, ks_alone, far)
             if traffic is None:
                 continue
             case = _Case(f"{part} {title}", s, steps, interval)
@@ -763,6 +859,147 @@ def _steps_of(duration: float, interval: float) -> int | None:
     return round(steps) if abs(steps - round(steps)) < 1e-9 else None
 
 
+def _as_in_training(profile: ReferenceProfile, like: Traffic, pace: float) -> Traffic:
+    """Traffic as in training, at `pace` times the totals of `like`, on the same series."""
+    rows = sum(like.classes.values()) * pace
+    return Traffic(
+        classes=mix_of(profile, rows),
+        features={f.name: bin_shares(f.quantile_reference) * like.features[f.name].sum() * pace
+                  for f in profile.features},
+        requests=like.requests * pace, predicted=like.requests * pace,
+        categories={c.name: category_reference(c) * like.category_counts(c, profile).sum() * pace
+                    for c in profile.categories},
+        missing={f.name: f.missing_share * rows for f in profile.nullable})
+
+
+# -- An abrupt change: the fast branch (short_window, thresholds times short_factor) must page
+# before the long windows are convinced, and only for a hard enough change. What holds at each
+# evaluation is computed from the counts in each window by the Python model below.
+
+EVIDENCE_ALERTS = ("ModelLowPositiveRate", "ModelFeatureDrift", "ModelPredictionDrift")
+
+
+def _drift_holds(psi_value: float, psi_threshold: float, bins: int, reference_count: float, n: float, s: Settings,
+                 ks_value: float | None = None, ks_threshold: float = 1.0) -> bool:
+    """PSI past its threshold and critical value on `min_per_bin` values per bin, or KS past
+    its threshold and critical value (on any count)."""
+    if n <= 0:
+        return False
+    if (n >= s.min_per_bin * bins and psi_value > psi_threshold
+            and psi_value > psi_critical(n, reference_count, bins, s.confidence)):
+        return True
+    return ks_value is not None and ks_value > ks_threshold and ks_value > ks_critical(n, reference_count,
+                                                                                        s.confidence)
+
+
+def _holding(profile: ReferenceProfile, s: Settings, before: Traffic, after: Traffic, change: int, at: int,
+             interval: float) -> dict[str, dict[str, tuple[Mapping[str, str], float]]]:
+    """Alert -> series -> (labels, value) of the rate and drift alerts whose condition holds at
+    step `at`, traffic changing from `before` to `after` at step `change`: the long branch, else
+    the fast one (`or` keeps its left side's value)."""
+    model = {"model": profile.model}
+    z = z_of(s.confidence)
+    out: dict[str, dict[str, tuple[Mapping[str, str], float]]] = {name: {} for name in EVIDENCE_ALERTS}
+    short = seconds(s.short_window)
+    for rate, drift, factor, weigh_ks in ((seconds(s.rate_window), seconds(s.drift_window), 1.0, True),
+                                          (short, short, s.short_factor, False)):
+        w, d = round(rate / interval), round(drift / interval)
+
+        def counts(a: Iterable[float], b: Iterable[float], window: int) -> np.ndarray:
+            return np.array([2 * _window_increase(x, y, change, at, window) for x, y in zip(a, b, strict=True)])
+
+        labels = [c.label for c in profile.classes] if not profile.regression else [""]
+        classes_w = counts([before.classes.get(c, 0.0) for c in labels], [after.classes.get(c, 0.0) for c in labels],
+                           w)
+        positive = profile.positive
+        if positive is not None and low_rate_alerted(profile, s) and classes_w.sum() > 0:
+            rows = float(classes_w.sum())
+            share = float(classes_w[labels.index(positive.label)]) / rows
+            if share < s.positive_rate_floor and wilson_upper(share, rows, z) < s.positive_rate_floor:
+                out["ModelLowPositiveRate"].setdefault("", (model, share))
+        if profile.regression:
+            bins = counts(before.prediction_bins(profile), after.prediction_bins(profile), d)
+            assert profile.prediction is not None
+            reference = profile.prediction.quantile_reference
+            live = np.cumsum(bins) / bins.sum()
+            value = psi(bin_shares(live), bin_shares(reference))
+            if _drift_holds(value, factor * s.prediction_psi_threshold, len(QUANTILE_BUCKETS), profile.rows,
+                            float(bins.sum()), s, ks_distance(live, reference) if weigh_ks else None,
+                            factor * s.ks_threshold):
+                out["ModelPredictionDrift"].setdefault("", (model, value))
+        else:
+            classes_d = counts([before.classes.get(c, 0.0) for c in labels],
+                               [after.classes.get(c, 0.0) for c in labels], d)
+            value = psi(classes_d / classes_d.sum(), [c.prior for c in profile.classes])
+            if _drift_holds(value, factor * s.prediction_psi_threshold, len(labels), profile.rows,
+                            float(classes_d.sum()), s):
+                out["ModelPredictionDrift"].setdefault("", (model, value))
+        for f in profile.features:
+            bins = counts(before.features[f.name], after.features[f.name], d)
+            live = np.cumsum(bins) / bins.sum()
+            value = psi(bin_shares(live), bin_shares(f.quantile_reference))
+            if _drift_holds(value, factor * s.psi_threshold, len(QUANTILE_BUCKETS), f.count, float(bins.sum()), s,
+                            ks_distance(live, f.quantile_reference) if weigh_ks else None, factor * s.ks_threshold):
+                out["ModelFeatureDrift"].setdefault(f.name, ({**model, "feature": f.name}, value))
+        for category in profile.categories:
+            values = counts(before.category_counts(category, profile), after.category_counts(category, profile), d)
+            value = psi(values / values.sum(), category_reference(category))
+            if _drift_holds(value, factor * s.psi_threshold, len(category.values) + 1, category.count,
+                            float(values.sum()), s):
+                out["ModelFeatureDrift"].setdefault(category.name, ({**model, "feature": category.name}, value))
+    return out
+
+
+def _firing(holding: Mapping[int, Mapping[str, Mapping[str, tuple[Mapping[str, str], float]]]], alert: str, k: int,
+            hold: int) -> list[tuple[Mapping[str, str], float]]:
+    """The series of `alert` firing at step k: holding at every evaluation of its `for`."""
+    return [holding[k][alert][key] for key in holding[k][alert]
+            if all(key in holding[j][alert] for j in range(k - hold, k + 1))]
+
+
+def _abrupt_cases(profile: ReferenceProfile, s: Settings, interval: float, by_name: Mapping[str, Alert],
+                  url: str) -> list[_Case]:
+    """Traffic as in training, then at once past (or inside) the fast branch's thresholds: each
+    rate and drift alert checked at every evaluation where the model says its firing changes,
+    the one before, and at the end."""
+    d, short, hold = (_steps_of(seconds(x), interval) for x in (s.drift_window, s.short_window, s.alert_for))
+    if d is None or short is None or hold is None or short < 2:
+        return []
+    change = d + 2  # every window full of normal traffic
+    last = change + short + hold + 3
+    out = []
+    for part, prediction_psi in (("every statistic", False), ("class shares", True)):
+        for title, past, volume, far in (
+                ("past the fast branch's thresholds, 1.5x the count it needs", True, 1.5, False),
+                ("inside the fast branch's thresholds, 10x its guard", False, 10.0, False),
+                ("past the fast branch's thresholds, 0.95x the count it needs", True, 0.95, False),
+                ("far past the fast branch's thresholds, 1.5x its guard", True, 1.5, True),
+                ("far past the fast branch's thresholds, 0.95x its guard", True, 0.95, True)):
+            after = _boundary_traffic(profile, s, interval, past, volume, prediction_psi, far=far,
+                                      factor=s.short_factor, window=seconds(s.short_window))
+            if after is None:
+                continue
+            before = _as_in_training(profile, after, 1.0)
+            name = f"abrupt change, {part} {title}"
+            case, later = _Case(name, s, last + 2, interval), _Case(name, s, last + 2, interval)
+            before.write(case, profile)
+            after.write(later, profile)
+            case.changing_to(later, change)
+            holding = {k: _holding(profile, s, before, after, change, k, interval)
+                       for k in range(change - hold, last + 1)}
+
+            for alert in (a for a in EVIDENCE_ALERTS if a in by_name):
+                firing = {k: _firing(holding, alert, k, hold) for k in range(change, last + 1)}
+                checks = {last}
+                for k in range(change + 1, last + 1):
+                    if firing[k] != firing[k - 1]:
+                        checks |= {k - 1, k}
+                for k in sorted(checks):
+                    case.alert(by_name[alert], k * interval, firing[k], url)
+            out.append(case)
+    return out
+
+
 def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float) -> list[_Case]:
     n = Names.of(s)
     end = steps - 2
@@ -771,15 +1008,7 @@ def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: 
     if w is None or d is None or after is None or w < 2:
         return []
     # Before: as in training, at half the pace (so totals change too, not only shares).
-    rows = sum(after.classes.values()) / 2
-    before = Traffic(
-        classes=mix_of(profile, rows),
-        features={f.name: bin_shares(f.quantile_reference) * after.features[f.name].sum() / 2
-                  for f in profile.features},
-        requests=after.requests / 2, predicted=after.requests / 2,
-        categories={c.name: category_reference(c) * after.category_counts(c, profile).sum() / 2
-                    for c in profile.categories},
-        missing={f.name: f.missing_share * rows for f in profile.nullable})
+    before = _as_in_training(profile, after, 0.5)
     change = end - max(1, w // 4)  # 40 % of the window is "after": no quantile sits on a bucket edge
     name = "every counter changes pace a quarter of a rate window before the check: each ratio over its own window"
     case, later = _Case(name, s, steps, interval), _Case(name, s, steps, interval)
@@ -843,7 +1072,74 @@ def _change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: 
         case.expect(n.ks, at, flabels, ks_distance(live, f.quantile_reference))
         case.expect(n.psi, at, flabels, psi(bin_shares(live), bin_shares(f.quantile_reference)))
         case.expect(n.feature_increase, at, flabels, float(bins.sum()))
+    _expect_evidence(case, profile, s, at, before, after, change, end, interval)
     return [case]
+
+
+def _expect_evidence(case: _Case, profile: ReferenceProfile, s: Settings, at: float, before: Traffic,
+                     after: Traffic, change: int, end: int, interval: float) -> None:
+    """The fast branch's rates and drift over `short_window`, and the evidence series of both
+    branches (the positive share's upper bound, the critical values), at step `end` of
+    traffic changing from `before` to `after` at step `change`."""
+    model = {"model": profile.model}
+    z = z_of(s.confidence)
+    short = Names.short_of(s)
+    sh = round(seconds(s.short_window) / interval)
+    labels = [""] if profile.regression else [c.label for c in profile.classes]
+
+    def inc(a: Iterable[float], b: Iterable[float], window: int) -> np.ndarray:
+        return np.array([2 * _window_increase(x, y, change, end, window) for x, y in zip(a, b, strict=True)])
+
+    for x, window in ((Names.of(s), seconds(s.rate_window)), (short, seconds(s.short_window))):
+        w = round(window / interval)
+        d = sh if x is short else round(seconds(s.drift_window) / interval)
+        rows_w = inc([before.classes.get(c, 0.0) for c in labels], [after.classes.get(c, 0.0) for c in labels], w)
+        rows_d = inc([before.classes.get(c, 0.0) for c in labels], [after.classes.get(c, 0.0) for c in labels], d)
+        total_w, total_d = float(rows_w.sum()), float(rows_d.sum())
+        if x is short:
+            case.expect(x.model_rate, at, model, total_w / window)
+            case.expect(x.model_increase, at, model, total_w)
+            if not profile.regression:
+                for label, count in zip(labels, rows_w, strict=True):
+                    case.expect(x.class_ratio, at, {**model, "class": label}, float(count) / total_w)
+                case.expect(x.prediction_psi, at, model, psi(rows_d / total_d, [c.prior for c in profile.classes]))
+        positive = profile.positive
+        if positive is not None:
+            share = float(rows_w[labels.index(positive.label)]) / total_w
+            if x is short:
+                case.expect(x.positive_ratio, at, model, share)
+            if low_rate_alerted(profile, s):
+                case.expect(x.positive_upper, at, model, wilson_upper(share, total_w, z))
+        outcomes = len(QUANTILE_BUCKETS) if profile.regression else len(profile.classes)
+        case.expect(x.prediction_psi_critical, at, model, psi_critical(total_d, profile.rows, outcomes, s.confidence))
+        if profile.regression:
+            assert profile.prediction is not None
+            reference = profile.prediction.quantile_reference
+            bins = inc(before.prediction_bins(profile), after.prediction_bins(profile), d)
+            live = np.cumsum(bins) / bins.sum()
+            if x is short:  # the fast branch weighs PSI alone
+                case.expect(x.prediction_psi, at, model, psi(bin_shares(live), bin_shares(reference)))
+            else:
+                case.expect(x.prediction_ks_critical, at, model, ks_critical(float(bins.sum()), profile.rows,
+                                                                             s.confidence))
+        for f in profile.features:
+            flabels = {**model, "feature": f.name}
+            bins = inc(before.features[f.name], after.features[f.name], d)
+            count = float(bins.sum())
+            case.expect(x.psi_critical, at, flabels, psi_critical(count, f.count, len(QUANTILE_BUCKETS),
+                                                                  s.confidence))
+            if x is short:
+                live = np.cumsum(bins) / count
+                case.expect(x.psi, at, flabels, psi(bin_shares(live), bin_shares(f.quantile_reference)))
+                case.expect(x.feature_increase, at, flabels, count)
+            else:
+                case.expect(x.ks_critical, at, flabels, ks_critical(count, f.count, s.confidence))
+        for category in profile.categories:
+            counts = inc(before.category_counts(category, profile), after.category_counts(category, profile), d)
+            case.expect(x.psi_critical, at, {**model, "feature": category.name},
+                        psi_critical(float(counts.sum()), category.count, len(category.values) + 1, s.confidence))
+            if x is short:
+                _expect_categories(case, x, at, profile, category, counts)
 
 
 def _expect_categories(case: _Case, n: Names, at: float, profile: ReferenceProfile, category: CategoryProfile,
@@ -1034,11 +1330,21 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     return out
 
 
+def _step(scrape: float, finest: float, spans: Sequence[float]) -> float:
+    """The coarsest whole number of seconds up to `finest` that divides every span (so
+    windows and `for` are whole steps), never finer than the scrape interval."""
+    for step in range(int(finest), 0, -1):
+        if step >= scrape and all(_steps_of(span, step) is not None for span in spans):
+            return float(step)
+    return max(scrape, float(int(finest)))
+
+
 def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequence[str]) -> dict[str, str]:
     """promtool test files (name -> YAML) for the rules that `rules.rule_files` renders.
 
-    The ground-truth cases have a file of their own, evaluated at most once a minute: their
-    window is an hour in production, and 5-second evaluations of it would take minutes.
+    The ground-truth cases have a file of their own, evaluated at most twice a minute: their
+    window is an hour in production, and 5-second evaluations of it would take minutes. The
+    cases where traffic changes (abruptly, or in pace) have another.
     """
     s = settings
     n = Names.of(s)
@@ -1046,16 +1352,20 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     hold = seconds(s.alert_for)
     # promtool evaluates every rule at every step of every case. Linear counters give the same
     # exact rates sampled every 15 s as every 5 s, so the cases step at a tenth of the
-    # shortest window (and an eighth of each `for`, so "halfway through" is a few steps
-    # from either end), never finer than the scrape interval.
-    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, hold / 8, seconds(s.down_for) / 4
-    interval = max(seconds(s.scrape_interval), float(int(min(finest))))
+    # shortest long window, a quarter of the short one and of each `for` (so "halfway
+    # through" is a few steps from either end), dividing each, never finer than the scrape
+    # interval. (ModelServerDown's case checks between steps: an alert is checked as of the
+    # last evaluation at or before its time.)
+    finest = min(seconds(s.rate_window), seconds(s.drift_window)) / 10, seconds(s.short_window) / 4, hold / 4
+    interval = _step(seconds(s.scrape_interval), min(finest),
+                     [seconds(x) for x in (s.rate_window, s.drift_window, s.short_window, s.alert_for)])
     settle = window + 3 * interval  # windows full, start-of-series effects gone
     end = settle + hold + 3 * interval  # and every `for` elapsed
     steps = int(end / interval) + 2
     # Cases that read the (long) quality window sample every minute at most: the same exact
     # rates of linear counters, without evaluating an hour of 5-second samples per rule.
-    q_interval = max(interval, seconds(s.quality_window) / 60)
+    q_interval = max(interval, _step(seconds(s.scrape_interval), min(seconds(s.quality_window) / 60, hold / 2),
+                                     [seconds(s.quality_window), hold]))
     q_end = max(window, seconds(s.quality_window)) + 3 * q_interval + hold + 3 * q_interval
     q_steps = int(q_end / q_interval) + 2
     url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
@@ -1125,14 +1435,14 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         low.alert(by_name["ModelLowPositiveRate"], end, [(labels, ratio)], url)
         # The class shares moved too: prediction drift, if past its threshold with enough traffic.
         low_psi = psi(shares, [prior[c.label] for c in profile.classes])
-        drifted_too = (low_psi > s.prediction_psi_threshold
-                       and 2 * 20 * seconds(s.drift_window) / interval >= s.min_drift_samples)
+        drifted_too = _drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
+                                   2 * 20 * seconds(s.drift_window) / interval, s)
         low.alert(by_name["ModelPredictionDrift"], end, [(labels, low_psi)] if drifted_too else [], url)
         cases.append(low)
 
         # The same mix under the traffic guard: nothing fires.
         guarded = _Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
-        per_step = 0.25 * min(s.min_samples, s.min_drift_samples) * interval / (2 * window)
+        per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (2 * window)
         _standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
         guarded.expect(n.positive_ratio, end, labels, ratio)
         guarded.alert(by_name["ModelLowPositiveRate"], end, [], url)
@@ -1142,7 +1452,7 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     cases += _feature_drift_cases(profile, s, steps, interval, end, by_name, url)
     cases += _service_cases(profile, s, steps, interval, end, by_name, url)
     cases += _boundary_cases(profile, s, steps, interval, by_name, url)
-    cases += _change_cases(profile, s, steps, interval)
+    changes = _abrupt_cases(profile, s, interval, by_name, url) + _change_cases(profile, s, steps, interval)
     if not profile.regression:
         quality_cases += _quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
         quality_cases += _quality_change_cases(profile, s, q_steps, q_interval)
@@ -1155,7 +1465,9 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
             "tests": [case.document() for case in group],
         })
 
+    # Three files, so that promtool (one core each) can run them side by side.
     return {"rules_test.yml": document(_duration(interval), cases),
+            "changes_test.yml": document(_duration(interval), changes),
             "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}
 
 

@@ -73,7 +73,11 @@ class Settings:
     drift_window: str = _setting("10m", "window of the drift statistics (KS, PSI)", demo="1m", duration=True)
     quality_window: str = _setting("1h", "window of the quality from labels (they arrive late, for part of the "
                                          "traffic)", demo="1m", duration=True)
-    alert_for: str = _setting("2m", "how long a condition holds before its alert fires", demo="10s", duration=True)
+    short_window: str = _setting("1m", "window of the fast branch of the rate and drift alerts: an abrupt change "
+                                       "pages from it before the long windows fill", demo="10s", duration=True)
+    alert_for: str = _setting("1m", "how long a condition holds before its alert fires (the rate and drift alerts "
+                                    "weigh their evidence already; this rides out a single evaluation)",
+                              demo="10s", duration=True)
     down_for: str = _setting("1m", "how long a target is unreachable before ModelServerDown", demo="5s",
                              duration=True)
     # Thresholds (the workshop's alert: success rate of stores under 20 %)
@@ -97,11 +101,23 @@ class Settings:
                                           "this", low=0.001, high=0.999)
     mae_ratio: float = _setting(1.5, "ModelQualityDrop (regressors): MAE on the labels of the quality window over "
                                      "this multiple of the training MAE", low=1.001)
-    # Traffic guards: below these counts a window's statistic is mostly sampling noise.
-    min_samples: int = _setting(200, "predictions (or requests) in the rate window before a ratio alert may fire",
-                                low=1)
-    min_drift_samples: int = _setting(500, "values in the drift window before a drift alert may fire (PSI noise "
-                                           "~ 9/N over ten bins)", low=1)
+    # Evidence: a rate or drift alert fires only when its window's count makes the effect
+    # unlikely to be chance (modelmon.evidence), on top of the effect thresholds above.
+    confidence: float = _setting(0.9999, "confidence of the evidence that ModelLowPositiveRate, ModelFeatureDrift and "
+                                        "ModelPredictionDrift need: the positive rate's Wilson bound, the KS and PSI "
+                                        "critical values for the window's count are taken at this level",
+                                 low=0.5, high=0.999999)
+    short_factor: float = _setting(2.0, "the fast branch (short_window) of the drift alerts needs a PSI this many "
+                                        "times its threshold (and weighs PSI alone); the positive rate's keeps the "
+                                        "floor, its bound over fewer rows being the stricter test", low=1.0)
+    # Traffic guards: below these counts a window's statistic is not trusted at all.
+    min_samples: int = _setting(200, "requests in the rate window before a service ratio alert (invalid input, 5xx, "
+                                     "latency) may fire", low=1)
+    min_per_bin: int = _setting(10, "values per bin (a tenth of an input's training range, a category, a class) a "
+                                    "window must hold before a drift alert weighs its evidence: the chi-square "
+                                    "and KS approximations need about ten (the positive rate's Wilson bound needs "
+                                    "no guard)", low=1)
+    min_drift_samples: int = _setting(100, "rows in the drift window before ModelFeatureMissing may fire", low=1)
     min_labels: int = _setting(100, "labels in the quality window before ModelQualityDrop may fire", low=1)
     # Alertmanager
     group_wait: str = _setting("10s", "Alertmanager: wait before the first notification of a group", demo="1s",
@@ -128,6 +144,10 @@ class Settings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        for longer in ("rate_window", "drift_window"):
+            if seconds(self.short_window) >= seconds(getattr(self, longer)):
+                raise SettingsError(f"Setting short_window ({self.short_window}) must be shorter than {longer} "
+                                    f"({getattr(self, longer)}): it is the fast branch beside it.")
 
     @property
     def demo_credentials(self) -> bool:
