@@ -167,6 +167,31 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     print(result.table())
 
 
+def _cmd_backtest(args: argparse.Namespace) -> None:
+    from .backtest import backtest, backtest_log, grace_of, write_outputs
+    from .model import load_model
+    from .profile import ReferenceProfile, profile_path
+    from .scenarios import load_scenario, parse_rate
+    from .settings import seconds
+
+    settings = _settings(args)
+    model = load_model(args.model)
+    profile = ReferenceProfile.load(profile_path(args.model))
+    if args.log:
+        result = backtest_log(model, profile, args.log, settings)
+    else:
+        scenario = load_scenario(args.scenario)
+        if args.rate:
+            scenario = scenario.at_rate(parse_rate(args.rate, "--rate"))
+        if args.duration:
+            scenario = scenario.lasting(seconds(args.duration))
+        result = backtest(model, profile, scenario, settings, seed=args.seed)
+    print(result.table(grace_of(settings)))
+    if args.out:
+        written = write_outputs(result, settings, args.out)
+        print("wrote " + ", ".join(str(p) for p in written))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -311,6 +336,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--concurrency", type=int, default=64, help="requests in flight at most (default: %(default)s)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+
+    back = verb("backtest", _cmd_backtest,
+                "Play a scenario on a simulated clock through the model and the metrics, evaluate the rules over it "
+                "with Prometheus, and show when each alert fired and how often it cried wolf.")
+    stack_options(back)
+    back.add_argument("scenario", nargs="?", default="normal",
+                      help="built-in scenario name or YAML file (default: %(default)s)")
+    back.add_argument("--rate", help="every phase at this rate instead of the scenario's, e.g. 100/min")
+    back.add_argument("--duration", help="stretch every phase so the scenario lasts this long, e.g. 7d")
+    back.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    back.add_argument("--log", help="replay a prediction log (SQLite file or SQLAlchemy URL) instead of a scenario: "
+                                    "how these settings would have behaved on the logged traffic and labels")
+    back.add_argument("--out", type=Path, help="folder for backtest.json and timeline.png")
 
     demo = verb("demo", _cmd_demo, "Train if needed, start the native stack, send normal then faulty traffic, "
                                    "and show the alerts firing.")

@@ -137,6 +137,13 @@ class PredictionStore:
             found = conn.execute(t.select().where(t.c.request_id.in_(ids))).mappings().all()
         return {row["request_id"]: _from_row(dict(row)) for row in found}
 
+    def history(self, model: str) -> list[LoggedPrediction]:
+        """Every logged prediction of `model`, oldest first (for `modelmon backtest --log`)."""
+        t = self._table
+        with self._engine.connect() as conn:
+            rows = conn.execute(t.select().where(t.c.model == model).order_by(t.c.predicted_at)).mappings().all()
+        return [_from_row(dict(row)) for row in rows]
+
     def label(self, request_id: str, actual: str, at: float) -> bool:
         """Set the label once: False if it was already set (also by another replica)."""
         t = self._table

@@ -6,7 +6,9 @@ just another distribution. A categorical input is `{categorical: {de: 0.5, fr: 0
 shares can slide too; any input can be missing in a share of the rows (`missing: 0.1`, beside
 its distribution). A scenario may also send ground truth (`feedback:`): for a share of the
 answered requests, after a delay, the actual class (or, for a regressor, value) given by a
-truth rule that a phase can change (concept drift: the same inputs, a different truth).
+truth rule that a phase can change (concept drift: the same inputs, a different truth). A
+phase marked `healthy: true` is traffic as it should be: `modelmon backtest` counts any alert
+that fires in it as a false alarm.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 36
 
 def parse_rate(raw: Any, where: str) -> float:
     """Requests per second from `20`, `20/s` or `100/min`."""
+    if isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            pass
     if isinstance(raw, (int, float)) and raw > 0:
         return float(raw)
     match = _RATE.match(str(raw))
@@ -242,6 +249,7 @@ class Phase:
     features: dict[str, Distribution]
     invalid_share: float = 0.0
     feedback: Feedback | None = None
+    healthy: bool = False  # traffic as it should be: where `modelmon backtest` counts false alarms
 
     @property
     def requests(self) -> int:
@@ -271,6 +279,10 @@ class Scenario:
             feedback=dataclasses.replace(p.feedback, delay=p.feedback.delay.scaled(1 / speed)) if p.feedback else None,
         ) for p in self.phases)
         return Scenario(self.name, self.description, phases)
+
+    def at_rate(self, rate: float) -> Scenario:
+        """Every phase at `rate` requests per second."""
+        return Scenario(self.name, self.description, tuple(dataclasses.replace(p, rate=rate) for p in self.phases))
 
     def lasting(self, total: float) -> Scenario:
         """Every phase stretched or shrunk in proportion so the whole lasts `total` seconds."""
@@ -315,6 +327,10 @@ def parse_scenario(raw: Any, source: str) -> Scenario:
         share = float(spec.get("invalid_share", 0.0))
         if not 0 <= share <= 1:
             raise ScenarioError(f"{where}: invalid_share must be between 0 and 1.")
+        healthy = spec.get("healthy", False)
+        if not isinstance(healthy, bool):
+            raise ScenarioError(f"{where}: healthy is true or false (true: traffic as it should be, where a "
+                                "backtest counts any alert as a false alarm).")
         features = {
             str(feature): Distribution.parse(dist, f"{where}, feature {feature!r}")
             for feature, dist in spec["features"].items()
@@ -326,6 +342,7 @@ def parse_scenario(raw: Any, source: str) -> Scenario:
             features=features,
             invalid_share=share,
             feedback=Feedback.parse(spec.get("feedback"), where, feedback),
+            healthy=healthy,
         ))
     return Scenario(name, str(raw.get("description", "")).strip(), tuple(phases))
 

@@ -1,0 +1,119 @@
+"""`modelmon backtest` end to end: real promtool backfills, a real Prometheus evaluates the
+generated rules over simulated time; and the same scenario played live must fire the same
+alerts at the same times."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from modelmon.backtest import backtest, grace_of
+from modelmon.scenarios import load_scenario, parse_scenario
+from modelmon.settings import load_settings
+
+from .conftest import REPO, TRAINING_INPUTS, native_stack, play
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_customer_drop_at_the_workshops_rate_fires_within_minutes_and_not_before(stores_model, stores_profile):
+    """Production settings, 100 requests a minute: the customers' drift pages within the
+    issue's 3 minutes; the success rate within 2.5 (its target is 2: BENCHMARKS.md says what it
+    trades); nothing fires in the normal phase."""
+    settings = load_settings("production", env={})
+    scenario = load_scenario("customer-drop").at_rate(100 / 60)
+    result = backtest(stores_model, stores_profile, scenario, settings, seed=1)
+    delays = {d["alert"]: d["delay_seconds"] for d in result.detections()}
+    assert delays["ModelLowPositiveRate"] <= 150
+    assert delays["ModelFeatureDrift(customers_count)"] <= 180
+    assert result.false_alarms(grace_of(settings))["by_alert"] == {}
+    assert result.rows == pytest.approx(1000, rel=0.1)
+
+
+def test_the_command_writes_its_table_json_and_timeline(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "modelmon", "backtest", "customer-drop", "--rate", "100/min",
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ModelLowPositiveRate" in done.stdout and "False alarms" in done.stdout
+    summary = json.loads((tmp_path / "backtest.json").read_text())
+    assert {d["alert"] for d in summary["detections"]} >= {"ModelLowPositiveRate"}
+    assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_backtest_agrees_with_the_live_stack(tmp_path_factory, stores_model, stores_profile):
+    """The demo settings (scrape 1 s): one scenario played live against the native stack and
+    through `backtest`; each alert's first firing after the change within two scrape
+    intervals of each other (plus the live poll's half second)."""
+    scenario = parse_scenario({"name": "agree", "rate": 20, "phases": [
+        {"name": "normal", "healthy": True, "duration": "60s", "features": TRAINING_INPUTS},
+        {"name": "customer drop", "duration": "60s", "features": {
+            "items_count": {"normal": {"mean": 1782, "sd": 300}},
+            "customers_count": {"normal": {"mean": 550, "sd": 150}}}},
+    ]}, "test")
+    settings = load_settings("demo", env={})
+    simulated = backtest(stores_model, stores_profile, scenario, settings, seed=3)
+    offline = {d["alert"]: d["delay_seconds"] for d in simulated.detections()}
+    with native_stack(tmp_path_factory) as stack:
+        result, events = play(stack, scenario, seed=3, wait_for=("ModelLowPositiveRate", "model=stores"))
+    drop = next(p for p in result.phases if p.name == "customer drop")
+    live = {}
+    for e in sorted(events, key=lambda e: e.at):
+        if e.kind == "firing" and e.at >= drop.started_at:
+            labels = dict(part.split("=", 1) for part in e.detail.split(", ") if "=" in part)
+            shown = ", ".join(v for k, v in sorted(labels.items()) if k != "model")
+            live.setdefault(e.alert + (f"({shown})" if shown else ""), e.at - drop.started_at)
+    assert set(offline) == set(live), (offline, live)
+    scrape = 1.0
+    for alert, delay in offline.items():
+        assert abs(live[alert] - delay) <= 2 * scrape + 0.5, (alert, live[alert], delay)
+
+
+def _log_of_a_customer_drop(path, model, profile) -> None:
+    """Twenty minutes of logged predictions at 100 a minute, the customers dropping after ten,
+    half of them labelled 30 s later, written as the server's prediction log writes them."""
+    import numpy as np
+    import orjson
+
+    from modelmon.predictionlog import PredictionStore, store_url
+
+    rng = np.random.default_rng(7)
+    start, n = 1_780_000_000.0, 2000
+    at = start + np.sort(rng.random(n)) * 1200
+    customers = np.where(at - start < 600, rng.normal(786, 265, n), rng.normal(550, 150, n)).round()
+    items = rng.normal(1782, 300, n).round()
+    columns = {"items_count": items.tolist(), "customers_count": customers.tolist()}
+    labels = [{0: "normal", 1: "success"}[v] for v in model.predict_columns(model.columns(columns)).values.tolist()]
+    truth = np.where(customers + rng.normal(0, 35, n) > 965, "success", "normal")
+    store = PredictionStore(store_url(path))
+    store.write([(f"r{i}", profile.model, "1", float(at[i]),
+                  orjson.dumps({"items_count": int(items[i]), "customers_count": int(customers[i])}).decode(), labels[i], None)
+                 for i in range(n)])
+    for i in range(0, n, 2):
+        store.label(f"r{i}", str(truth[i]), float(at[i]) + 30)
+    store.close()
+
+
+def test_a_prediction_log_replays_under_the_settings_in_force_and_a_candidate(tmp_path, stores_model,
+                                                                            stores_profile):
+    """`backtest --log`: the logged drop fires ModelLowPositiveRate within three minutes of it;
+    a candidate settings file with a 1 % floor would have stayed quiet."""
+    from modelmon.backtest import backtest_log
+
+    log = tmp_path / "predictions.sqlite"
+    _log_of_a_customer_drop(log, stores_model, stores_profile)
+    result = backtest_log(stores_model, stores_profile, str(log), load_settings("production", env={}))
+    assert result.rows == 2000 and result.labels == 1000
+    low = [e for e in result.episodes if e.alert == "ModelLowPositiveRate"]
+    assert low and 600 < low[0].fired <= 600 + 180
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("positive_rate_floor: 0.01\n")
+    quiet = backtest_log(stores_model, stores_profile, str(log), load_settings("production", candidate, env={}))
+    assert not [e for e in quiet.episodes if e.alert == "ModelLowPositiveRate"]
+    done = subprocess.run([sys.executable, "-m", "modelmon", "backtest", "--log", str(log), "--settings",
+                           str(candidate)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "prediction log" in done.stdout
