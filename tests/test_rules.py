@@ -168,6 +168,7 @@ GRID = [
 ]
 
 
+@pytest.mark.slow  # nine stacks' promtool cases: minutes, so with the load tests in `make test-slow`
 def test_rule_tests_follow_any_valid_settings(tmp_path, stores_profile):
     """Every stack of the grid renders and passes its promtool cases (two at a time)."""
     from concurrent.futures import ThreadPoolExecutor

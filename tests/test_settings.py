@@ -14,7 +14,7 @@ def test_profiles_differ_where_the_demo_needs_speed():
 
 
 def test_a_short_window_as_long_as_the_rate_window_is_refused():
-    with pytest.raises(SettingsError, match="short_window .5m. must be shorter than rate_window"):
+    with pytest.raises(SettingsError, match=r"short_window \(5m\) must be shorter than rate_window"):
         load_settings("production", env={"MODELMON_SHORT_WINDOW": "5m"})
 
 

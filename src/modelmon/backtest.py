@@ -177,7 +177,7 @@ class Result:
 
 
 def _clock(t: float) -> str:
-    days, rest = divmod(int(round(t)), 86_400)
+    days, rest = divmod(round(t), 86_400)
     text = time.strftime("%H:%M:%S", time.gmtime(rest))
     return f"day {days + 1} {text}" if days else text
 

@@ -2,11 +2,13 @@
 
 Each case feeds synthetic series from two instances of the server (so every ratio is checked
 to add up across replicas), evaluates the recorded series against values computed here with
-`modelmon.drift`, and checks each alert fires when it should, only after its `for`, and not
-under the traffic guard. The boundary cases put every statistic just past and just inside its
-threshold and every count just over and under its guard, with what must fire computed by a
-Python model of the alerts; a change case makes every counter change pace inside its window.
-`modelmon.mutants` checks that these cases catch wrong rules.
+`modelmon.drift` and `modelmon.evidence`, and checks each alert fires when it should, only
+after its `for`, and not under the traffic guard. The boundary cases put every statistic just
+past and just inside its threshold and every count just over and under what it needs (the
+count that makes the effect evidence, or the traffic guard where the effect is far past its
+threshold), with what must fire computed by a Python model of the alerts; abrupt changes check
+the fast branch evaluation by evaluation; a change case makes every counter change pace inside
+its window. `modelmon.mutants` checks that these cases catch wrong rules.
 """
 
 from __future__ import annotations
@@ -586,8 +588,11 @@ def _tilted(reference: np.ndarray, signs: np.ndarray, statistic: Any, target: fl
 
 def _psi_bins(reference: np.ndarray, target: float) -> np.ndarray | None:
     """Bin shares whose PSI against `reference` is `target` while their CDF stays close to it:
-    every other bin up by a factor, the rest down (KS at most one bin's change)."""
-    signs = np.where(np.arange(len(reference)) % 2 == 0, 1.0, -1.0)
+    every other bin that holds values up by a factor, the rest down (KS at most one bin's
+    change; empty bins, as a discrete input has, are skipped so the signs still alternate)."""
+    held = np.flatnonzero(reference > 0)
+    signs = np.zeros(len(reference))
+    signs[held] = np.where(np.arange(held.size) % 2 == 0, 1.0, -1.0)
     return _tilted(reference, signs, lambda shares: psi(shares, reference), target)
 
 
@@ -708,8 +713,7 @@ def _boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, p
                          interval)
     else:
         shares = {c.label: c.prior for c in profile.classes}
-        rows = _per_step(10 * max(s.min_samples / w, s.min_drift_samples / d, s.min_per_bin * _outcomes(profile) / d)
-                         * d, d, interval)
+        rows = _per_step(volume * s.min_drift_samples, d, interval)  # the missing shares' guard
     features = {}
     for i, f in enumerate(profile.features):
         reference = bin_shares(f.quantile_reference)
