@@ -50,11 +50,10 @@ def ks_critical(n: float, m: float, confidence: float) -> float:
 
 
 def chi2_quantile(df: int, confidence: float) -> float:
-    """Chi-square quantile by the Wilson-Hilferty cube approximation (within 1 % from 3
-    degrees of freedom on, conservative below): no SciPy for one number per rule."""
-    z = z_of(confidence)
-    k = 2 / (9 * df)
-    return float(df * (1 - k + z * math.sqrt(k)) ** 3)
+    """Chi-square quantile (SciPy, imported when a rule is first rendered, not at start)."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(confidence, df))
 
 
 def psi_coefficient(bins: int, confidence: float) -> float:
