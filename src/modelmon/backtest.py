@@ -558,6 +558,7 @@ def episodes_of(alert: str, times: Sequence[float], step: float, hold: float) ->
 
 def evaluate(files: Mapping[str, str], played: _Played, settings: Settings, workdir: Path,
              timings: dict[str, float]) -> list[Episode]:
+    """Steps 2 and 3 of the module docstring, in `workdir`: every alert's firing episodes."""
     prometheus, promtool = find_binary("prometheus"), find_binary("promtool")
     tsdb = workdir / "tsdb"
     tsdb.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ def parse_rate(raw: Any, where: str) -> float:
             raw = float(raw)
         except ValueError:
             pass
-    if isinstance(raw, (int, float)) and raw > 0:
+    if isinstance(raw, (int, float)) and 0 < raw < float("inf"):
         return float(raw)
     match = _RATE.match(str(raw))
     if not match or float(match.group(1)) <= 0:
