@@ -2,8 +2,8 @@
 and drift alerts weigh their statistics with, in Python.
 
 A threshold on a statistic alone (success rate under 20 %, PSI over 0.2) has to be set loose
-enough for the quietest window, because a window of 50 rows shows a PSI of 0.5 by chance,
-and then it is slow on busy ones. So each of these alerts asks two things: the effect is past
+enough for the quietest window (most windows of 50 rows drawn from the training distribution
+itself show a PSI over 0.1: tests/test_evidence.py), and then it is slow on busy ones. So each of these alerts asks two things: the effect is past
 its threshold (what matters to the team), *and* the window holds enough rows for the effect
 not to be chance, at the `confidence` in the settings:
 

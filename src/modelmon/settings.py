@@ -114,9 +114,9 @@ class Settings:
     min_samples: int = _setting(200, "requests in the rate window before a service ratio alert (invalid input, 5xx, "
                                      "latency) may fire", low=1)
     min_per_bin: int = _setting(10, "values per bin (a tenth of an input's training range, a category, a class) a "
-                                    "window must hold before a drift alert weighs its evidence: the chi-square "
-                                    "and KS approximations need about ten (the positive rate's Wilson bound needs "
-                                    "no guard)", low=1)
+                                    "window must hold before a drift alert weighs its PSI: the chi-square "
+                                    "approximation behind its critical value needs about ten (KS and the positive "
+                                    "rate's Wilson bound need no guard)", low=1)
     min_drift_samples: int = _setting(100, "rows in the drift window before ModelFeatureMissing may fire", low=1)
     min_labels: int = _setting(100, "labels in the quality window before ModelQualityDrop may fire", low=1)
     # Alertmanager
