@@ -106,9 +106,6 @@ class Result:
     labels: int
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per step
 
-    def _phase_at(self, t: float) -> PhaseSpan | None:
-        return next((p for p in self.phases if p.start <= t < p.end), None)
-
     def detections(self) -> list[dict[str, Any]]:
         """For each phase not marked healthy, the first firing of each alert series in it."""
         out = []
