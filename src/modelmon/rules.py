@@ -540,6 +540,11 @@ def _either(branches: Iterable[str]) -> str:
     return "\nor\n".join(f"(\n{textwrap.indent(branch, '  ')}\n)" for branch in branches)
 
 
+def _percent(share: float) -> str:
+    """99.99 % as `99.99%`, not rounded up to 100."""
+    return f"{share * 100:.10g}%"
+
+
 def _windows_clause(s: Settings, drift: bool = False) -> str:
     return (f"Over the last {s.drift_window if drift else s.rate_window} (or, for an abrupt change, the last "
             f"{s.short_window})")
@@ -594,7 +599,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{{{{ $labels.model }}}}: '{positive.label}' rate {{{{ $value | humanizePercentage }}}}, "
             f"under {s.positive_rate_floor:.0%}",
             f"{within}, {{{{ $value | humanizePercentage }}}} of the predictions of model {{{{ $labels.model }}}} "
-            f"were '{positive.label}': under the floor of {s.positive_rate_floor:.0%} with {s.confidence:.1%} "
+            f"were '{positive.label}': under the floor of {s.positive_rate_floor:.0%} with {_percent(s.confidence)} "
             f"confidence (training {positive.prior:.0%}).",
         ))
     if profile.features or profile.categories:
@@ -608,7 +613,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{_windows_clause(s, drift=True)}, the distribution of '{{{{ $labels.feature }}}}' sent to model "
             f"{{{{ $labels.model }}}} moved away from the training data: PSI {{{{ $value | printf \"%.3f\" }}}} "
             f"(threshold {s.psi_threshold}{_ks_clause(profile, s)}), on enough values to be evidence at "
-            f"{s.confidence:.1%}.",
+            f"{_percent(s.confidence)}.",
         ))
     if profile.nullable:
         out.append(Alert(
@@ -632,7 +637,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{_windows_clause(s, drift=True)}, the distribution of the values predicted by model "
             f"{{{{ $labels.model }}}} moved away from its predictions on the training data: PSI "
             f"{{{{ $value | printf \"%.3f\" }}}} (threshold {s.prediction_psi_threshold}; the alert also fires when "
-            f"KS exceeds {s.ks_threshold}), on enough predictions to be evidence at {s.confidence:.1%}.",
+            f"KS exceeds {s.ks_threshold}), on enough predictions to be evidence at {_percent(s.confidence)}.",
         ))
         if profile.errors is not None:
             ceiling = s.mae_ratio * profile.errors.mae
@@ -656,7 +661,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{_windows_clause(s, drift=True)}, the share of each predicted class of model {{{{ $labels.model }}}} "
             f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
             f"(threshold {s.prediction_psi_threshold}), on enough predictions to be evidence at "
-            f"{s.confidence:.1%}.",
+            f"{_percent(s.confidence)}.",
         ))
         out.append(Alert(
             "ModelQualityDrop",

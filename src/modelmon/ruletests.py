@@ -1115,7 +1115,9 @@ def _expect_evidence(case: _Case, profile: ReferenceProfile, s: Settings, at: fl
             if low_rate_alerted(profile, s):
                 case.expect(x.positive_upper, at, model, wilson_upper(share, total_w, z))
         outcomes = len(QUANTILE_BUCKETS) if profile.regression else len(profile.classes)
-        case.expect(x.prediction_psi_critical, at, model, psi_critical(total_d, profile.rows, outcomes, s.confidence))
+        if total_d >= s.min_per_bin * outcomes:  # the PSI critical value exists past its guard only
+            case.expect(x.prediction_psi_critical, at, model, psi_critical(total_d, profile.rows, outcomes,
+                                                                           s.confidence))
         if profile.regression:
             assert profile.prediction is not None
             reference = profile.prediction.quantile_reference
@@ -1130,8 +1132,9 @@ def _expect_evidence(case: _Case, profile: ReferenceProfile, s: Settings, at: fl
             flabels = {**model, "feature": f.name}
             bins = inc(before.features[f.name], after.features[f.name], d)
             count = float(bins.sum())
-            case.expect(x.psi_critical, at, flabels, psi_critical(count, f.count, len(QUANTILE_BUCKETS),
-                                                                  s.confidence))
+            if count >= s.min_per_bin * len(QUANTILE_BUCKETS):
+                case.expect(x.psi_critical, at, flabels, psi_critical(count, f.count, len(QUANTILE_BUCKETS),
+                                                                      s.confidence))
             if x is short:
                 live = np.cumsum(bins) / count
                 case.expect(x.psi, at, flabels, psi(bin_shares(live), bin_shares(f.quantile_reference)))
@@ -1140,8 +1143,10 @@ def _expect_evidence(case: _Case, profile: ReferenceProfile, s: Settings, at: fl
                 case.expect(x.ks_critical, at, flabels, ks_critical(count, f.count, s.confidence))
         for category in profile.categories:
             counts = inc(before.category_counts(category, profile), after.category_counts(category, profile), d)
-            case.expect(x.psi_critical, at, {**model, "feature": category.name},
-                        psi_critical(float(counts.sum()), category.count, len(category.values) + 1, s.confidence))
+            if counts.sum() >= s.min_per_bin * (len(category.values) + 1):
+                case.expect(x.psi_critical, at, {**model, "feature": category.name},
+                            psi_critical(float(counts.sum()), category.count, len(category.values) + 1,
+                                         s.confidence))
             if x is short:
                 _expect_categories(case, x, at, profile, category, counts)
 
@@ -1436,7 +1441,10 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
         low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
         low.alert(by_name["ModelLowPositiveRate"], hold / 2, [], url)
-        low.alert(by_name["ModelLowPositiveRate"], end, [(labels, ratio)], url)
+        # Fires where the window's rows make the low rate evidence (a floor near 0 needs more).
+        needs = positive_needed(ratio, s)
+        evident = needs is not None and 2 * 20 * seconds(s.rate_window) / interval >= needs
+        low.alert(by_name["ModelLowPositiveRate"], end, [(labels, ratio)] if evident else [], url)
         # The class shares moved too: prediction drift, if past its threshold with enough traffic.
         low_psi = psi(shares, [prior[c.label] for c in profile.classes])
         drifted_too = _drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
