@@ -105,6 +105,7 @@ class Result:
     rows: int
     labels: int
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per step
+    origin: float | None = None  # a replayed log: the Unix time of second 0 (episodes are relative to it)
 
     def detections(self) -> list[dict[str, Any]]:
         """For each phase not marked healthy, the first firing of each alert series in it."""
@@ -140,8 +141,8 @@ class Result:
     def summary(self, grace: float) -> dict[str, Any]:
         return {
             "scenario": self.scenario, "settings_profile": self.settings_profile,
-            "simulated_seconds": self.span, "rows": self.rows, "labels": self.labels,
-            "phases": [asdict(p) for p in self.phases],
+            "simulated_seconds": self.span, "origin_unix_seconds": self.origin, "rows": self.rows,
+            "labels": self.labels, "phases": [asdict(p) for p in self.phases],
             "episodes": [{**asdict(e), "series": e.series} for e in self.episodes],
             "detections": self.detections(), "false_alarms": self.false_alarms(grace),
             "wall_seconds": {k: round(v, 2) for k, v in self.timings.items()},
@@ -275,6 +276,7 @@ class _Played:
     phases: list[PhaseSpan]
     rows: int
     labels: int
+    origin: float | None = None  # the wall-clock instant of second 0 (a replayed log), else None
 
 
 _CHUNK_SECONDS = 3600.0  # rows drawn and predicted an hour of simulated time at a time
@@ -391,7 +393,8 @@ def play_log(model: LoadedModel, profile: ReferenceProfile, logged: Sequence[Log
         counts = np.diff(np.searchsorted(times, np.concatenate([[chunk[0] - step], chunk]), side="right"))
         rows = logged[lo:hi]
         player.chunk(chunk, counts, {name: [p.inputs.get(name) for p in rows] for name in names})
-    return _Played(player.scrapes, [PhaseSpan("logged traffic", 0.0, span, False)], player.rows, player.labels)
+    return _Played(player.scrapes, [PhaseSpan("logged traffic", 0.0, span, False)], player.rows, player.labels,
+                   origin)
 
 
 def _rows(prediction: Prediction, part: slice) -> Prediction:
@@ -634,7 +637,7 @@ def _run(model: LoadedModel, profile: ReferenceProfile, settings: Settings, name
         work = workdir or Path(tmp)
         episodes = evaluate(files, played, settings, work, timings)
     return Result(name, settings.profile, played.phases[-1].end, played.phases, episodes, played.rows,
-                  played.labels, timings)
+                  played.labels, timings, played.origin)
 
 
 def write_outputs(result: Result, settings: Settings, out: Path) -> list[Path]:

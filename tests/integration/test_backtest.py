@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
-from modelmon.backtest import backtest, grace_of
+from modelmon.backtest import backtest, backtest_log, grace_of
+from modelmon.predictionlog import PredictionStore, store_url
 from modelmon.scenarios import load_scenario, parse_scenario
 from modelmon.settings import load_settings
 
-from .conftest import REPO, TRAINING_INPUTS, native_stack, play
+from .conftest import REPO, TRAINING_INPUTS, native_stack, play, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -44,10 +45,14 @@ def test_the_command_writes_its_table_json_and_timeline(tmp_path):
 
 
 @pytest.mark.slow
-def test_backtest_agrees_with_the_live_stack(tmp_path_factory, stores_model, stores_profile):
-    """The demo settings (scrape 1 s): one scenario played live against the native stack and
-    through `backtest`; each alert's first firing after the change within two scrape
-    intervals of each other (plus the live poll's half second)."""
+def test_a_replay_of_the_live_runs_log_fires_what_the_live_stack_fired(tmp_path_factory, stores_model,
+                                                                       stores_profile):
+    """The demo settings (scrape and evaluation every second): a customer drop played live against
+    the native stack, then the run's own prediction log through `backtest --log`. The same rows at
+    the same instants, so the same alerts must fire, each within one scrape, one evaluation and
+    the watcher's half-second poll of the live firing (the live clock's phases are random, the
+    backtest's grid is not). A scenario backtest draws other rows, so only the log can be held
+    to seconds."""
     scenario = parse_scenario({"name": "agree", "rate": 20, "phases": [
         {"name": "normal", "healthy": True, "duration": "60s", "features": TRAINING_INPUTS},
         {"name": "customer drop", "duration": "60s", "features": {
@@ -55,21 +60,33 @@ def test_backtest_agrees_with_the_live_stack(tmp_path_factory, stores_model, sto
             "customers_count": {"normal": {"mean": 550, "sd": 150}}}},
     ]}, "test")
     settings = load_settings("demo", env={})
-    simulated = backtest(stores_model, stores_profile, scenario, settings, seed=3)
-    offline = {d["alert"]: d["delay_seconds"] for d in simulated.detections()}
     with native_stack(tmp_path_factory) as stack:
         result, events = play(stack, scenario, seed=3, wait_for=("ModelLowPositiveRate", "model=stores"))
+        log = stack["run_dir"] / "predictions.sqlite"
+        store = PredictionStore(store_url(str(log)))
+        try:
+            wait_until(lambda: len(store.history("stores")) == sum(p.ok for p in result.phases),
+                       what="every prediction in the log")
+        finally:
+            store.close()
     drop = next(p for p in result.phases if p.name == "customer drop")
-    live = {}
+    live: dict[str, float] = {}
     for e in sorted(events, key=lambda e: e.at):
         if e.kind == "firing" and e.at >= drop.started_at:
             labels = dict(part.split("=", 1) for part in e.detail.split(", ") if "=" in part)
             shown = ", ".join(v for k, v in sorted(labels.items()) if k != "model")
-            live.setdefault(e.alert + (f"({shown})" if shown else ""), e.at - drop.started_at)
+            live.setdefault(e.alert + (f"({shown})" if shown else ""), e.at)
+    replayed = backtest_log(stores_model, stores_profile, str(log), settings)
+    assert replayed.origin is not None
+    offline: dict[str, float] = {}
+    for episode in sorted(replayed.episodes, key=lambda e: e.fired):
+        if replayed.origin + episode.fired >= drop.started_at:
+            offline.setdefault(episode.series, replayed.origin + episode.fired)
     assert set(offline) == set(live), (offline, live)
-    scrape = 1.0
-    for alert, delay in offline.items():
-        assert abs(live[alert] - delay) <= 2 * scrape + 0.5, (alert, live[alert], delay)
+    scrape, evaluation, poll = 1.0, 1.0, 0.5
+    for alert, at in offline.items():
+        assert abs(live[alert] - at) <= scrape + evaluation + poll, (alert, live[alert] - drop.started_at,
+                                                                     at - drop.started_at)
 
 
 def _log_of_a_customer_drop(path, model, profile) -> None:
@@ -77,8 +94,6 @@ def _log_of_a_customer_drop(path, model, profile) -> None:
     half of them labelled 30 s later, written as the server's prediction log writes them."""
     import numpy as np
     import orjson
-
-    from modelmon.predictionlog import PredictionStore, store_url
 
     rng = np.random.default_rng(7)
     start, n = 1_780_000_000.0, 2000
@@ -101,8 +116,6 @@ def test_a_prediction_log_replays_under_the_settings_in_force_and_a_candidate(tm
                                                                             stores_profile):
     """`backtest --log`: the logged drop fires ModelLowPositiveRate within three minutes of it;
     a candidate settings file with a 1 % floor would have stayed quiet."""
-    from modelmon.backtest import backtest_log
-
     log = tmp_path / "predictions.sqlite"
     _log_of_a_customer_drop(log, stores_model, stores_profile)
     result = backtest_log(stores_model, stores_profile, str(log), load_settings("production", env={}))
