@@ -186,7 +186,7 @@ def test_the_metrics_cap_classes_and_categories_whatever_the_profile_says(stores
                                   categories=(dataclasses.replace(category, values=tuple(f"s{i}" for i in range(200)),
                                                                   shares=(0.005,) * 200),))
     registry = CollectorRegistry()
-    ModelMetrics(swollen, {}, registry, has_probability=False)
+    ModelMetrics(swollen, {}, registry)
     from prometheus_client import generate_latest
 
     text = generate_latest(registry).decode()

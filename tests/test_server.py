@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelmon.calibration import expected_confusion
 from modelmon.profile import QUANTILE_BUCKETS
 from modelmon.settings import Settings
 
@@ -88,6 +89,16 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
     info = value(s, "modelmon_model_info", model="stores", version=stores_model.version,
                  run_id=stores_model.run_id, flavor="sklearn")
     assert info == 1
+    # Estimated quality: each row's calibrated probabilities, by predicted and actual class.
+    raw = stores_model.pyfunc.get_raw_model().predict_proba(rows)
+    matrix = expected_confusion(expected, stores_profile.calibration.apply(raw))
+    labels = ("normal", "success")
+    for a, predicted in enumerate(labels):
+        for c, actual in enumerate(labels):
+            assert value(s, "modelmon_expected_confusion_total", model="stores", predicted=predicted,
+                         actual=actual) == pytest.approx(matrix[a, c], rel=1e-9, abs=1e-12)
+    assert sum(value(s, "modelmon_expected_confusion_total", model="stores", predicted=p, actual=a)
+               for p in labels for a in labels) == pytest.approx(len(rows))
 
 
 def test_bad_inputs_get_4xx_are_counted_and_leave_state_alone(stores_model):
@@ -172,3 +183,10 @@ def test_iris_is_served_and_instrumented_without_specific_code(iris_model, iris_
         assert value(s, "modelmon_feature_value_count", model="model", feature=name) == len(x)
         assert value(s, "modelmon_feature_quantile_count", model="model", feature=name) == len(x)
     assert not any(n.startswith("modelmon_prediction_probability") for n, _ in s)
+    # Too few rows to calibrate (150, a held-out 45): the estimate uses the raw probabilities.
+    raw = iris_model.pyfunc.get_raw_model().predict_proba(x)
+    matrix = expected_confusion(expected, raw)
+    for a in (0, 1, 2):
+        for c in (0, 1, 2):
+            assert value(s, "modelmon_expected_confusion_total", model="model", predicted=str(a),
+                         actual=str(c)) == pytest.approx(matrix[a, c], rel=1e-9, abs=1e-12)

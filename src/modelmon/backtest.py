@@ -52,7 +52,7 @@ from .metrics import FeedbackMetrics, ModelMetrics
 from .model import LoadedModel, Prediction
 from .native import check_port_free, find_binary
 from .predictionlog import LoggedPrediction, PredictionStore, store_url
-from .predictor import Predictor
+from .predictor import Predictor, probability_classes
 from .profile import ReferenceProfile
 from .rules import JOB, rule_files
 from .scenarios import Phase, Scenario
@@ -291,7 +291,8 @@ class _Player:
         self.model = model
         self.regression = profile.regression
         self.metrics = ModelMetrics(profile, {"version": model.version, "run_id": model.run_id,
-                                              "flavor": model.flavor}, registry, model.has_probabilities)
+                                              "flavor": model.flavor}, registry,
+                                    probability_classes(model, profile))
         self.feedback = FeedbackMetrics(profile, registry)
         self.predictor = Predictor(model, profile, self.metrics)
         self.scraped = registry.restricted_registry(sorted(keep))

@@ -18,6 +18,10 @@ TARGET = "success"
 
 ROWS = 896
 SEED = 20240611
+# Fresh rows of the same stores, never fitted on, calibrate the bundled model's probabilities
+# (data/stores-calibration.csv is this, written by `modelmon data generate`).
+CALIBRATION_ROWS = 2000
+CALIBRATION_SEED = 1
 ITEMS_MEAN, ITEMS_SD = 1782.0, 300.0
 CUSTOMERS_MEAN, CUSTOMERS_SD = 786.0, 265.0
 SUCCESS_SHARE = 0.25

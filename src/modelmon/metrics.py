@@ -95,8 +95,10 @@ class ModelMetrics:
         profile: ReferenceProfile,
         info: Mapping[str, str],
         registry: CollectorRegistry,
-        has_probability: bool,
+        probability_classes: Sequence[str] = (),
     ) -> None:
+        """`probability_classes`: the labels of the model's probability columns, in order (none:
+        the model gives no probabilities)."""
         model = profile.model
         self.profile = profile
         self._numeric = [f.name for f in profile.features]
@@ -114,8 +116,14 @@ class ModelMetrics:
         self._other_class = predictions.labels(model, "" if profile.regression else OTHER_CLASS)
 
         self._probability = None
-        if has_probability and profile.positive is not None:
+        if probability_classes and profile.positive is not None:
             self._probability = _histogram(N.PREDICTION_PROBABILITY, registry, profile.probability_edges).labels(model)
+
+        self._expected: list[list[Counter]] = []  # [predicted][actual], the model's column order
+        if probability_classes:
+            expected = _counter(N.EXPECTED_CONFUSION, registry)
+            self._expected = [[expected.labels(model, actual, predicted) for actual in probability_classes]
+                              for predicted in probability_classes]
 
         self._predicted = None
         self._predicted_rank = None
@@ -223,6 +231,13 @@ class ModelMetrics:
             self._other_class.inc(int(predicted.size))  # class "": a regressor's rows
             observe_many(self._predicted, finite)
             observe_many(self._predicted_rank, self._prediction_profile.rank(finite))
+
+    def observe_expected(self, matrix: np.ndarray) -> None:
+        """Add an expected confusion matrix ([predicted, actual], the model's column order)."""
+        for row, cells in zip(matrix.tolist(), self._expected):
+            for value, cell in zip(row, cells):
+                if value > 0:
+                    cell.inc(value)
 
     def observe_predict(self, seconds: float, requests: int, rows: int) -> None:
         if requests == 1:

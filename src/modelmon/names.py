@@ -178,6 +178,11 @@ FEEDBACK = Family(
     "modelmon_feedback", "counter",
     "Labelled predictions (ground truth received), by actual and predicted class: the confusion matrix "
     "(every cell exists from the start).", (MODEL, "actual", "predicted"))
+EXPECTED_CONFUSION = Family(
+    "modelmon_expected_confusion", "counter",
+    "Estimated quality without labels: for each predicted row, its calibrated probability of each actual "
+    "class, by predicted and actual class (each row adds 1 in all; every cell exists from the start).",
+    (MODEL, "actual", "predicted"))
 FEEDBACK_REJECTED = Family("modelmon_feedback_rejected", "counter", "Feedback items refused, by reason.",
                            (MODEL, "reason"), f"`reason`: {_one_of(FEEDBACK_REJECTIONS)}")
 FEEDBACK_DELAY = Family("modelmon_feedback_delay_seconds", "histogram",
@@ -200,7 +205,7 @@ FAMILIES: tuple[Family, ...] = (
     PREDICTION_VALUE, PREDICTION_QUANTILE, PREDICTION_QUANTILE_REFERENCE, PREDICTION_VALUE_REFERENCE,
     ABSOLUTE_ERROR, SQUARED_ERROR, SIGNED_ERROR,
     INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, FEEDBACK,
-    FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
+    EXPECTED_CONFUSION, FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
 )
 
 

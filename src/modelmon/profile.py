@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import calibration as calibrating
+from .calibration import Calibration, Quality
 from .errors import ModelmonError
 from .model import CLASSIFICATION, MODEL_CONFIG_FILE, REGRESSION, Feature, LoadedModel
 from .names import OTHER
@@ -37,6 +39,11 @@ PROFILE_FILE = "reference_profile.json"
 QUANTILE_BUCKETS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 11))
 PROBABILITY_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 _CDF_POINTS = 512  # enough knots that F_ref is exact to well under a bucket's width
+# Without --calibration-data, this share of the training rows (those a seeded shuffle puts
+# last) calibrates the probabilities. Honest only if the model was not fitted on them.
+HELD_OUT_SHARE = 0.3
+_HELD_OUT_SEED = 0
+MIN_CALIBRATION_ROWS = 100
 
 
 class ProfileError(ModelmonError, ValueError):
@@ -114,6 +121,7 @@ class ReferenceProfile:
     categories: tuple[CategoryProfile, ...] = ()  # categorical inputs
     prediction: FeatureProfile | None = None  # a regressor's predicted values on the training data
     errors: ErrorProfile | None = None  # a regressor's training error, when the target was given
+    calibration: Calibration | None = None  # a classifier's probabilities, when a target was given
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -160,7 +168,9 @@ class ReferenceProfile:
         classes = tuple(ClassProfile(**c) for c in raw["classes"])
         cdf = raw.get("probability_cdf")
         prediction, errors = raw.get("prediction"), raw.get("errors")
+        calibration = raw.get("calibration")
         return cls(
+            calibration=_calibration_from_dict(calibration) if calibration else None,
             task=raw.get("task", CLASSIFICATION),
             categories=tuple(_feature_from_dict(c, CategoryProfile) for c in raw.get("categories", ())),
             prediction=_feature_from_dict(prediction) if prediction else None,
@@ -194,6 +204,23 @@ class ReferenceProfile:
             raise ProfileError(
                 f"The reference profile {path} lacks {exc}; rebuild it with `modelmon profile`."
             ) from None
+
+
+def _calibration_from_dict(raw: dict[str, Any]) -> Calibration:
+    return Calibration(
+        classes=tuple(raw["classes"]), knots=tuple(tuple(k) for k in raw["knots"]),
+        values=tuple(tuple(v) for v in raw["values"]), rows=raw["rows"], source=raw["source"],
+        ece_before=raw["ece_before"], ece_after=raw["ece_after"], reference=Quality(**raw["reference"]),
+    )
+
+
+def held_out(rows: int) -> np.ndarray:
+    """Which training rows calibrate when no calibration data is given (HELD_OUT_SHARE of
+    them, chosen by a seeded shuffle): fit a model on the others to keep the calibration honest."""
+    order = np.random.default_rng(_HELD_OUT_SEED).permutation(rows)
+    mask = np.zeros(rows, dtype=bool)
+    mask[order[rows - round(HELD_OUT_SHARE * rows):]] = True
+    return mask
 
 
 def _feature_from_dict(raw: dict[str, Any], kind: Any = FeatureProfile) -> Any:
@@ -297,8 +324,11 @@ def profile_feature(
     return FeatureProfile(**{**asdict(profile), "quantile_reference": reference})
 
 
-def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = None) -> ReferenceProfile:
-    """Profile the inputs and the model's own outputs on its training data."""
+def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = None,
+                  calibration_data: pd.DataFrame | None = None, calibration_source: str = "") -> ReferenceProfile:
+    """Profile the inputs and the model's own outputs on its training data; with a target,
+    calibrate a classifier's probabilities on `calibration_data` (rows the model was not fitted
+    on), else on the held-out share of the training data (`held_out`)."""
     missing = [f.name for f in model.features if f.name not in data.columns]
     if missing:
         raise ProfileError(
@@ -362,6 +392,15 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     if prediction.probabilities is not None and positive is not None and prediction.classes is not None:
         column = list(prediction.classes).index(positive)
         probability_cdf = _bucket_shares(prediction.probabilities[:, column], PROBABILITY_BUCKETS)
+    calibration = None
+    if target is not None and prediction.probabilities is not None and prediction.classes is not None:
+        if calibration_data is None:
+            rows = complete[held_out(len(complete))]
+            calibration_source = f"held-out {HELD_OUT_SHARE:.0%} of the training data"
+        else:
+            rows = _calibration_rows(calibration_data, served, target)
+            calibration_source = calibration_source or "calibration data"
+        calibration = _calibrate(model, served, rows, target, classes, positive, calibration_source)
     return ReferenceProfile(
         model=model.name,
         rows=len(data),
@@ -371,7 +410,36 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
         classes=classes,
         positive_class=positive,
         probability_cdf=probability_cdf,
+        calibration=calibration,
     )
+
+
+def _calibration_rows(data: pd.DataFrame, served: tuple[Feature, ...], target: str) -> pd.DataFrame:
+    missing = [name for name in [*(f.name for f in served), target] if name not in data.columns]
+    if missing:
+        raise ProfileError(f"The calibration data lacks the column(s) {', '.join(missing)}; it needs the model's "
+                           "inputs and the target, like the training data.")
+    return data.dropna(subset=[f.name for f in served if not f.nullable])
+
+
+def _calibrate(model: LoadedModel, served: tuple[Feature, ...], rows: pd.DataFrame, target: str,
+               classes: tuple[ClassProfile, ...], positive: Any, source: str) -> Calibration | None:
+    """The calibration map fitted on `rows` (None with too few labelled rows to fit one)."""
+    rows = rows[rows[target].notna()]
+    if len(rows) < MIN_CALIBRATION_ROWS:
+        return None
+    prediction = model.predict(model.frame({f.name: _column(rows[f.name]) for f in served}, served))
+    assert prediction.probabilities is not None and prediction.classes is not None
+    order = [_plain(c) for c in prediction.classes]
+    known = rows[target].map(_plain).isin(order).to_numpy()
+    actual = np.array([order.index(v) for v in rows[target].map(_plain)[known]], dtype="int64")
+    labels = {c.value: c.label for c in classes}
+    return calibrating.fit(prediction.probabilities[known], actual, tuple(labels.get(v, str(v)) for v in order),
+                           f"{source} ({int(known.sum())} rows)", order.index(positive) if positive in order else None)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _class_order(value: Any) -> tuple[int, Any]:

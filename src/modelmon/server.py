@@ -28,7 +28,7 @@ from .feedback import FeedbackRecorder, Truths, answer, parse_feedback
 from .metrics import FeedbackMetrics, HttpMetrics, ModelMetrics
 from .model import LoadedModel
 from .predictionlog import open_prediction_log
-from .predictor import Predictor
+from .predictor import Predictor, probability_classes
 from .profile import ReferenceProfile
 from .settings import Settings
 from .validation import RequestValidator, request_schema
@@ -176,7 +176,7 @@ def create_app(
         profile,
         {"version": model.version, "run_id": model.run_id, "flavor": model.flavor},
         registry,
-        has_probability=model.has_probabilities,
+        probability_classes(model, profile),
     )
     predictor = Predictor(model, profile, metrics, settings.monitoring)
     batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .data import FEATURES, TARGET
+from .data import CALIBRATION_ROWS, CALIBRATION_SEED, FEATURES, TARGET, generate_stores
 from .model import MODEL_CONFIG_FILE, load_model
 from .profile import build_profile, profile_path
 
@@ -57,7 +57,10 @@ def train_stores(data: pd.DataFrame, out: Path) -> Path:
         )
     (out / MODEL_CONFIG_FILE).write_text(yaml.safe_dump(STORES_CONFIG, sort_keys=False))
     model = load_model(out)
-    build_profile(model, data, target=TARGET).save(profile_path(out))
+    calibration = generate_stores(rows=CALIBRATION_ROWS, seed=CALIBRATION_SEED)
+    build_profile(model, data, target=TARGET, calibration_data=calibration,
+                  calibration_source=f"{CALIBRATION_ROWS} fresh generated stores (seed {CALIBRATION_SEED})"
+                  ).save(profile_path(out))
     return out
 
 
