@@ -105,7 +105,8 @@ def test_alerts_carry_severity_summary_description_and_dashboard(stores_profile)
     url_rules = [a.rule("http://grafana/d/x") for a in alerts(stores_profile, load_settings("production"))]
     assert {r["alert"] for r in url_rules} == {
         "ModelLowPositiveRate", "ModelFeatureDrift", "ModelPredictionDrift", "ModelInvalidInputRate",
-        "ModelServerErrors", "ModelHighLatency", "ModelServerDown", "ModelQualityDrop"}
+        "ModelServerErrors", "ModelHighLatency", "ModelServerDown", "ModelQualityDrop", "ModelEstimatedQualityDrop",
+        "ModelConceptDrift"}
     for rule in url_rules:
         assert rule["labels"]["severity"] in ("critical", "warning")
         assert "$value" in rule["annotations"]["description"] or rule["alert"] == "ModelServerDown"
@@ -115,6 +116,11 @@ def test_alerts_carry_severity_summary_description_and_dashboard(stores_profile)
     assert low["for"] == "1m"
     quality = next(r for r in url_rules if r["alert"] == "ModelQualityDrop")
     assert "< 0.8" in quality["expr"] and ">= 100" in quality["expr"] and "ratio_rate1h" in quality["expr"]
+    estimated = next(r for r in url_rules if r["alert"] == "ModelEstimatedQualityDrop")
+    assert "model:modelmon_estimated_accuracy:upper_bound_rate1h < 0.8" in estimated["expr"]
+    concept = next(r for r in url_rules if r["alert"] == "ModelConceptDrift")
+    assert ("model:modelmon_accuracy:upper_bound_rate1h < model:modelmon_estimated_accuracy:ratio_rate1h - 0.1"
+            in concept["expr"])
 
 
 def test_quality_formulas_agree_with_scikit_learn():

@@ -122,6 +122,7 @@ class ReferenceProfile:
     prediction: FeatureProfile | None = None  # a regressor's predicted values on the training data
     errors: ErrorProfile | None = None  # a regressor's training error, when the target was given
     calibration: Calibration | None = None  # a classifier's probabilities, when a target was given
+    probabilities: bool = False  # a classifier that gives probabilities (its quality can be estimated)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -171,6 +172,7 @@ class ReferenceProfile:
         calibration = raw.get("calibration")
         return cls(
             calibration=_calibration_from_dict(calibration) if calibration else None,
+            probabilities=raw.get("probabilities", cdf is not None),
             task=raw.get("task", CLASSIFICATION),
             categories=tuple(_feature_from_dict(c, CategoryProfile) for c in raw.get("categories", ())),
             prediction=_feature_from_dict(prediction) if prediction else None,
@@ -411,6 +413,7 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
         positive_class=positive,
         probability_cdf=probability_cdf,
         calibration=calibration,
+        probabilities=prediction.probabilities is not None,
     )
 
 

@@ -230,6 +230,42 @@ class Names:
         return f"model:modelmon_label_coverage:ratio_rate{self.q}"
 
     @property
+    def accuracy_upper(self) -> str:
+        """The realized accuracy's upper confidence bound for the labels' count."""
+        return f"model:modelmon_accuracy:upper_bound_rate{self.q}"
+
+    # estimated quality (calibrated expected confusion, no labels)
+    @property
+    def expected_confusion_rate(self) -> str:
+        return f"model_actual_predicted:{N.EXPECTED_CONFUSION.name}:rate{self.q}"
+
+    @property
+    def expected_increase(self) -> str:
+        """Rows whose quality is estimated over the quality window."""
+        return f"model:{N.EXPECTED_CONFUSION.name}:increase{self.q}"
+
+    @property
+    def estimated_accuracy(self) -> str:
+        return f"model:modelmon_estimated_accuracy:ratio_rate{self.q}"
+
+    @property
+    def estimated_accuracy_upper(self) -> str:
+        """The estimated accuracy's upper confidence bound for the rows' count."""
+        return f"model:modelmon_estimated_accuracy:upper_bound_rate{self.q}"
+
+    @property
+    def estimated_precision(self) -> str:
+        return f"model:modelmon_estimated_precision:ratio_rate{self.q}"
+
+    @property
+    def estimated_recall(self) -> str:
+        return f"model:modelmon_estimated_recall:ratio_rate{self.q}"
+
+    @property
+    def estimated_f1(self) -> str:
+        return f"model:modelmon_estimated_f1:ratio_rate{self.q}"
+
+    @property
     def mae(self) -> str:
         return f"model:modelmon_mae:ratio_rate{self.q}"
 
@@ -290,14 +326,31 @@ def quality_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[s
             (n.bias, f"(\n  {signed['over']}\n  - {signed['under']}\n)\n/ ({labelled} > 0)"),
             (n.label_coverage, f"{labelled}\n/ (sum by (model) (rate({N.PREDICTIONS.total}[{q}])) > 0)"),
         ]
-    cell = n.confusion_rate
-    diagonal = "\n  or ".join(f"{cell}{{actual={_quote(c.label)}, predicted={_quote(c.label)}}}" for c in profile.classes)
+    z = z_of(settings.confidence)
     rules = [
-        (cell, f"sum by (model, actual, predicted) (rate({N.FEEDBACK.total}[{q}]))"),
+        (n.confusion_rate, f"sum by (model, actual, predicted) (rate({N.FEEDBACK.total}[{q}]))"),
         (n.labels_increase, f"sum by (model) (increase({N.FEEDBACK.total}[{q}]))"),
-        (n.accuracy, f"sum by (model) (\n  {diagonal}\n)\n/ (sum by (model) ({cell}) > 0)"),
-        (n.label_coverage, f"sum by (model) ({cell})\n/ (sum by (model) (rate({N.PREDICTIONS.total}[{q}])) > 0)"),
+        *_confusion_quality(profile, n.confusion_rate, (n.accuracy, n.precision, n.recall, n.f1)),
+        (n.label_coverage, f"sum by (model) ({n.confusion_rate})\n/ (sum by (model) (rate({N.PREDICTIONS.total}[{q}])) > 0)"),
     ]
+    if profile.probabilities:
+        rules += [
+            (n.accuracy_upper, _wilson_upper(n.accuracy, n.labels_increase, z)),
+            (n.expected_confusion_rate, f"sum by (model, actual, predicted) (rate({N.EXPECTED_CONFUSION.total}[{q}]))"),
+            (n.expected_increase, f"sum by (model) (increase({N.EXPECTED_CONFUSION.total}[{q}]))"),
+            *_confusion_quality(profile, n.expected_confusion_rate, (n.estimated_accuracy, n.estimated_precision,
+                                                                     n.estimated_recall, n.estimated_f1)),
+            (n.estimated_accuracy_upper, _wilson_upper(n.estimated_accuracy, n.expected_increase, z)),
+        ]
+    return rules
+
+
+def _confusion_quality(profile: ReferenceProfile, cell: str, names: tuple[str, str, str, str]) -> list[tuple[str, str]]:
+    """Accuracy, and the positive class's precision, recall and F1, of a recorded confusion
+    matrix: from labels, or expected from calibrated probabilities (modelmon.calibration.quality_of)."""
+    accuracy, precision, recall, f1 = names
+    diagonal = "\n  or ".join(f"{cell}{{actual={_quote(c.label)}, predicted={_quote(c.label)}}}" for c in profile.classes)
+    rules = [(accuracy, f"sum by (model) (\n  {diagonal}\n)\n/ (sum by (model) ({cell}) > 0)")]
     positive = profile.positive
     if positive is not None:
         p = _quote(positive.label)
@@ -305,9 +358,9 @@ def quality_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[s
         predicted = f"sum by (model) ({cell}{{predicted={p}}})"
         actual = f"sum by (model) ({cell}{{actual={p}}})"
         rules += [
-            (n.precision, f"{tp}\n/ ({predicted} > 0)"),
-            (n.recall, f"{tp}\n/ ({actual} > 0)"),
-            (n.f1, f"2 * {tp}\n/ (({predicted} + {actual}) > 0)"),
+            (precision, f"{tp}\n/ ({predicted} > 0)"),
+            (recall, f"{tp}\n/ ({actual} > 0)"),
+            (f1, f"2 * {tp}\n/ (({predicted} + {actual}) > 0)"),
         ]
     return rules
 
@@ -580,6 +633,36 @@ def _branches(settings: Settings) -> tuple[tuple[Names, float, bool], tuple[Name
     return (Names.of(settings), 1.0, True), (Names.short_of(settings), settings.short_factor, False)
 
 
+def _estimated_quality_alerts(n: Names, s: Settings) -> list[Alert]:
+    """Quality from calibrated probabilities (modelmon.calibration): under the floor with no
+    labels needed, and the gap when labels do arrive. No count guards: each weighs a Wilson
+    bound, which stays above any floor on too few rows."""
+    return [
+        Alert(
+            "ModelEstimatedQualityDrop",
+            f"{n.estimated_accuracy}\nand on (model) {n.estimated_accuracy_upper} < {s.accuracy_floor}",
+            s.alert_for, "warning",
+            f"{{{{ $labels.model }}}}: estimated accuracy {{{{ $value | humanizePercentage }}}}, under "
+            f"{s.accuracy_floor:.0%}, before any label",
+            f"Over the last {s.quality_window}, the calibrated probabilities of model {{{{ $labels.model }}}} put its "
+            f"accuracy at {{{{ $value | humanizePercentage }}}} (floor {s.accuracy_floor:.0%}, on enough predictions "
+            f"to be evidence at {_percent(s.confidence)}): the inputs moved to where the model is unsure. No labels "
+            "are needed; it assumes what makes a row positive has not changed (ModelConceptDrift says when it has).",
+        ),
+        Alert(
+            "ModelConceptDrift",
+            f"{n.estimated_accuracy} - {n.accuracy}\n"
+            f"and {n.accuracy_upper} < {n.estimated_accuracy} - {s.concept_drift_margin!r}",
+            s.alert_for, "warning",
+            "{{ $labels.model }}: accuracy on labels {{ $value | humanizePercentage }} under its estimate",
+            f"Over the last {s.quality_window}, the labels received for model {{{{ $labels.model }}}} show an "
+            f"accuracy {{{{ $value | humanizePercentage }}}} under the one its calibrated probabilities estimate "
+            f"(margin {s.concept_drift_margin:.0%}, on enough labels to be evidence at {_percent(s.confidence)}): "
+            "the inputs may look as in training, but what makes a row positive moved. Retrain on recent labels.",
+        ),
+    ]
+
+
 def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     n, short = Names.of(settings), Names.short_of(settings)
     s = settings
@@ -673,6 +756,8 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"with its predictions {{{{ $value | humanizePercentage }}}} of the time (floor {s.accuracy_floor:.0%}, "
             f"at least {s.min_labels} labels). The model is wrong more often, whether or not its inputs drifted.",
         ))
+        if profile.probabilities:
+            out += _estimated_quality_alerts(n, s)
     out.append(Alert(
         "ModelInvalidInputRate",
         f"{n.invalid_ratio} > {s.invalid_ratio_threshold}\nand on (model) (\n"

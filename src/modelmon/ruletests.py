@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import calibration
 from . import names as N
 from .drift import bin_shares, ks_distance, psi, total_variation
 from .evidence import ks_critical, needed, psi_critical, wilson_upper, z_of
@@ -150,15 +151,14 @@ Confusion = Mapping[tuple[str, str], float]  # (actual, predicted) -> labels
 
 
 def quality_of(confusion: Confusion, positive: str | None) -> dict[str, float]:
-    """Accuracy, and precision/recall/F1 of `positive`, from a confusion matrix."""
-    total = sum(confusion.values())
-    out = {"accuracy": sum(v for (a, p), v in confusion.items() if a == p) / total}
-    if positive is not None:
-        tp = confusion.get((positive, positive), 0.0)
-        predicted = sum(v for (_, p), v in confusion.items() if p == positive)
-        actual = sum(v for (a, _), v in confusion.items() if a == positive)
-        out.update(precision=tp / predicted, recall=tp / actual, f1=2 * tp / (predicted + actual))
-    return out
+    """Accuracy, and precision/recall/F1 of `positive`, from a confusion matrix (the formulas
+    of modelmon.calibration, which serve realized and estimated quality alike)."""
+    labels = sorted({label for cell in confusion for label in cell})
+    matrix = np.zeros((len(labels), len(labels)))
+    for (actual, predicted), value in confusion.items():
+        matrix[labels.index(predicted), labels.index(actual)] += value
+    quality = calibration.quality_of(matrix, labels.index(positive) if positive is not None else None)
+    return {name: value for name, value in vars(quality).items() if value is not None}
 
 
 def confusion_with_accuracy(profile: ReferenceProfile, accuracy: float, scale: float = 10.0,
@@ -261,14 +261,15 @@ def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Map
                      slow_bucket: int | None = None, confusion: Sequence[Confusion] | None = None,
                      requests: float | None = None, predicted: float | None = None,
                      categories: Mapping[str, np.ndarray] | None = None, missing: Mapping[str, float] | None = None,
-                     predictions: np.ndarray | None = None, errors: Sequence[Errors] | None = None) -> None:
+                     predictions: np.ndarray | None = None, errors: Sequence[Errors] | None = None,
+                     expected: Sequence[Confusion] | None = None) -> None:
     """Every metric the server exports, for a healthy server unless told otherwise
     (`slow_bucket`: every request answered within that latency bucket, not the 5 ms one;
     `requests`: prediction requests per step, by default one per predicted row; `predicted`:
     requests that reached the model, by default all of them; `categories`: each categorical
     input's values per category and `other`; `missing`: rows missing each nullable input;
     `predictions`: a regressor's predicted values per rank bin; `errors`: its labels, per
-    replica)."""
+    replica; `expected`: a classifier's expected confusion counters, per replica)."""
     model = profile.model
     rows = sum(class_per_step.values())
     if profile.regression:
@@ -285,6 +286,10 @@ def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Map
         _rank_histogram(case, N.PREDICTION_QUANTILE, N.PREDICTION_QUANTILE_REFERENCE, bins, reference, model=model)
     else:
         _feedback_inputs(case, profile, confusion or [healthy_confusion(profile, case.settings)] * len(INSTANCES))
+        for instance, matrix in zip(INSTANCES, expected or [], strict=False):
+            for (actual, predicted_class), per_step in matrix.items():
+                case.counter(N.EXPECTED_CONFUSION.total, per_step, instances=[instance], model=model, actual=actual,
+                             predicted=predicted_class)
     for category in profile.categories:
         counts = (categories or {}).get(category.name)
         if counts is None:
@@ -442,12 +447,27 @@ class _Condition:
 # -- The Python model of the evidence (modelmon.evidence) that the rate and drift alerts need
 # besides their effect: the count at which an effect becomes evidence.
 
-def positive_needed(share: float, s: Settings) -> float | None:
-    """Rows at which the positive share's upper bound is under the floor."""
-    if share >= s.positive_rate_floor:
+def wilson_needed(share: float, ceiling: float, s: Settings) -> float | None:
+    """Rows at which the upper bound of a share is under `ceiling`."""
+    if share >= ceiling:
         return None
     z = z_of(s.confidence)
-    return needed(lambda n: wilson_upper(share, n, z) < s.positive_rate_floor)
+    return needed(lambda n: wilson_upper(share, n, z) < ceiling)
+
+
+def positive_needed(share: float, s: Settings) -> float | None:
+    """Rows at which the positive share's upper bound is under the floor."""
+    return wilson_needed(share, s.positive_rate_floor, s)
+
+
+def estimated_needed(accuracy: float, s: Settings) -> float | None:
+    """Rows at which an estimated accuracy is evidence of a model under the accuracy floor."""
+    return wilson_needed(accuracy, s.accuracy_floor, s)
+
+
+def concept_needed(accuracy: float, estimated: float, s: Settings) -> float | None:
+    """Labels at which their accuracy is evidence of a model worse than its estimate by the margin."""
+    return wilson_needed(accuracy, estimated - s.concept_drift_margin, s)
 
 
 def drift_needed(psi_value: float, psi_threshold: float, bins: int, reference_count: float, s: Settings,
@@ -1178,16 +1198,27 @@ def _quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, in
     bad = confusion_with_accuracy(profile, s.accuracy_floor / 2, scale=12.0, skew=True)
     name = "labels change in number and agreement half a quality window before the check"
     case, later = _Case(name, s, steps, interval), _Case(name, s, steps, interval)
-    _standard_inputs(case, profile, mix, confusion=[good, good])
-    _standard_inputs(later, profile, more, confusion=[bad, bad])
+    # The probabilities' estimate changes too, from right to far too hopeful.
+    estimated_good = confusion_with_accuracy(profile, (1 + s.accuracy_floor) / 2, scale=sum(mix.values()))
+    estimated_bad = confusion_with_accuracy(profile, 0.75 * s.accuracy_floor, scale=sum(more.values()), skew=True)
+    estimates = profile.probabilities
+    _standard_inputs(case, profile, mix, confusion=[good, good], expected=[estimated_good] * 2 if estimates else None)
+    _standard_inputs(later, profile, more, confusion=[bad, bad], expected=[estimated_bad] * 2 if estimates else None)
     case.changing_to(later, change)
     at = end * interval
     window = seconds(s.quality_window)
     summed = {cell: 2 * _window_increase(good[cell], bad[cell], change, end, q) for cell in good}
     model = {"model": profile.model}
     positive = profile.positive
-    for metric, expected in quality_of(summed, positive.label if positive else None).items():
+    realized = quality_of(summed, positive.label if positive else None)
+    for metric, expected in realized.items():
         case.expect(getattr(n, metric), at, model, expected)
+    if estimates:
+        _expect_estimated(case, n, at, profile, {cell: 2 * _window_increase(estimated_good[cell], estimated_bad[cell],
+                                                                            change, end, q)
+                                                 for cell in estimated_good}, window)
+        case.expect(n.accuracy_upper, at, model, wilson_upper(realized["accuracy"], sum(summed.values()),
+                                                             z_of(s.confidence)))
     for (actual, predicted), count in summed.items():
         case.expect(n.confusion_rate, at, {**model, "actual": actual, "predicted": predicted}, count / window)
     predictions = 2 * _window_increase(sum(mix.values()), sum(more.values()), change, end, q)
@@ -1216,10 +1247,17 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     quality_cases: list[_Case] = []
     healthy = _Case("labels mostly agree with predictions: quality at its computed values, nothing fires", s,
                     q_steps, q_interval)
-    _standard_inputs(healthy, profile, mix)
+    window = seconds(s.quality_window)
+    # Probabilities as right as the labels: the estimate agrees with them.
+    estimate = [confusion_with_accuracy(profile, (1 + s.accuracy_floor) / 2, scale=total)] * len(INSTANCES) \
+        if profile.probabilities else None
+    _standard_inputs(healthy, profile, mix, expected=estimate)
     confusion = healthy_confusion(profile, s)
     for metric, expected in quality_of(confusion, positive.label if positive else None).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
+    if estimate is not None:
+        _expect_estimated(healthy, n, q_end, profile, {k: v * window / q_interval for k, v in _summed(estimate).items()},
+                          window)
     healthy.expect(n.label_coverage, q_end, labels, sum(confusion.values()) / total)
     _quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"], by_name, url)
     quality_cases.append(healthy)
@@ -1232,10 +1270,16 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     summed = _summed([wrong_a, wrong_b])
     expected_quality = quality_of(summed, positive.label if positive else None)
     wrong = _Case("labels disagree with predictions: accuracy, precision, recall, F1 of the summed replicas", s, q_steps, q_interval)
-    _standard_inputs(wrong, profile, mix, confusion=[wrong_a, wrong_b])
+    _standard_inputs(wrong, profile, mix, confusion=[wrong_a, wrong_b], expected=estimate)
     for metric, expected in expected_quality.items():
         wrong.expect(getattr(n, metric), q_end, labels, expected)
     labels_in_window = sum(summed.values()) * seconds(s.quality_window) / q_interval
+    if estimate is not None:  # the probabilities did not see it coming: concept drift
+        estimated = (1 + s.accuracy_floor) / 2
+        _check_alerts(wrong, [_Condition("ModelConceptDrift", labels, estimated - expected_quality["accuracy"], True,
+                                         sum(summed.values()), window, 1.0,
+                                         concept_needed(expected_quality["accuracy"], estimated, s))],
+                      by_name, q_end, url)
     wrong.expect(n.labels_increase, q_end, labels, labels_in_window)
     for cell, per_step in summed.items():
         wrong.expect(n.confusion_rate, q_end, {**labels, "actual": cell[0], "predicted": cell[1]}, per_step / q_interval)
@@ -1254,6 +1298,101 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     quality_cases.append(few)
 
     return quality_cases
+
+
+def _expect_estimated(case: _Case, n: Names, at: float, profile: ReferenceProfile, summed: Confusion,
+                      window: float) -> dict[str, float]:
+    """The estimated quality of `summed` (the replicas' expected confusion counted over the
+    quality window, `window` seconds): each cell's rate, the count, the four ratios, the
+    accuracy's upper bound. Returns the ratios."""
+    labels = {"model": profile.model}
+    quality = quality_of(summed, profile.positive.label if profile.positive else None)
+    for metric, value in quality.items():
+        case.expect(getattr(n, f"estimated_{metric}"), at, labels, value)
+    for (actual, predicted), count in summed.items():
+        case.expect(n.expected_confusion_rate, at, {**labels, "actual": actual, "predicted": predicted}, count / window)
+    count = sum(summed.values())
+    case.expect(n.expected_increase, at, labels, count)
+    case.expect(n.estimated_accuracy_upper, at, labels, wilson_upper(quality["accuracy"], count, z_of(case.settings.confidence)))
+    return quality
+
+
+def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
+                             by_name: Mapping[str, Alert], url: str) -> list[_Case]:
+    """Quality estimated from calibrated probabilities (modelmon.calibration): the ratios of
+    the summed replicas' expected confusion, ModelEstimatedQualityDrop on and around the
+    count its Wilson bound needs, with no label; ModelConceptDrift when labels fall under the
+    estimate by more than the margin, on and around the labels its bound needs. Each alert is
+    checked halfway through its `for` too."""
+    n = Names.of(s)
+    window = seconds(s.quality_window)
+    hold = seconds(s.alert_for)
+    labels = {"model": profile.model}
+    mix = mix_of(profile, 40.0)
+    rows = sum(mix.values())
+    z = z_of(s.confidence)
+    no_labels: list[Confusion] = [{}, {}]
+    out: list[_Case] = []
+
+    def check(case: _Case, condition: _Condition) -> None:
+        start = condition.active_from(interval)
+        if start is not None:
+            _check_alerts(case, [condition], by_name, start + math.ceil(hold / 2 / interval) * interval, url)
+        _check_alerts(case, [condition], by_name, end, url)
+
+    # Under the floor, on plenty of rows (the replicas differ; their sum decides).
+    a = confusion_with_accuracy(profile, 0.5 * s.accuracy_floor, scale=rows)
+    b = confusion_with_accuracy(profile, 0.7 * s.accuracy_floor, scale=rows, skew=True)
+    case = _Case("calibrated probabilities put accuracy under the floor: the estimated quality of the summed "
+                 "replicas, ModelEstimatedQualityDrop with no label", s, steps, interval)
+    _standard_inputs(case, profile, mix, confusion=no_labels, expected=[a, b])
+    per_step = {cell: value for cell, value in _summed([a, b]).items()}
+    quality = _expect_estimated(case, n, end, profile, {k: v * window / interval for k, v in per_step.items()}, window)
+    check(case, _Condition("ModelEstimatedQualityDrop", labels, quality["accuracy"], True, sum(per_step.values()),
+                           window, 1.0, estimated_needed(quality["accuracy"], s)))
+    _quiet(case, end, ["ModelConceptDrift", "ModelQualityDrop"], by_name, url)  # no labels, no verdict from them
+    out.append(case)
+
+    # Just past and short of the rows that make it evidence, and just above the floor.
+    for title, accuracy, volume in (("under the floor on 1.25x the rows its bound needs", 0.9, 1.25),
+                                    ("under the floor on 0.8x the rows its bound needs", 0.9, 0.8),
+                                    ("just above the floor", None, 10.0)):
+        value = 0.9 * s.accuracy_floor if accuracy else _inside(s.accuracy_floor, False)
+        need = estimated_needed(value, s)
+        count = volume * (need if need is not None else s.min_labels)
+        step_rows = _per_step(count, window, interval)
+        matrix = confusion_with_accuracy(profile, value, scale=step_rows, skew=True)
+        case = _Case(f"estimated accuracy {title}", s, steps, interval)
+        _standard_inputs(case, profile, mix, confusion=no_labels, expected=[matrix, matrix])
+        case.expect(n.estimated_accuracy, end, labels, value)
+        case.expect(n.estimated_accuracy_upper, end, labels, wilson_upper(value, count, z))
+        check(case, _Condition("ModelEstimatedQualityDrop", labels, value, True, 2 * step_rows, window, 1.0, need))
+        out.append(case)
+
+    # Labels under a healthy estimate: by twice the margin (on and around the labels that make
+    # it evidence), by half of it.
+    estimate = (1 + s.accuracy_floor) / 2
+    expected = confusion_with_accuracy(profile, estimate, scale=rows)
+    for title, accuracy, volume in (("labels under the estimate by twice the margin, 1.25x the labels its bound needs",
+                                     max(0.0, estimate - 2 * s.concept_drift_margin), 1.25),
+                                    ("labels under the estimate by twice the margin, 0.8x the labels its bound needs",
+                                     max(0.0, estimate - 2 * s.concept_drift_margin), 0.8),
+                                    ("labels under the estimate by half the margin",
+                                     estimate - 0.5 * s.concept_drift_margin, 10.0)):
+        need = concept_needed(accuracy, estimate, s)
+        count = volume * (need if need is not None else s.min_labels)
+        step_labels = _per_step(count, window, interval)
+        confusion = confusion_with_accuracy(profile, accuracy, scale=step_labels, skew=True)
+        case = _Case(title, s, steps, interval)
+        _standard_inputs(case, profile, mix, confusion=[confusion, confusion], expected=[expected, expected])
+        case.expect(n.accuracy, end, labels, accuracy)
+        case.expect(n.accuracy_upper, end, labels, wilson_upper(accuracy, count, z))
+        case.expect(n.estimated_accuracy, end, labels, estimate)
+        check(case, _Condition("ModelConceptDrift", labels, estimate - accuracy, True, 2 * step_labels, window, 1.0,
+                               need))
+        _quiet(case, end, ["ModelEstimatedQualityDrop"], by_name, url)
+        out.append(case)
+    return out
 
 
 def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
@@ -1468,6 +1607,8 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     if not profile.regression:
         quality_cases += _quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
         quality_cases += _quality_change_cases(profile, s, q_steps, q_interval)
+        if profile.probabilities:
+            quality_cases += _estimated_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
 
     def document(evaluation_interval: str, group: list[_Case]) -> str:
         return dump_yaml({

@@ -99,12 +99,16 @@ class Settings:
     latency_p99_seconds: float = _setting(0.5, "ModelHighLatency: p99 latency over this (seconds)", low=0.001)
     accuracy_floor: float = _setting(0.8, "ModelQualityDrop: accuracy on the labels of the quality window under "
                                           "this", low=0.001, high=0.999)
+    concept_drift_margin: float = _setting(
+        0.1, "ModelConceptDrift: accuracy on the labels under the estimated accuracy (calibrated probabilities, "
+             "same window) by more than this", low=0.001, high=0.999)
     mae_ratio: float = _setting(1.5, "ModelQualityDrop (regressors): MAE on the labels of the quality window over "
                                      "this multiple of the training MAE", low=1.001)
     # Evidence: a rate or drift alert fires only when its window's count makes the effect
     # unlikely to be chance (modelmon.evidence), on top of the effect thresholds above.
-    confidence: float = _setting(0.9999, "confidence of the evidence that ModelLowPositiveRate, ModelFeatureDrift and "
-                                        "ModelPredictionDrift need: the positive rate's Wilson bound, the KS and PSI "
+    confidence: float = _setting(0.9999, "confidence of the evidence that ModelLowPositiveRate, ModelFeatureDrift, "
+                                        "ModelPredictionDrift, ModelEstimatedQualityDrop and ModelConceptDrift need: "
+                                        "the Wilson bounds of the positive rate and of the accuracies, the KS and PSI "
                                         "critical values for the window's count are taken at this level",
                                  low=0.5, high=0.999999)
     short_factor: float = _setting(2.0, "the fast branch (short_window) of the drift alerts needs a PSI this many "
