@@ -37,3 +37,14 @@ def test_eda_of_a_csv_with_a_categorical_and_a_missing_column(tmp_path):
     summary = (tmp_path / "eda" / "summary.md").read_text()
     assert "| country | 3000 | 3 | `de` 50.7%" in summary
     assert "- `amount`: 9.2% of rows" in summary
+
+
+def test_with_the_model_its_calibration_is_pictured_and_summarised(tmp_path):
+    from .conftest import STORES_DIR
+
+    assert main(["data", "explore", "--data", str(STORES_CSV), "--out", str(tmp_path), "--model", str(STORES_DIR)]) == 0
+    picture = tmp_path / "calibration.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "expected calibration error 0.030 raw, 0.010 calibrated" in summary
+    assert "accuracy 96.7%, precision 95.8%, recall 90.6%, F1 93.1%" in summary

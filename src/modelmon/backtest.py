@@ -54,7 +54,7 @@ from .native import check_port_free, find_binary
 from .predictionlog import LoggedPrediction, PredictionStore, store_url
 from .predictor import Predictor, probability_classes
 from .profile import ReferenceProfile
-from .rules import JOB, rule_files
+from .rules import JOB, Names, rule_files
 from .scenarios import Phase, Scenario
 from .settings import Settings, seconds
 
@@ -106,6 +106,33 @@ class Result:
     labels: int
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per step
     origin: float | None = None  # a replayed log: the Unix time of second 0 (episodes are relative to it)
+    # A classifier with probabilities: "estimated" and "realized" accuracy and the "labels"
+    # over the quality window, as (seconds from the start, value) at each evaluation.
+    quality: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    quality_window: float = 0.0
+
+    def estimation_error(self, min_labels: float = 200) -> dict[str, dict[str, float]]:
+        """Per phase, estimated minus realized accuracy over whole quality windows inside it
+        (back to back, not overlapping) that hold at least `min_labels` labels: how many, the
+        median and worst absolute gap, and the mean signed one."""
+        if not self.quality or self.quality_window <= 0:
+            return {}
+        at = {key: dict(points) for key, points in self.quality.items()}
+        out = {}
+        for phase in self.phases:
+            gaps = []
+            t = phase.start + self.quality_window
+            while t <= phase.end + 1e-9:
+                key = min(at["estimated"], key=lambda s: abs(s - t), default=None)
+                if (key is not None and abs(key - t) < self.quality_window / 10 and key in at["realized"]
+                        and at["labels"].get(key, 0.0) >= min_labels):
+                    gaps.append(at["estimated"][key] - at["realized"][key])
+                t += self.quality_window
+            if gaps:
+                size = np.abs(np.array(gaps))
+                out[phase.name] = {"windows": len(gaps), "median_abs": float(np.median(size)),
+                                   "worst_abs": float(size.max()), "mean_signed": float(np.mean(gaps))}
+        return out
 
     def detections(self) -> list[dict[str, Any]]:
         """For each phase not marked healthy, the first firing of each alert series in it."""
@@ -145,6 +172,7 @@ class Result:
             "labels": self.labels, "phases": [asdict(p) for p in self.phases],
             "episodes": [{**asdict(e), "series": e.series} for e in self.episodes],
             "detections": self.detections(), "false_alarms": self.false_alarms(grace),
+            "estimation_error": self.estimation_error(),
             "wall_seconds": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -171,6 +199,14 @@ class Result:
             lines.append("  none")
         for series, count in sorted(false["by_alert"].items()):
             lines.append(f"  {series:<42}{count:>6}  ({false['per_day'][series]:.2f} per day)")
+        error = self.estimation_error()
+        if error:
+            lines.append("")
+            lines.append(f"Estimated minus realized accuracy, per {self.quality_window:.0f} s window with 200 labels or "
+                         "more:")
+            for name, gap in error.items():
+                lines.append(f"  {name:<22}{gap['windows']:>4} windows  median |gap| {gap['median_abs'] * 100:.1f} points, "
+                             f"worst {gap['worst_abs'] * 100:.1f}, mean {gap['mean_signed'] * 100:+.1f}")
         return "\n".join(lines)
 
 
@@ -506,7 +542,13 @@ def _move_blocks(source: Path, tsdb: Path) -> None:
 def _query_range(url: str, expr: str, start: float, end: float, step: float) -> dict[tuple[tuple[str, str], ...],
                                                                                     list[float]]:
     """Evaluation times (unix seconds) at which each output series of `expr` exists."""
-    out: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    return {key: [t for t, _ in points] for key, points in _range(url, expr, start, end, step).items()}
+
+
+def _range(url: str, expr: str, start: float, end: float, step: float) -> dict[tuple[tuple[str, str], ...],
+                                                                              list[tuple[float, float]]]:
+    """(unix seconds, value) of each output series of `expr` at each evaluation where it exists."""
+    out: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
     chunk = step * _QUERY_STEPS
     t = start
     with httpx.Client(timeout=600) as client:
@@ -516,12 +558,12 @@ def _query_range(url: str, expr: str, start: float, end: float, step: float) -> 
                                  data={"query": expr, "start": repr(t), "end": repr(stop), "step": repr(step)})
             body = answer.json()
             if body.get("status") != "success":
-                raise BacktestError(f"Prometheus refused an alert's expression: {body.get('error', answer.text)}")
+                raise BacktestError(f"Prometheus refused the expression {expr!r}: {body.get('error', answer.text)}")
             for series in body["data"]["result"]:
                 # An alert's labels are its expression's output labels but the name: the
                 # branches of an `or` make one alert series.
                 key = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
-                out.setdefault(key, []).extend(float(ts) for ts, _ in series["values"])
+                out.setdefault(key, []).extend((float(ts), float(v)) for ts, v in series["values"])
             t = stop + step
     return out
 
@@ -558,8 +600,10 @@ def episodes_of(alert: str, times: Sequence[float], step: float, hold: float) ->
 
 
 def evaluate(files: Mapping[str, str], played: _Played, settings: Settings, workdir: Path,
-             timings: dict[str, float]) -> list[Episode]:
-    """Steps 2 and 3 of the module docstring, in `workdir`: every alert's firing episodes."""
+             timings: dict[str, float], read: Mapping[str, str] | None = None,
+             ) -> tuple[list[Episode], dict[str, list[tuple[float, float]]]]:
+    """Steps 2 and 3 of the module docstring, in `workdir`: every alert's firing episodes;
+    and the (seconds from the start, value) points of each model-level series in `read`."""
     prometheus, promtool = find_binary("prometheus"), find_binary("promtool")
     tsdb = workdir / "tsdb"
     tsdb.mkdir(parents=True, exist_ok=True)
@@ -602,8 +646,12 @@ def evaluate(files: Mapping[str, str], played: _Played, settings: Settings, work
                 for e in episodes_of(rule["alert"], [t - EPOCH for t in times], step, hold):
                     found.append(Episode(e.alert, {**dict(labels), **rule.get("labels", {})}, e.active, e.fired,
                                          e.ended))
+        series = {}
+        for key, expr in (read or {}).items():
+            points = [p for values in _range(url, expr, start, end, step).values() for p in values]
+            series[key] = sorted((t - EPOCH, v) for t, v in points)
     timings["evaluate alerts"] = time.perf_counter() - began
-    return sorted(found, key=lambda e: (e.fired, e.alert))
+    return sorted(found, key=lambda e: (e.fired, e.alert)), series
 
 
 def backtest(model: LoadedModel, profile: ReferenceProfile, scenario: Scenario, settings: Settings,
@@ -634,11 +682,14 @@ def _run(model: LoadedModel, profile: ReferenceProfile, settings: Settings, name
     began = time.perf_counter()
     played = player(_rule_names(files))
     timings["play"] = time.perf_counter() - began
+    n = Names.of(settings)
+    read = {"estimated": n.estimated_accuracy, "realized": n.accuracy, "labels": n.labels_increase} \
+        if profile.probabilities else {}
     with tempfile.TemporaryDirectory(prefix="modelmon-backtest-") as tmp:
         work = workdir or Path(tmp)
-        episodes = evaluate(files, played, settings, work, timings)
+        episodes, quality = evaluate(files, played, settings, work, timings, read)
     return Result(name, settings.profile, played.phases[-1].end, played.phases, episodes, played.rows,
-                  played.labels, timings, played.origin)
+                  played.labels, timings, played.origin, quality, seconds(settings.quality_window))
 
 
 def write_outputs(result: Result, settings: Settings, out: Path) -> list[Path]:
@@ -659,7 +710,24 @@ def _timeline(result: Result, path: Path) -> None:
     series = sorted({e.series for e in result.episodes})
     hours = result.span > 3 * 3600
     scale = 3600.0 if hours else 60.0
-    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.45 * max(len(series), 1)))
+    quality = {k: v for k, v in result.quality.items() if k != "labels" and v}
+    if quality:
+        fig, (ax, lines) = plt.subplots(2, 1, sharex=True, figsize=(11, 3.6 + 0.45 * max(len(series), 1)),
+                                        gridspec_kw={"height_ratios": [max(len(series), 1) + 1, 4]})
+        for key, colour in (("estimated", "#1565c0"), ("realized", "#2e7d32")):
+            points = np.array(quality.get(key, []))
+            if points.size:
+                lines.plot(points[:, 0] / scale, points[:, 1], lw=1.2, color=colour,
+                           label=f"accuracy, {key}" + (" (calibrated probabilities)" if key == "estimated" else
+                                                       " (labels)"))
+        for phase in result.phases:
+            lines.axvspan(phase.start / scale, phase.end / scale, color="#e8f5e9" if phase.healthy else "#ffebee",
+                          lw=0)
+        lines.set_ylim(0, 1.02)
+        lines.legend(fontsize=8, loc="lower left")
+        lines.set_xlabel("simulated hours" if hours else "simulated minutes")
+    else:
+        fig, ax = plt.subplots(figsize=(11, 1.2 + 0.45 * max(len(series), 1)))
     for phase in result.phases:
         ax.axvspan(phase.start / scale, phase.end / scale, color="#e8f5e9" if phase.healthy else "#ffebee", lw=0)
         ax.text(phase.start / scale, len(series) - 0.4, phase.name, fontsize=8, va="bottom")
@@ -670,7 +738,8 @@ def _timeline(result: Result, path: Path) -> None:
     ax.set_yticks(range(len(series)), series, fontsize=8)
     ax.set_ylim(-0.6, len(series) + 0.2)
     ax.set_xlim(0, result.span / scale)
-    ax.set_xlabel("simulated hours" if hours else "simulated minutes")
+    if not quality:
+        ax.set_xlabel("simulated hours" if hours else "simulated minutes")
     ax.set_title(f"backtest of '{result.scenario}' ({result.settings_profile} settings): alerts firing", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

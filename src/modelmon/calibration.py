@@ -55,6 +55,9 @@ class Calibration:
     ece_before: float
     ece_after: float  # cross-fitted
     reference: Quality  # realized on the calibration rows (the model's quality as it left training)
+    # The reliability diagram: per confidence bin with rows, (mean confidence, accuracy, rows).
+    reliability_before: tuple[tuple[float, float, int], ...] = ()
+    reliability_after: tuple[tuple[float, float, int], ...] = ()
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, rows summing to 1 (a row the map zeroes keeps its raw one)."""
@@ -74,11 +77,12 @@ def fit(probabilities: np.ndarray, actual: np.ndarray, classes: tuple[str, ...],
         k, v = _isotonic_map(probabilities[fitted], actual[fitted], probabilities.shape[1])
         crossed[applied] = _apply(k, v, probabilities[applied])
     predicted = probabilities.argmax(axis=1)
+    before, after = reliability(probabilities, actual), reliability(crossed, actual)
     return Calibration(
         classes=classes, knots=knots, values=values, rows=int(actual.size), source=source,
-        ece_before=expected_calibration_error(probabilities, actual),
-        ece_after=expected_calibration_error(crossed, actual),
+        ece_before=_ece(before), ece_after=_ece(after),
         reference=quality_of(confusion(predicted, actual, len(classes)), positive),
+        reliability_before=before, reliability_after=after,
     )
 
 
@@ -118,15 +122,27 @@ def quality_of(matrix: np.ndarray, positive: int | None) -> Quality:
 def expected_calibration_error(probabilities: np.ndarray, actual: np.ndarray, bins: int = ECE_BINS) -> float:
     """The top-label ECE: over equal-width bins of the predicted class's probability, the
     row-weighted gap between that probability and how often the prediction was right."""
+    return _ece(reliability(probabilities, actual, bins))
+
+
+def reliability(probabilities: np.ndarray, actual: np.ndarray, bins: int = ECE_BINS,
+                ) -> tuple[tuple[float, float, int], ...]:
+    """Per equal-width bin of the predicted class's probability that holds rows: their mean
+    probability, how often the prediction was right, and how many rows."""
     confidence = probabilities.max(axis=1)
     right = probabilities.argmax(axis=1) == actual
     which = np.minimum((confidence * bins).astype("int64"), bins - 1)
-    error = 0.0
+    out = []
     for b in range(bins):
         rows = which == b
         if rows.any():
-            error += abs(float(confidence[rows].mean()) - float(right[rows].mean())) * float(rows.mean())
-    return error
+            out.append((float(confidence[rows].mean()), float(right[rows].mean()), int(rows.sum())))
+    return tuple(out)
+
+
+def _ece(bins: tuple[tuple[float, float, int], ...]) -> float:
+    total = sum(rows for _, _, rows in bins)
+    return sum(abs(confidence - right) * rows for confidence, right, rows in bins) / total if total else 0.0
 
 
 def _isotonic_map(probabilities: np.ndarray, actual: np.ndarray, classes: int | None = None,

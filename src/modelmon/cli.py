@@ -215,7 +215,14 @@ def _cmd_data_explore(args: argparse.Namespace) -> None:
 
     if not args.data.exists():
         raise ModelmonError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
-    written = explore(args.data, args.out, target=args.target)
+    profile = None
+    if args.model is not None:
+        from .profile import ReferenceProfile, profile_path
+
+        profile = ReferenceProfile.load(profile_path(args.model))
+        if profile.calibration is None:
+            print(f"the profile of {args.model} holds no calibration: build it with `modelmon profile --target ...`")
+    written = explore(args.data, args.out, target=args.target, profile=profile)
     print(f"wrote {len(written) - 1} plots and summary.md to {args.out}/")
 
 
@@ -272,6 +279,8 @@ def _parser() -> argparse.ArgumentParser:
     explore.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CSV to explore (default: %(default)s)")
     explore.add_argument("--out", type=Path, default=Path("reports/eda"), help="folder (default: %(default)s)")
     explore.add_argument("--target", help="target column, for its class shares (default: guessed)")
+    explore.add_argument("--model", type=Path, help="MLflow model directory whose profile's calibration to picture "
+                                                     "(reliability diagram, reference quality)")
 
     train = verb("train", _cmd_train, "Train the stores classifier and save it as an MLflow model.")
     train.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")

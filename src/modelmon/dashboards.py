@@ -305,11 +305,44 @@ def _accuracy_specs(profile: ReferenceProfile, settings: Settings) -> list[Panel
                         f"{q} (POST /feedback). ModelQualityDrop fires under {settings.accuracy_floor:.0%} "
                         f"with at least {settings.min_labels} labels.",
         ),
+        *(_estimated_specs(profile, settings) if profile.probabilities else []),
         PanelSpec(
             "Quality", f"Confusion matrix over {q}", "bargauge",
             (Query(f"sum by (actual, predicted) (increase({N.FEEDBACK.total}{{{SELECTOR}}}[{q}]))",
                    "actual {{actual}}, predicted {{predicted}}", instant=True),),
             description="Labelled predictions by actual and predicted class.",
+        ),
+    ]
+
+
+def _estimated_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """Quality estimated from calibrated probabilities (no labels), against the labels' own."""
+    n = Names.of(settings)
+    q = settings.quality_window
+    positive = profile.positive
+    estimated = [Query(f"{n.estimated_accuracy}{{{SELECTOR}}}", "accuracy")]
+    if positive is not None:
+        estimated += [Query(f"{n.estimated_precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
+                      Query(f"{n.estimated_recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
+                      Query(f"{n.estimated_f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    return [
+        PanelSpec(
+            "Quality", f"Estimated vs realized accuracy over {q}", "timeseries",
+            (Query(f"{n.estimated_accuracy}{{{SELECTOR}}}", "estimated (calibrated probabilities)"),
+             Query(f"{n.accuracy}{{{SELECTOR}}}", "realized (labels)"),
+             Query(f"{n.label_coverage}{{{SELECTOR}}}", "label coverage")),
+            unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
+            description=f"The accuracy the model's calibrated probabilities expect, the accuracy on the labels "
+                        f"received, and the share of predictions labelled, over {q}. Apart by more than "
+                        f"{settings.concept_drift_margin:.0%}, on enough labels, is ModelConceptDrift: what makes a "
+                        "row positive changed. The estimate alone under the floor is ModelEstimatedQualityDrop.",
+        ),
+        PanelSpec(
+            "Quality", f"Estimated quality over {q} (no labels)", "timeseries", tuple(estimated),
+            unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
+            description="Accuracy, and precision/recall/F1 of the positive class, expected from the calibrated "
+                        "probabilities of every prediction (confidence-based performance estimation): available "
+                        "before any label arrives; it assumes the relation between inputs and truth held.",
         ),
     ]
 

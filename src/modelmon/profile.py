@@ -213,7 +213,13 @@ def _calibration_from_dict(raw: dict[str, Any]) -> Calibration:
         classes=tuple(raw["classes"]), knots=tuple(tuple(k) for k in raw["knots"]),
         values=tuple(tuple(v) for v in raw["values"]), rows=raw["rows"], source=raw["source"],
         ece_before=raw["ece_before"], ece_after=raw["ece_after"], reference=Quality(**raw["reference"]),
+        reliability_before=_bins_from(raw.get("reliability_before", ())),
+        reliability_after=_bins_from(raw.get("reliability_after", ())),
     )
+
+
+def _bins_from(raw: Any) -> tuple[tuple[float, float, int], ...]:
+    return tuple((float(confidence), float(right), int(rows)) for confidence, right, rows in raw)
 
 
 def held_out(rows: int) -> np.ndarray:

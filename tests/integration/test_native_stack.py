@@ -13,6 +13,7 @@ import pytest
 
 from modelmon.dashboards import panel_queries
 from modelmon.receiver import read_notifications
+from modelmon.rules import Names
 from modelmon.scenarios import load_scenario
 from modelmon.timeline import detections, phase_at
 
@@ -34,8 +35,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_concept_drift_then_customer_drop(tmp_path_factory):
-    """Same inputs, different truth: only the labels coming back can tell, and ModelQualityDrop
-    fires while every drift alert stays quiet. Then customers drop: the workshop's alert fires."""
+    """Same inputs, different truth: only the labels coming back can tell. ModelQualityDrop
+    fires, and ModelConceptDrift (labels far under the calibrated probabilities' estimate),
+    while every drift alert and ModelEstimatedQualityDrop stay quiet. Then customers drop: the
+    workshop's alert fires, and the estimate agrees with the labels again."""
     # The phase takes the scenario's feedback, so labels follow the training rule again.
     drop = {"name": "customer drop", "duration": "40s", "features": {
         **TRAINING_INPUTS, "customers_count": {"normal": {"mean": 550, "sd": 150}}}}
@@ -50,13 +53,27 @@ def test_concept_drift_then_customer_drop(tmp_path_factory):
         drift_phase = result.phases[1]
         moved = {e.alert for e in events if e.kind in ("pending", "firing")
                  and phase_at(result.phases, e.at) is drift_phase}
-        assert moved == {"ModelQualityDrop"}, f"during the concept drift, alerts other than ModelQualityDrop moved: {moved}"
+        assert moved == {"ModelQualityDrop", "ModelConceptDrift"}, f"during the concept drift: {moved}"
         quality = next(d for d in found if d.alert == "ModelQualityDrop")
         assert quality.phase == "concept drift"
+        concept = next(d for d in found if d.alert == "ModelConceptDrift")
+        assert concept.phase == "concept drift"
+        assert not [e for e in events if e.alert == "ModelEstimatedQualityDrop"]
+        # At the end of the drop (its 40 s hold the whole 30 s window): estimate and labels agree.
+        n, end = Names.of(settings), result.phases[-1].ended_at
+
+        def at_end(expr: str) -> float:
+            body = httpx.get(f"{urls['prometheus']}/api/v1/query", params={"query": expr, "time": end}).json()
+            return float(body["data"]["result"][0]["value"][1])
+
+        labels, estimated, realized = (at_end(x) for x in (n.labels_increase, n.estimated_accuracy, n.accuracy))
+        assert labels >= 200 and abs(estimated - realized) <= 0.03, (labels, estimated, realized)
         low = next(d for d in found if d.alert == "ModelLowPositiveRate")
         assert low.phase == "customer drop"
         print(f"ModelQualityDrop fired {quality.to_firing:.1f} s into the concept drift (notified at "
-              f"{quality.to_notified}); ModelLowPositiveRate {low.to_firing:.1f} s after the drop")
+              f"{quality.to_notified}), ModelConceptDrift {concept.to_firing:.1f} s; ModelLowPositiveRate "
+              f"{low.to_firing:.1f} s after the drop; then accuracy estimated {estimated:.3f}, realized {realized:.3f} "
+              f"on {labels:.0f} labels")
 
         notes = read_notifications(stack["run_dir"] / "notifications.jsonl")
         quality_note = next(n for n in notes if "ModelQualityDrop" in n["title"])
