@@ -3,7 +3,7 @@ and delay against the size of a shift, all with `modelmon backtest`'s engine (re
 and Prometheus over a simulated clock). Prints the markdown tables.
 
     .venv/bin/python benchmarks/backtest.py                  # everything
-    .venv/bin/python benchmarks/backtest.py --only detection  # one part: weeks, detection, demo, shift
+    .venv/bin/python benchmarks/backtest.py --only detection  # one part: weeks, detection, demo, shift, estimation
 """
 
 from __future__ import annotations
@@ -107,7 +107,41 @@ def shift(seeds: int = 2) -> None:
     print()
 
 
-PARTS = {"weeks": weeks, "detection": detection, "demo": demo, "shift": shift}
+def estimation(seeds: int = 3) -> None:
+    """Estimated minus realized accuracy over back-to-back 5-minute windows with 200 labels or more."""
+    settings = load_settings("production", env={"MODELMON_QUALITY_WINDOW": "5m"})
+    print(f"### Estimated against realized accuracy (production settings, quality window 5m, {seeds} seeds, "
+          "windows with 200 labels or more)\n")
+    print("| scenario | rate | phase | windows | median \\|gap\\| | worst \\|gap\\| | mean gap (estimated - realized) "
+          "| ModelConceptDrift / ModelEstimatedQualityDrop fired |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, hours, rate in (("customer-drop", 1.0, None), ("gradual-drift", 1.5, None), ("workshop", 1.0, None),
+                              ("workshop", 1.0, 20.0), ("concept-drift", 1.0, None)):
+        scenario = load_scenario(name).lasting(hours * 3600)
+        if rate is not None:
+            scenario = scenario.at_rate(rate)
+        gaps: dict[str, list[float]] = {}
+        windows: dict[str, int] = {}
+        fired: dict[str, set[str]] = {}
+        for seed in range(seeds):
+            result = run(scenario, settings, seed)
+            for phase, e in result.estimation_error(min_labels=200).items():
+                gaps.setdefault(phase, []).extend([e["median_abs"], e["worst_abs"], e["mean_signed"]])
+                windows[phase] = windows.get(phase, 0) + e["windows"]
+            for d in result.detections():
+                if d["alert"] in ("ModelConceptDrift", "ModelEstimatedQualityDrop"):
+                    fired.setdefault(d["phase"], set()).add(f"{d['alert']} {d['delay_seconds']:.0f} s")
+        per_second = scenario.phases[0].rate
+        shown_rate = f"{per_second * 60:.0f}/min" if per_second < 1 else f"{per_second:g}/s"
+        for phase, values in gaps.items():
+            medians, worsts, means = values[0::3], values[1::3], values[2::3]
+            print(f"| {name} | {shown_rate} | {phase} | {windows[phase]} | {statistics.median(medians) * 100:.1f} pts | "
+                  f"{max(worsts) * 100:.1f} pts | {statistics.mean(means) * 100:+.1f} pts | "
+                  f"{', '.join(sorted(fired.get(phase, set()))) or 'none'} |")
+    print("\nMedian: the median over seeds of each run's median window; worst: over all windows of all seeds.\n")
+
+
+PARTS = {"weeks": weeks, "detection": detection, "demo": demo, "shift": shift, "estimation": estimation}
 
 
 def main() -> int:
