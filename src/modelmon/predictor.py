@@ -78,7 +78,6 @@ class Predictor:
         return [{"prediction": v, "label": label, "probability": p, "probabilities": dict(zip(names, ps))}
                 for v, label, p, ps in zip(values, labels, positive.tolist(), proba.tolist())]
 
-
     def _observe_expected(self, values: list[Any], proba: np.ndarray) -> None:
         """Each row's calibrated probabilities into the expected confusion counters (CBPE)."""
         index = np.array([self._index.get(v, -1) for v in values], dtype="int64")

@@ -186,6 +186,13 @@ def _feedback_inputs(case: _Case, profile: ReferenceProfile, per_replica: Sequen
                          actual=actual, predicted=predicted)
 
 
+def _expected_inputs(case: _Case, profile: ReferenceProfile, per_replica: Sequence[Confusion]) -> None:
+    for instance, matrix in zip(INSTANCES, per_replica):
+        for (actual, predicted), per_step in matrix.items():
+            case.counter(N.EXPECTED_CONFUSION.total, per_step, instances=[instance], model=profile.model,
+                         actual=actual, predicted=predicted)
+
+
 def _summed(per_replica: Sequence[Confusion]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for confusion in per_replica:
@@ -286,10 +293,7 @@ def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Map
         _rank_histogram(case, N.PREDICTION_QUANTILE, N.PREDICTION_QUANTILE_REFERENCE, bins, reference, model=model)
     else:
         _feedback_inputs(case, profile, confusion or [healthy_confusion(profile, case.settings)] * len(INSTANCES))
-        for instance, matrix in zip(INSTANCES, expected or [], strict=False):
-            for (actual, predicted_class), per_step in matrix.items():
-                case.counter(N.EXPECTED_CONFUSION.total, per_step, instances=[instance], model=model, actual=actual,
-                             predicted=predicted_class)
+        _expected_inputs(case, profile, expected or [])
     for category in profile.categories:
         counts = (categories or {}).get(category.name)
         if counts is None:
@@ -1317,6 +1321,16 @@ def _expect_estimated(case: _Case, n: Names, at: float, profile: ReferenceProfil
     return quality
 
 
+def _label_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Mapping[str, float],
+                  confusion: Sequence[Confusion], expected: Sequence[Confusion]) -> None:
+    """Only what the quality rules read: predictions, labels and expected confusion (promtool
+    evaluates every rule at every step; without inputs the others cost nothing)."""
+    _feedback_inputs(case, profile, confusion)
+    _expected_inputs(case, profile, expected)
+    for label, per_step in class_per_step.items():
+        case.counter(N.PREDICTIONS.total, per_step, model=profile.model, **{"class": label})
+
+
 def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
                              by_name: Mapping[str, Alert], url: str) -> list[_Case]:
     """Quality estimated from calibrated probabilities (modelmon.calibration): the ratios of
@@ -1345,7 +1359,7 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
     b = confusion_with_accuracy(profile, 0.7 * s.accuracy_floor, scale=rows, skew=True)
     case = _Case("calibrated probabilities put accuracy under the floor: the estimated quality of the summed "
                  "replicas, ModelEstimatedQualityDrop with no label", s, steps, interval)
-    _standard_inputs(case, profile, mix, confusion=no_labels, expected=[a, b])
+    _label_inputs(case, profile, mix, no_labels, [a, b])
     per_step = {cell: value for cell, value in _summed([a, b]).items()}
     quality = _expect_estimated(case, n, end, profile, {k: v * window / interval for k, v in per_step.items()}, window)
     check(case, _Condition("ModelEstimatedQualityDrop", labels, quality["accuracy"], True, sum(per_step.values()),
@@ -1363,7 +1377,7 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
         step_rows = _per_step(count, window, interval)
         matrix = confusion_with_accuracy(profile, value, scale=step_rows, skew=True)
         case = _Case(f"estimated accuracy {title}", s, steps, interval)
-        _standard_inputs(case, profile, mix, confusion=no_labels, expected=[matrix, matrix])
+        _label_inputs(case, profile, mix, no_labels, [matrix, matrix])
         case.expect(n.estimated_accuracy, end, labels, value)
         case.expect(n.estimated_accuracy_upper, end, labels, wilson_upper(value, count, z))
         check(case, _Condition("ModelEstimatedQualityDrop", labels, value, True, 2 * step_rows, window, 1.0, need))
@@ -1384,7 +1398,7 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
         step_labels = _per_step(count, window, interval)
         confusion = confusion_with_accuracy(profile, accuracy, scale=step_labels, skew=True)
         case = _Case(title, s, steps, interval)
-        _standard_inputs(case, profile, mix, confusion=[confusion, confusion], expected=[expected, expected])
+        _label_inputs(case, profile, mix, [confusion, confusion], [expected, expected])
         case.expect(n.accuracy, end, labels, accuracy)
         case.expect(n.accuracy_upper, end, labels, wilson_upper(accuracy, count, z))
         case.expect(n.estimated_accuracy, end, labels, estimate)
