@@ -28,6 +28,7 @@ readme: venv
 
 deploy: venv
 	$(VENV)/bin/modelmon stack render --out deploy
+	$(VENV)/bin/modelmon stack render --target kubernetes --out deploy/kubernetes
 
 system-deps:
 	@missing=""; \

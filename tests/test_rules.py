@@ -171,10 +171,13 @@ GRID = [
     {"rate_window": "1h", "drift_window": "1h", "alert_for": "30m", "scrape_interval": "1m",
      "evaluation_interval": "1m"},
     {"invalid_ratio_threshold": 0.6, "error_ratio_threshold": 0.5, "latency_p99_seconds": 3.0},
+    {"concept_drift_margin": 0.5, "confidence": 0.9},  # the labels' accuracy at 0 is the only gap past it
+    {"concept_drift_margin": 0.01, "accuracy_floor": 0.95},
 ]
 
 
-@pytest.mark.slow  # nine stacks' promtool cases: minutes, so with the load tests in `make test-slow`
+@pytest.mark.slow  # eleven stacks' promtool cases: minutes, so with the load tests in `make test-slow`
+@pytest.mark.timeout(1200)
 def test_rule_tests_follow_any_valid_settings(tmp_path, stores_profile):
     """Every stack of the grid renders and passes its promtool cases (two at a time)."""
     from concurrent.futures import ThreadPoolExecutor

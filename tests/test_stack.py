@@ -27,12 +27,17 @@ def run(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess:
 def test_committed_deploy_is_up_to_date(tmp_path):
     out = tmp_path / "deploy"
     assert main(["stack", "render", "--model", str(STORES_DIR), "--out", str(out)]) == 0
+    assert main(["stack", "render", "--target", "kubernetes", "--model", str(STORES_DIR),
+                 "--out", str(out / "kubernetes")]) == 0
+    # The model image copies the model relative to where `render` ran: the repo, as `make deploy` runs it.
+    dockerfile = out / "kubernetes" / "Dockerfile.model"
+    dockerfile.write_text(dockerfile.read_text().replace(os.path.relpath(STORES_DIR), "models/stores"))
     # The model is mounted relative to the compose file: same path as in the repo.
     compose = (out / "docker-compose.yaml").read_text().replace(os.path.relpath(STORES_DIR, out), "../models/stores")
     (out / "docker-compose.yaml").write_text(compose)
     rendered = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     committed = sorted(p.relative_to(DEPLOY) for p in DEPLOY.rglob("*") if p.is_file() and p.name != ".env")
-    assert rendered == committed, "deploy/ has other files than `modelmon stack render` writes: run `make deploy`"
+    assert rendered == committed, "deploy/ has other files than `make deploy` writes: run it"
     stale = [str(p) for p in rendered if not filecmp.cmp(out / p, DEPLOY / p, shallow=False)]
     assert not stale, f"deploy/ is stale in {stale}: run `make deploy` and commit it"
 

@@ -15,19 +15,24 @@ from .settings import Settings
 TEMPLATE_FILE = "modelmon.tmpl"
 
 # Go templates rendered by Alertmanager; the title names the alert and the model, the text
-# carries each alert's summary, description (with its value) and dashboard link.
-SLACK_TEMPLATES = """\
-{{ define "modelmon.slack.title" -}}
-[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }} - model {{ .CommonLabels.model }}
-{{- end }}
-
-{{ define "modelmon.slack.text" -}}
+# carries each alert's summary, description (with its value) and dashboard link. A config
+# file loads them as named templates; an AlertmanagerConfig object (Kubernetes) inlines them.
+SLACK_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
+               "{{ .CommonLabels.alertname }} - model {{ .CommonLabels.model }}")
+SLACK_TEXT = """\
 {{ range .Alerts -}}
 *{{ .Annotations.summary }}*
 {{ .Annotations.description }}
 severity: {{ .Labels.severity }} | started: {{ .StartsAt.Format "15:04:05 MST" }} | <{{ .Annotations.dashboard }}|dashboard>
-{{ end -}}
-{{- end }}
+{{ end -}}"""
+SLACK_TEMPLATES = f"""\
+{{{{ define "modelmon.slack.title" -}}}}
+{SLACK_TITLE}
+{{{{- end }}}}
+
+{{{{ define "modelmon.slack.text" -}}}}
+{SLACK_TEXT}
+{{{{- end }}}}
 """
 
 
@@ -40,12 +45,17 @@ def _slack(settings: Settings, color: str) -> dict[str, Any]:
         "title": '{{ template "modelmon.slack.title" . }}',
         "text": '{{ template "modelmon.slack.text" . }}',
         "color": f'{{{{ if eq .Status "firing" }}}}{color}{{{{ else }}}}good{{{{ end }}}}',
-        "fields": [
-            *({"title": label, "value": f"{{{{ .CommonLabels.{label} }}}}", "short": True} for label in GROUP_BY),
-            {"title": STATUS_FIELD, "value": "{{ .Status }}", "short": True},
-            {"title": FIRING_FIELD, "value": "{{ .Alerts.Firing | len }}", "short": True},
-        ],
+        "fields": slack_fields(),
     }
+
+
+def slack_fields() -> list[dict[str, Any]]:
+    """The Slack message's fields, which the local receiver reads back as data."""
+    return [
+        *({"title": label, "value": f"{{{{ .CommonLabels.{label} }}}}", "short": True} for label in GROUP_BY),
+        {"title": STATUS_FIELD, "value": "{{ .Status }}", "short": True},
+        {"title": FIRING_FIELD, "value": "{{ .Alerts.Firing | len }}", "short": True},
+    ]
 
 
 def alertmanager_config(settings: Settings) -> str:

@@ -116,12 +116,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_stack_render(args: argparse.Namespace) -> None:
-    from .stack import render_stack
+    from .stack import render_kubernetes, render_stack
 
     profile = _load(args.model)
     settings = _settings(args)
-    written = render_stack(profile, settings, args.out, topology="compose", model_dir=args.model).files
-    print(f"wrote {len(written)} files for model {profile.model!r} ({settings.profile} profile) to {args.out}/")
+    if args.target == "kubernetes":
+        written = render_kubernetes(profile, settings, args.out, args.model)
+    else:
+        written = render_stack(profile, settings, args.out, topology=args.target, model_dir=args.model).files
+    print(f"wrote {len(written)} files for model {profile.model!r} ({settings.profile} profile, {args.target}) "
+          f"to {args.out}/")
 
 
 def _cmd_receive(args: argparse.Namespace) -> None:
@@ -342,6 +346,9 @@ def _parser() -> argparse.ArgumentParser:
                   "Write Prometheus, Alertmanager, Grafana and docker-compose files for a model.", stack_verbs)
     stack_options(render)
     render.add_argument("--out", type=Path, default=Path("deploy"), help="folder to write (default: %(default)s)")
+    render.add_argument("--target", choices=("compose", "native", "kubernetes"), default="compose",
+                        help="compose: docker-compose with Grafana; native: one host, as `up` runs it; kubernetes: "
+                             "a kustomize base for the Prometheus Operator (default: %(default)s)")
 
     up = verb("up", _cmd_up, "Run app, Prometheus, Alertmanager and a Slack stand-in natively (no Docker).")
     stack_options(up)

@@ -28,6 +28,9 @@ ENV_PREFIX = "MODELMON_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 class SettingsError(ModelmonError, ValueError):
     """A settings file or variable that cannot be used; the message says which and why."""
 
@@ -134,6 +137,17 @@ class Settings:
     slack_webhook_file: str = _setting(
         "", "file Alertmanager reads the Slack webhook URL from (empty: the stack's default: the compose secret, "
             "or the local receiver natively)")
+    # Kubernetes (`stack render --target kubernetes`)
+    kubernetes_namespace: str = _setting("modelmon", "Kubernetes: the namespace of the model's objects")
+    kubernetes_monitoring_namespace: str = _setting(
+        "monitoring", "Kubernetes: the namespace Prometheus runs in (the only one the NetworkPolicy lets reach "
+                      "/metrics)")
+    kubernetes_release: str = _setting(
+        "kube-prometheus-stack", "Kubernetes: the `release` label of the ServiceMonitor, PrometheusRule and "
+                                 "AlertmanagerConfig, which kube-prometheus-stack's selectors match (its Helm "
+                                 "release name)")
+    kubernetes_min_replicas: int = _setting(2, "Kubernetes: the HorizontalPodAutoscaler's fewest pods", low=1)
+    kubernetes_max_replicas: int = _setting(6, "Kubernetes: the HorizontalPodAutoscaler's most pods", low=1)
     # Where the other parts listen (native mode binds them all to `host`)
     prometheus_port: int = _setting(9090, "Prometheus' port", low=1, high=65535)
     alertmanager_port: int = _setting(9093, "Alertmanager's port", low=1, high=65535)
@@ -152,6 +166,14 @@ class Settings:
             if seconds(self.short_window) >= seconds(getattr(self, longer)):
                 raise SettingsError(f"Setting short_window ({self.short_window}) must be shorter than {longer} "
                                     f"({getattr(self, longer)}): it is the fast branch beside it.")
+        if self.kubernetes_max_replicas < self.kubernetes_min_replicas:
+            raise SettingsError(f"Setting kubernetes_max_replicas ({self.kubernetes_max_replicas}) must be at least "
+                                f"kubernetes_min_replicas ({self.kubernetes_min_replicas}).")
+        for name in ("kubernetes_namespace", "kubernetes_monitoring_namespace", "kubernetes_release"):
+            value = getattr(self, name)
+            if not _DNS_LABEL.fullmatch(value):
+                raise SettingsError(f"Setting {name} must be a Kubernetes name (lower-case letters, digits and '-', "
+                                    f"at most 63, starting and ending alphanumeric), got {value!r}.")
 
     @property
     def demo_credentials(self) -> bool:

@@ -2,6 +2,7 @@
 
 `compose` topology: services find each other by name (the committed `deploy/` folder).
 `native` topology: everything on one host, for `modelmon up` without Docker.
+`render_kubernetes`: a kustomize base for the Prometheus Operator (modelmon.kubernetes).
 Every file comes from the reference profile and one Settings object; nothing is hand-copied.
 """
 
@@ -15,6 +16,7 @@ from typing import Literal
 from . import __version__
 from .alerting import SLACK_TEMPLATES, TEMPLATE_FILE, alertmanager_config
 from .dashboards import DATASOURCE_UID, dashboard_json
+from .kubernetes import kubernetes_files
 from .profile import ReferenceProfile
 from .rules import JOB, dashboard_uid, dump_yaml, rule_files
 from .ruletests import rule_tests
@@ -381,10 +383,21 @@ def render_stack(
         files[rel(layout.compose)] = _compose(mount, layout.dashboard.name, settings)
         files["Dockerfile"] = _dockerfile()
         files[".env.example"] = _env_example(settings)
+    return RenderedStack(layout, _write(out, files))
+
+
+def render_kubernetes(profile: ReferenceProfile, settings: Settings, out: Path, model_dir: Path) -> tuple[Path, ...]:
+    """Write the kustomize base under `out`; the model image's Dockerfile copies `model_dir`
+    relative to the folder this runs in (the build context)."""
+    model_path = Path(os.path.relpath(model_dir.resolve(), Path.cwd())).as_posix()
+    return _write(out, kubernetes_files(profile, settings, dashboard_json(profile, settings), model_path))
+
+
+def _write(out: Path, files: dict[str, str]) -> tuple[Path, ...]:
     written = []
     for name, text in files.items():
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
-    return RenderedStack(layout, tuple(written))
+    return tuple(written)
