@@ -2,6 +2,8 @@
 which recording rules can be backfilled, and how firings are scored against phases. The
 whole backtest, against real promtool and Prometheus, is in tests/integration/test_backtest.py."""
 
+import pytest
+
 from modelmon.backtest import Episode, PhaseSpan, Result, _levels, episodes_of
 
 
@@ -39,3 +41,19 @@ def test_a_firing_in_a_healthy_phase_is_a_false_alarm_unless_the_windows_still_h
     assert false["healthy_days"] == round((86_400 + 86_400 - 3_600 - 660) / 86_400, 4)
     assert result.detections() == [{"phase": "drop", "alert": "ModelLowPositiveRate", "delay_seconds": 120.0}]
     assert "ModelLowPositiveRate" in result.table(grace=660)
+
+
+def test_estimation_error_reads_back_to_back_windows_with_enough_labels():
+    phases = [PhaseSpan("normal", 0, 600, True), PhaseSpan("drift", 600, 1200, False)]
+    times = [5.0 * k for k in range(1, 241)]  # an evaluation every 5 s
+    quality = {
+        "estimated": [(t, 0.90 if t <= 600 else 0.70) for t in times],
+        "realized": [(t, (0.88 if t != 600 else 0.80) if t <= 600 else 0.75) for t in times],
+        "labels": [(t, 250.0 if t <= 600 else 150.0) for t in times],
+    }
+    result = Result("s", "production", 1200, phases, [], rows=0, labels=0, quality=quality, quality_window=300)
+    error = result.estimation_error(min_labels=200)
+    # Windows ending at 300 and 600 s; the drift's hold 150 labels, under 200: not scored.
+    assert error == {"normal": {"windows": 2, "median_abs": pytest.approx(0.06), "worst_abs": pytest.approx(0.10),
+                                "mean_signed": pytest.approx(0.06)}}
+    assert result.estimation_error(min_labels=100)["drift"]["mean_signed"] == pytest.approx(-0.05)

@@ -118,14 +118,17 @@ class Result:
         if not self.quality or self.quality_window <= 0:
             return {}
         at = {key: dict(points) for key, points in self.quality.items()}
+        times = np.array(sorted(at.get("estimated", {})))
         out = {}
         for phase in self.phases:
             gaps = []
             t = phase.start + self.quality_window
-            while t <= phase.end + 1e-9:
-                key = min(at["estimated"], key=lambda s: abs(s - t), default=None)
-                if (key is not None and abs(key - t) < self.quality_window / 10 and key in at["realized"]
-                        and at["labels"].get(key, 0.0) >= min_labels):
+            while t <= phase.end + 1e-9 and times.size:
+                # The evaluation nearest the window's end.
+                k = int(np.clip(np.searchsorted(times, t), 1, times.size - 1)) if times.size > 1 else 0
+                key = float(min(times[max(k - 1, 0)], times[k], key=lambda s: abs(s - t)))
+                if (abs(key - t) < self.quality_window / 10 and key in at.get("realized", {})
+                        and at.get("labels", {}).get(key, 0.0) >= min_labels):
                     gaps.append(at["estimated"][key] - at["realized"][key])
                 t += self.quality_window
             if gaps:

@@ -291,15 +291,10 @@ def _accuracy_specs(profile: ReferenceProfile, settings: Settings) -> list[Panel
     """A classifier's accuracy and confusion matrix on the labels that came back."""
     n = Names.of(settings)
     q = settings.quality_window
-    positive = profile.positive
-    quality = [Query(f"{n.accuracy}{{{SELECTOR}}}", "accuracy")]
-    if positive is not None:
-        quality += [Query(f"{n.precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
-                    Query(f"{n.recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
-                    Query(f"{n.f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    quality = _quality_queries(profile, (n.accuracy, n.precision, n.recall, n.f1))
     return [
         PanelSpec(
-            "Quality", f"Model quality over {q} (ground truth)", "timeseries", tuple(quality),
+            "Quality", f"Model quality over {q} (ground truth)", "timeseries", quality,
             unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
             description=f"Accuracy, and precision/recall/F1 of the positive class, on the labels received over "
                         f"{q} (POST /feedback). ModelQualityDrop fires under {settings.accuracy_floor:.0%} "
@@ -315,16 +310,24 @@ def _accuracy_specs(profile: ReferenceProfile, settings: Settings) -> list[Panel
     ]
 
 
+def _quality_queries(profile: ReferenceProfile, series: tuple[str, str, str, str]) -> tuple[Query, ...]:
+    """Accuracy, and the positive class's precision, recall and F1 where there is one."""
+    accuracy, precision, recall, f1 = series
+    queries = [Query(f"{accuracy}{{{SELECTOR}}}", "accuracy")]
+    positive = profile.positive
+    if positive is not None:
+        queries += [Query(f"{precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
+                    Query(f"{recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
+                    Query(f"{f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    return tuple(queries)
+
+
 def _estimated_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
     """Quality estimated from calibrated probabilities (no labels), against the labels' own."""
     n = Names.of(settings)
     q = settings.quality_window
-    positive = profile.positive
-    estimated = [Query(f"{n.estimated_accuracy}{{{SELECTOR}}}", "accuracy")]
-    if positive is not None:
-        estimated += [Query(f"{n.estimated_precision}{{{SELECTOR}}}", f"precision ({positive.label})"),
-                      Query(f"{n.estimated_recall}{{{SELECTOR}}}", f"recall ({positive.label})"),
-                      Query(f"{n.estimated_f1}{{{SELECTOR}}}", f"F1 ({positive.label})")]
+    estimated = _quality_queries(profile, (n.estimated_accuracy, n.estimated_precision, n.estimated_recall,
+                                           n.estimated_f1))
     return [
         PanelSpec(
             "Quality", f"Estimated vs realized accuracy over {q}", "timeseries",
@@ -338,7 +341,7 @@ def _estimated_specs(profile: ReferenceProfile, settings: Settings) -> list[Pane
                         "row positive changed. The estimate alone under the floor is ModelEstimatedQualityDrop.",
         ),
         PanelSpec(
-            "Quality", f"Estimated quality over {q} (no labels)", "timeseries", tuple(estimated),
+            "Quality", f"Estimated quality over {q} (no labels)", "timeseries", estimated,
             unit="percentunit", threshold=settings.accuracy_floor, minimum=0, maximum=1,
             description="Accuracy, and precision/recall/F1 of the positive class, expected from the calibrated "
                         "probabilities of every prediction (confidence-based performance estimation): available "
