@@ -38,8 +38,15 @@ def rule_tests(cwd) -> subprocess.CompletedProcess:
                                        "".join(d.stdout for d in done), "".join(d.stderr for d in done))
 
 
-@pytest.fixture(scope="module", params=[("stores", "production"), ("stores", "demo"), ("regressor", "production"),
-                                        ("regressor", "demo"), ("categorical", "production"), ("categorical", "demo")],
+# The demo settings differ in windows only; their promtool runs go with `make test-slow` (as the
+# demo's rule mutants do), which keeps `make test` within its quarter of an hour.
+_DEMO = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=[("stores", "production"), pytest.param(("stores", "demo"), marks=_DEMO),
+                                        ("regressor", "production"), pytest.param(("regressor", "demo"), marks=_DEMO),
+                                        ("categorical", "production"),
+                                        pytest.param(("categorical", "demo"), marks=_DEMO)],
                 ids="-".join)
 def rendered(request, tmp_path_factory):
     """The rules and promtool cases of each kind of model: the stores classifier, a regressor,
@@ -79,6 +86,7 @@ def test_every_rule_is_exercised_by_the_unit_tests(rendered):
                 f"no case where {rule['alert']} stays quiet"
 
 
+@pytest.mark.slow  # one wrong rule by hand; tests/test_rule_mutants.py tries them all, also in `make test-slow`
 def test_a_broken_drift_rule_is_caught(tmp_path, stores_profile):
     """A plain one-to-one `ignoring (le)` drops `le` and silently breaks PSI: promtool must fail."""
     render_stack(stores_profile, load_settings("demo"), tmp_path, topology="native")
@@ -91,6 +99,7 @@ def test_a_broken_drift_rule_is_caught(tmp_path, stores_profile):
     assert "modelmon_feature_psi" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # three classes: nine confusion cells of labels and nine expected, a minute of promtool
 def test_multiclass_model_gets_rules_without_a_positive_class(tmp_path, iris_dir):
     profile = ReferenceProfile.load(profile_path(iris_dir / "model"))
     settings = load_settings("production")
@@ -140,6 +149,7 @@ def test_quality_formulas_agree_with_scikit_learn():
     assert got["f1"] == pytest.approx(f1_score(actual, predicted, pos_label="success"))
 
 
+@pytest.mark.slow  # as above
 def test_a_wrong_quality_rule_is_caught(tmp_path, stores_profile):
     """Precision divided by the actual positives (that is recall) must fail the promtool case."""
     settings = load_settings("demo")

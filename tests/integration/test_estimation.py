@@ -10,7 +10,7 @@ from modelmon.backtest import backtest
 from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # 25 s of backtests: with `make test-slow`
 
 FIVE_MINUTES = {"MODELMON_QUALITY_WINDOW": "5m"}
 
