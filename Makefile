@@ -4,8 +4,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql
-NEEDED_BINARIES := prometheus promtool amtool docker-compose
+APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql victoria-metrics
+NEEDED_BINARIES := prometheus promtool amtool docker-compose victoria-metrics vmalert
 
 .PHONY: demo test test-slow lint readme system-deps venv deploy clean
 

@@ -99,3 +99,57 @@ def test_slack_webhook_file_setting_is_honoured(tmp_path, stores_profile):
     config = yaml.safe_load(default.alertmanager_config.read_text())
     assert {c["api_url_file"] for r in config["receivers"] for c in r["slack_configs"]} == {
         str(default.webhook_secret.resolve())}
+
+
+def _fleet(tmp_path, stores_profile, **changes):
+    settings = load_settings("demo").replace(replicas=4, shards=2, **changes)
+    layout = render_stack(stores_profile, settings, tmp_path, topology="native").layout
+    configs = {name: yaml.safe_load((layout.root / "prometheus" / f"{name}.yml").read_text())
+               for name in ("prometheus-1", "prometheus-2")}
+    return settings, layout, configs
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_a_fleet_shares_the_replicas_out_and_writes_to_one_store(tmp_path, stores_profile):
+    settings, layout, configs = _fleet(tmp_path, stores_profile)
+    targets = {name: c["scrape_configs"][0]["static_configs"][0]["targets"] for name, c in configs.items()}
+    ports = [settings.app_port + i for i in range(4)]
+    assert targets == {"prometheus-1": [f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[2]}"],
+                       "prometheus-2": [f"127.0.0.1:{ports[1]}", f"127.0.0.1:{ports[3]}"]}
+    for index, (name, config) in enumerate(configs.items()):
+        assert config["global"]["external_labels"]["cluster"] == f"cluster-{index + 1}"
+        assert config["remote_write"][0]["url"] == f"http://127.0.0.1:{settings.victoria_metrics_port}/api/v1/write"
+        # Globally evaluated rules run in vmalert only: a shard has none and notifies no one.
+        assert "rule_files" not in config and "alerting" not in config
+        result = run("promtool", "check", "config", str(layout.root / "prometheus" / f"{name}.yml"))
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert not (layout.root / "prometheus" / "prometheus.yml").exists()
+
+
+def test_rules_evaluated_per_cluster_run_in_every_shard_and_never_in_vmalert(tmp_path, stores_profile):
+    from modelmon.stack import VMALERT, native_instances
+
+    settings, _, configs = _fleet(tmp_path, stores_profile, rule_evaluation="cluster")
+    for config in configs.values():
+        assert config["rule_files"] == ["rules/*.yml"]
+        assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+            f"127.0.0.1:{settings.alertmanager_port}"]
+    assert VMALERT not in {i.part for i in native_instances(settings)}
+    assert VMALERT in {i.part for i in native_instances(settings.replace(rule_evaluation="global"))}
+
+
+def test_a_fleet_whose_ports_collide_is_refused_naming_both(stores_profile):
+    from modelmon.settings import SettingsError
+    from modelmon.stack import native_instances
+
+    with pytest.raises(SettingsError, match="prometheus-1 and app-3 would both listen on port 9002"):
+        native_instances(load_settings("demo").replace(replicas=4, shards=2, app_port=9000, prometheus_port=9002))
+    with pytest.raises(SettingsError, match="rule_evaluation must be one of global, cluster"):
+        load_settings("demo").replace(rule_evaluation="both")
+
+
+@pytest.mark.skipif(shutil.which("vmalert") is None, reason="vmalert not installed")
+def test_vmalert_accepts_the_generated_rules(tmp_path, stores_profile):
+    _, layout, _ = _fleet(tmp_path, stores_profile)
+    result = run("vmalert", f"-rule={layout.rules}/*.yml", "-dryRun", "-datasource.url=http://127.0.0.1:1")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -109,10 +109,14 @@ def _load(model_dir: Path) -> ReferenceProfile:
     return ReferenceProfile.load(profile_path(model_dir))
 
 
+_FLEET_FLAGS = ("replicas", "shards", "rule_evaluation")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     from .settings import load_settings
 
-    return load_settings(args.profile, args.settings)
+    return load_settings(args.profile, args.settings,
+                         flags={k: getattr(args, k) for k in _FLEET_FLAGS if hasattr(args, k)})
 
 
 def _cmd_stack_render(args: argparse.Namespace) -> None:
@@ -175,7 +179,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         scenario = scenario.lasting(seconds(args.duration))
     if args.speed != 1.0:
         scenario = scenario.faster(args.speed)
-    result = Simulator(args.url, scenario, seed=args.seed, concurrency=args.concurrency,
+    result = Simulator(args.url.split(","), scenario, seed=args.seed, concurrency=args.concurrency,
                        show_progress=not args.quiet).run()
     print(result.table())
 
@@ -340,6 +344,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="MLflow model directory with its reference profile (default: %(default)s)")
         settings_options(sub)
 
+    def fleet_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--replicas", type=int, help="app processes (setting replicas)")
+        sub.add_argument("--shards", type=int,
+                         help="Prometheus servers; above 1, with VictoriaMetrics and vmalert (setting shards)")
+        sub.add_argument("--rule-evaluation", choices=("global", "cluster"),
+                         help="with shards: rules in vmalert over all clusters, or in each shard "
+                              "(setting rule_evaluation)")
+
     stack = verbs.add_parser("stack", help="The monitoring stack as code.", description="The monitoring stack as code.")
     stack_verbs = stack.add_subparsers(dest="stack_verb", required=True, metavar="COMMAND")
     render = verb("render", _cmd_stack_render,
@@ -349,15 +361,19 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--target", choices=("compose", "native", "kubernetes"), default="compose",
                         help="compose: docker-compose with Grafana; native: one host, as `up` runs it; kubernetes: "
                              "a kustomize base for the Prometheus Operator (default: %(default)s)")
+    fleet_options(render)
 
     up = verb("up", _cmd_up, "Run app, Prometheus, Alertmanager and a Slack stand-in natively (no Docker).")
     stack_options(up)
     up.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/<time>)")
+    fleet_options(up)
 
     sim = verb("simulate", _cmd_simulate, "Send scenario traffic (normal and faulty phases) to a model server.")
     sim.add_argument("scenario", nargs="?", default="normal",
                      help="built-in scenario name or YAML file (default: %(default)s; --list shows them)")
-    sim.add_argument("--url", default="http://127.0.0.1:8000", help="model server (default: %(default)s)")
+    sim.add_argument("--url", default="http://127.0.0.1:8000",
+                     help="model server, or a fleet's replicas separated by commas, sent to in turn "
+                          "(default: %(default)s)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sim.add_argument("--speed", type=float, default=1.0,
                      help="time compression: durations / speed, rates x speed, same requests (default: 1)")

@@ -1,5 +1,6 @@
 """`modelmon up`: the app, Prometheus, Alertmanager and a local Slack receiver as child
-processes on one machine, without Docker.
+processes on one machine, without Docker; with settings `replicas`/`shards`, a fleet of them
+with VictoriaMetrics and vmalert as the global view (modelmon.stack says how it is wired).
 
 Each child logs to `<run>/logs/<name>.log`. If one dies, all are stopped and the log named;
 Ctrl-C stops them all cleanly.
@@ -27,17 +28,23 @@ from .settings import Settings
 from .stack import (
     ALERTMANAGER,
     APP,
-    NATIVE_PARTS,
     PROMETHEUS,
     RECEIVER,
+    VICTORIA_METRICS,
+    VMALERT,
+    Instance,
     Layout,
     Part,
     layout_of,
+    native_instances,
     part_named,
     render_stack,
+    victoria_metrics_args,
+    vmalert_args,
 )
 
-_INSTALL = "install it with `sudo apt-get install -y prometheus prometheus-alertmanager` (Debian/Ubuntu)"
+_INSTALL = ("install it with `sudo apt-get install -y prometheus prometheus-alertmanager victoria-metrics` "
+            "(Debian/Ubuntu)")
 
 
 class StackError(ModelmonError):
@@ -82,11 +89,19 @@ class NativeStack:
         self.layout: Layout = layout_of(profile, run_dir)
         self.children: list[_Child] = []
         self._stopped: dict[str, list[str]] = {}
+        self._instances: dict[str, Instance] = {}
 
     # -- addresses --------------------------------------------------------------------------
     def url(self, part: Part | str) -> str:
-        """Where a part listens: `stack.url(APP)`, or by its name, `stack.url("app")`."""
+        """Where a part listens: `stack.url(APP)`, or by its name, `stack.url("app")`; in a
+        fleet, the first replica or shard, or one by its name (`stack.url("app-3")`)."""
+        if isinstance(part, str) and part in self._instances:
+            return self._instances[part].url(self.settings)
         return (part_named(part) if isinstance(part, str) else part).url(self.settings)
+
+    def instances(self, part: Part) -> list[Instance]:
+        """The running processes of one part (the replicas of APP, the shards of PROMETHEUS)."""
+        return [i for i in native_instances(self.settings) if i.part is part]
 
     @property
     def notifications_file(self) -> Path:
@@ -94,12 +109,19 @@ class NativeStack:
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> NativeStack:
-        prometheus = find_binary("prometheus")
-        alertmanager = find_binary("prometheus-alertmanager", "alertmanager")
         s = self.settings
         layout = self.layout
-        for part in NATIVE_PARTS:
-            check_port_free(s.host, part.port(s), part.name)
+        run = native_instances(s)
+        binaries = {
+            PROMETHEUS: find_binary("prometheus"),
+            ALERTMANAGER: find_binary("prometheus-alertmanager", "alertmanager"),
+        }
+        if s.global_store:
+            binaries[VICTORIA_METRICS] = find_binary("victoria-metrics")
+            binaries[VMALERT] = find_binary("vmalert")
+        for instance in run:
+            check_port_free(s.host, instance.port(s), instance.name,
+                            hint=f"set MODELMON_{instance.part.port_setting.upper()} to another port")
         render_stack(self.profile, s, self.run_dir, topology="native")
         if not s.slack_webhook_file:  # natively, "Slack" is the local receiver unless a file is set
             secret = layout.webhook_secret
@@ -110,33 +132,50 @@ class NativeStack:
         # Children run in sessions of their own (Ctrl-C reaches us, not them); make sure they
         # never outlive this process, even when it exits without calling stop().
         atexit.register(self.stop)
-        python = [sys.executable, "-m", "modelmon"]
+        self._instances = {i.name: i for i in run}
         try:
-            self._spawn("receiver", [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
-                                     "--log", str(layout.notifications)])
-            self._spawn("app", [*python, "serve", str(self.model_dir), "--settings", str(layout.settings),
-                                "--prediction-log", str(layout.prediction_log)])
-            self._spawn("prometheus", [
-                prometheus,
-                f"--config.file={layout.prometheus_config}",
-                f"--storage.tsdb.path={layout.prometheus_data}",
-                f"--web.listen-address={s.host}:{s.prometheus_port}",
-                "--web.enable-lifecycle",
-                # Firing alerts are re-sent this often, so a restarted Alertmanager hears of them.
-                f"--rules.alert.resend-delay={s.group_interval}",
-            ])
-            self._spawn("alertmanager", [
-                alertmanager,
-                f"--config.file={layout.alertmanager_config}",
-                f"--storage.path={layout.alertmanager_data}",
-                f"--web.listen-address={s.host}:{s.alertmanager_port}",
-                "--cluster.listen-address=",  # one instance: no gossip port to collide with
-            ])
+            for instance in run:
+                self._spawn(instance.name, self._argv(instance, binaries.get(instance.part, "")))
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _argv(self, instance: Instance, binary: str) -> list[str]:
+        s = self.settings
+        layout = self.layout
+        python = [sys.executable, "-m", "modelmon"]
+        part = instance.part
+        if part is RECEIVER:
+            return [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
+                    "--log", str(layout.notifications)]
+        if part is APP:  # replicas share the prediction log, so /feedback finds any one's predictions
+            return [*python, "serve", str(self.model_dir), "--settings", str(layout.settings),
+                    "--port", str(instance.port(s)), "--prediction-log", str(layout.prediction_log)]
+        if part is PROMETHEUS:
+            return [
+                binary,
+                f"--config.file={layout.shard_config(instance)}",
+                f"--storage.tsdb.path={layout.shard_data(instance) if instance.count > 1 else layout.prometheus_data}",
+                f"--web.listen-address={instance.address(s)}",
+                "--web.enable-lifecycle",
+                # Firing alerts are re-sent this often, so a restarted Alertmanager hears of them.
+                f"--rules.alert.resend-delay={s.group_interval}",
+            ]
+        if part is ALERTMANAGER:
+            return [
+                binary,
+                f"--config.file={layout.alertmanager_config}",
+                f"--storage.path={layout.alertmanager_data}",
+                f"--web.listen-address={instance.address(s)}",
+                "--cluster.listen-address=",  # one instance: no gossip port to collide with
+            ]
+        if part is VICTORIA_METRICS:
+            return [binary, *victoria_metrics_args(s, layout)]
+        if part is VMALERT:
+            return [binary, *vmalert_args(s, layout)]
+        raise ValueError(f"modelmon up does not run {part.name}")
 
     def _spawn(self, name: str, argv: list[str]) -> _Child:
         log = self.layout.log(name)
@@ -163,7 +202,7 @@ class NativeStack:
         self._wait_ready(timeout, only=name)
 
     def _wait_ready(self, timeout: float, only: str | None = None) -> None:
-        checks = {part.name: part.url(self.settings) + part.ready_path for part in NATIVE_PARTS}
+        checks = {name: i.ready_url(self.settings) for name, i in self._instances.items()}
         deadline = time.monotonic() + timeout
         pending = {k: v for k, v in checks.items() if only is None or k == only}
         while pending:
@@ -225,11 +264,20 @@ class NativeStack:
         self.stop()
 
     def urls(self) -> dict[str, str]:
-        return {
+        s = self.settings
+        urls = {
             "app (API docs)": f"{self.url(APP)}/docs",
             "app metrics": f"{self.url(APP)}/metrics",
             "Prometheus": self.url(PROMETHEUS),
             "Prometheus alerts": f"{self.url(PROMETHEUS)}/alerts",
-            "Alertmanager": self.url(ALERTMANAGER),
-            "Slack stand-in (notifications)": str(self.notifications_file),
         }
+        if s.replicas > 1:
+            urls["app replicas"] = ", ".join(i.url(s) for i in self.instances(APP))
+        if s.global_store:
+            urls["Prometheus shards"] = ", ".join(i.url(s) for i in self.instances(PROMETHEUS))
+            urls["global store (PromQL API)"] = VICTORIA_METRICS.url(s)
+            if s.rules_in_vmalert:
+                urls["vmalert (global rules, alerts)"] = f"{VMALERT.url(s)}/vmalert/alerts"
+        urls["Alertmanager"] = self.url(ALERTMANAGER)
+        urls["Slack stand-in (notifications)"] = str(self.notifications_file)
+        return urls

@@ -368,13 +368,16 @@ def _confusion_quality(profile: ReferenceProfile, cell: str, names: tuple[str, s
 def _rank_drift_rules(histogram: N.Family, reference: N.Family, by: str, window: str,
                       names: tuple[str, str, str, str, str, str]) -> list[tuple[str, str]]:
     """KS and PSI of a rank histogram against its exported no-drift CDF, per `by`: the live
-    CDF from the summed buckets, the reference recorded with `le` (exported with `bound`,
+    CDF from the summed buckets (increases, not rates, as every share of the drift window:
+    the same ratio in PromQL, and exact counts in vmalert's MetricsQL, whose rate divides each
+    replica's increase by that series' own sample span, so shares summed over replicas would
+    be weighted slightly unevenly; docs/SCALING.md), the reference recorded with `le` (exported with `bound`,
     as `le` is reserved for buckets) so the two join point for point."""
     live_cdf, reference_cdf, ks, live_share, reference_share, psi = names
     on = f"{by}, le"
     return [
-        (live_cdf, f'sum by ({on}) (rate({histogram.bucket}{{le!="+Inf"}}[{window}]))\n'
-                   f"/ ignoring (le) group_left\nsum by ({by}) (rate({histogram.count}[{window}]))"),
+        (live_cdf, f'sum by ({on}) (increase({histogram.bucket}{{le!="+Inf"}}[{window}]))\n'
+                   f"/ ignoring (le) group_left\nsum by ({by}) (increase({histogram.count}[{window}]))"),
         (reference_cdf, f'max by ({on}) (label_replace({reference.name}, "le", "$1", "{N.BOUND}", "(.*)"))'),
         (ks, f"max by ({by}) (abs({live_cdf} - on ({on}) {reference_cdf}))"),
         (live_share, _bins(live_cdf)),
@@ -395,9 +398,9 @@ def _input_rules(profile: ReferenceProfile, n: Names) -> list[tuple[str, str]]:
     if profile.categories:
         by = "model, feature, category"
         rules += [
-            (n.category_share, f"sum by ({by}) (rate({N.FEATURE_CATEGORY.total}[{d}]))\n"
+            (n.category_share, f"sum by ({by}) (increase({N.FEATURE_CATEGORY.total}[{d}]))\n"
                                f"/ ignoring (category) group_left ()\n"
-                               f"(sum by (model, feature) (rate({N.FEATURE_CATEGORY.total}[{d}])) > 0)"),
+                               f"(sum by (model, feature) (increase({N.FEATURE_CATEGORY.total}[{d}])) > 0)"),
             (n.category_reference, f"max by ({by}) ({N.FEATURE_CATEGORY_REFERENCE.name})"),
             # The same PSI series as the numeric inputs', so one alert and one panel serve both.
             (n.psi, _psi(n.category_share, n.category_reference, "model, feature", by)),
@@ -415,9 +418,9 @@ def _missing_rules(profile: ReferenceProfile, settings: Settings) -> list[tuple[
     rules: list[tuple[str, str]] = []
     if profile.nullable:
         rules += [
-            (n.missing_share, f"sum by (model, feature) (rate({N.FEATURE_MISSING.total}[{d}]))\n"
+            (n.missing_share, f"sum by (model, feature) (increase({N.FEATURE_MISSING.total}[{d}]))\n"
                               f"/ on (model) group_left ()\n"
-                              f"(sum by (model) (rate({N.PREDICTIONS.total}[{d}])) > 0)"),
+                              f"(sum by (model) (increase({N.PREDICTIONS.total}[{d}])) > 0)"),
             (n.missing_reference, f"max by (model, feature) ({N.FEATURE_MISSING_REFERENCE.name})"),
         ]
     return rules
@@ -449,8 +452,8 @@ def _prediction_rules(profile: ReferenceProfile, n: Names) -> list[tuple[str, st
     if d != w:
         rules.append((
             n.class_ratio_drift,
-            f"sum by (model, class) (rate({N.PREDICTIONS.total}[{d}]))\n/ ignoring (class) group_left\n"
-            f"sum by (model) (rate({N.PREDICTIONS.total}[{d}]))",
+            f"sum by (model, class) (increase({N.PREDICTIONS.total}[{d}]))\n/ ignoring (class) group_left\n"
+            f"sum by (model) (increase({N.PREDICTIONS.total}[{d}]))",
         ))
     rules.append((n.reference_ratio, f"max by (model, class) ({N.PREDICTION_REFERENCE_RATIO.name})"))
     rules.append((n.prediction_psi, _psi(n.class_ratio_drift, n.reference_ratio, "model", "model, class")))

@@ -23,6 +23,7 @@ import yaml
 from .errors import ModelmonError
 
 PROFILES = ("production", "demo")
+RULE_EVALUATIONS = ("global", "cluster")
 ENV_PREFIX = "MODELMON_"
 # prometheus_client's own variable: where the workers of `serve --workers N` keep their metrics.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -148,6 +149,18 @@ class Settings:
                                  "release name)")
     kubernetes_min_replicas: int = _setting(2, "Kubernetes: the HorizontalPodAutoscaler's fewest pods", low=1)
     kubernetes_max_replicas: int = _setting(6, "Kubernetes: the HorizontalPodAutoscaler's most pods", low=1)
+    # A fleet (`modelmon up --replicas N --shards M`)
+    replicas: int = _setting(1, "fleet: app processes `modelmon up` starts, on consecutive ports from app_port",
+                             low=1, high=64)
+    shards: int = _setting(1, "fleet: Prometheus servers, on consecutive ports from prometheus_port, each scraping "
+                              "its share of the replicas with its own `cluster` label; above 1 they remote-write "
+                              "into one VictoriaMetrics (the global store)", low=1, high=16)
+    rule_evaluation: str = _setting(
+        "global", "fleet with shards: where the rules run: `global` (vmalert over the global store: sums over "
+                  "every cluster) or `cluster` (each Prometheus over its own replicas); never both")
+    victoria_metrics_port: int = _setting(8428, "fleet: VictoriaMetrics' port (the global store)", low=1,
+                                          high=65535)
+    vmalert_port: int = _setting(8880, "fleet: vmalert's port", low=1, high=65535)
     # Where the other parts listen (native mode binds them all to `host`)
     prometheus_port: int = _setting(9090, "Prometheus' port", low=1, high=65535)
     alertmanager_port: int = _setting(9093, "Alertmanager's port", low=1, high=65535)
@@ -169,11 +182,23 @@ class Settings:
         if self.kubernetes_max_replicas < self.kubernetes_min_replicas:
             raise SettingsError(f"Setting kubernetes_max_replicas ({self.kubernetes_max_replicas}) must be at least "
                                 f"kubernetes_min_replicas ({self.kubernetes_min_replicas}).")
+        if self.rule_evaluation not in RULE_EVALUATIONS:
+            raise SettingsError(f"Setting rule_evaluation must be one of {', '.join(RULE_EVALUATIONS)}, "
+                                f"got {self.rule_evaluation!r}.")
         for name in ("kubernetes_namespace", "kubernetes_monitoring_namespace", "kubernetes_release"):
             value = getattr(self, name)
             if not _DNS_LABEL.fullmatch(value):
                 raise SettingsError(f"Setting {name} must be a Kubernetes name (lower-case letters, digits and '-', "
                                     f"at most 63, starting and ending alphanumeric), got {value!r}.")
+
+    @property
+    def global_store(self) -> bool:
+        """Several Prometheus shards: they remote-write into VictoriaMetrics."""
+        return self.shards > 1
+
+    @property
+    def rules_in_vmalert(self) -> bool:
+        return self.global_store and self.rule_evaluation == "global"
 
     @property
     def demo_credentials(self) -> bool:

@@ -9,10 +9,12 @@ as dropped, never delayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,9 +174,15 @@ def _invalid_body(row: dict[str, Any], kind: str, fields: list[FieldSpec]) -> by
 
 
 class Simulator:
-    def __init__(self, base_url: str, scenario: Scenario, seed: int = 0, concurrency: int = 64,
+    def __init__(self, base_url: str | Sequence[str], scenario: Scenario, seed: int = 0, concurrency: int = 64,
                  show_progress: bool = True) -> None:
-        self.base_url = base_url.rstrip("/")
+        """`base_url`: one server, or the replicas of a fleet, which get the requests in turn
+        (and share one prediction log, so labels go to the first)."""
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("the simulator needs at least one server URL")
+        self.base_urls = [url.rstrip("/") for url in urls]
+        self.base_url = self.base_urls[0]
         self.scenario = scenario
         self.concurrency = concurrency
         self.show_progress = show_progress
@@ -197,12 +205,14 @@ class Simulator:
     async def _run(self, fields: list[FieldSpec]) -> SimulationResult:
         results = [PhaseResult(p.name, p.rate, p.requests) for p in self.scenario.phases]
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=30) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, limits=limits, timeout=30))
+                       for url in self.base_urls]
             done = asyncio.Event()
-            labeller = asyncio.create_task(self._send_labels(client, done))
+            labeller = asyncio.create_task(self._send_labels(clients[0], done))
             with _Progress(self.show_progress, results) as progress:
                 for phase, result in zip(self.scenario.phases, results):
-                    await self._phase(client, phase, fields, result, progress)
+                    await self._phase(clients, phase, fields, result, progress)
             done.set()  # the labels still waiting go out when due, then the run ends
             await labeller
         return SimulationResult(self.scenario.name, results)
@@ -238,7 +248,7 @@ class Simulator:
             else:
                 result.labels_refused += 1
 
-    async def _phase(self, client: httpx.AsyncClient, phase: Phase, fields: list[FieldSpec],
+    async def _phase(self, clients: list[httpx.AsyncClient], phase: Phase, fields: list[FieldSpec],
                      result: PhaseResult, progress: _Progress) -> None:
         columns = _values(phase, fields, self._rng)
         invalid = self._rng.random(phase.requests) < phase.invalid_share
@@ -267,6 +277,7 @@ class Simulator:
             row = {n: _json_value(columns[n][i], kinds_of[n]) for n in names}
             body = _invalid_body(row, _INVALID_KINDS[kinds[i]], fields) if invalid[i] else json.dumps(row).encode()
             label = (float(delays[i]), actual[i]) if labelled[i] else None
+            client = clients[result.sent % len(clients)]
             task = asyncio.create_task(self._send(client, body, bool(invalid[i]), result, label))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)

@@ -1,7 +1,10 @@
 """Render the whole monitoring stack for one model into a folder.
 
 `compose` topology: services find each other by name (the committed `deploy/` folder).
-`native` topology: everything on one host, for `modelmon up` without Docker.
+`native` topology: everything on one host, for `modelmon up` without Docker; with settings
+`replicas`/`shards` a fleet: N app processes, M Prometheus shards (each its share of the
+replicas and its own `cluster` label) remote-writing into one VictoriaMetrics, where vmalert
+evaluates the same rules over every cluster (or each shard evaluates them for its own).
 `render_kubernetes`: a kustomize base for the Prometheus Operator (modelmon.kubernetes).
 Every file comes from the reference profile and one Settings object; nothing is hand-copied.
 """
@@ -20,7 +23,7 @@ from .kubernetes import kubernetes_files
 from .profile import ReferenceProfile
 from .rules import JOB, dashboard_uid, dump_yaml, rule_files
 from .ruletests import rule_tests
-from .settings import Settings, settings_yaml
+from .settings import Settings, SettingsError, seconds, settings_yaml
 
 Topology = Literal["compose", "native"]
 
@@ -67,8 +70,74 @@ PROMETHEUS = Part("prometheus", "prometheus_port", "/-/ready", compose_port=9090
 ALERTMANAGER = Part("alertmanager", "alertmanager_port", "/-/ready", compose_port=9093)
 RECEIVER = Part("receiver", "receiver_port", "/health", compose_port=9099)
 GRAFANA = Part("grafana", "grafana_port", "/api/health", native=False, compose_port=3000)
-PARTS = (APP, PROMETHEUS, ALERTMANAGER, RECEIVER, GRAFANA)
-NATIVE_PARTS = tuple(p for p in PARTS if p.native)
+# The global store of a fleet, and the rule evaluator that reads it (native only).
+VICTORIA_METRICS = Part("victoria-metrics", "victoria_metrics_port", "/health", compose_port=8428)
+VMALERT = Part("vmalert", "vmalert_port", "/health", compose_port=8880)
+PARTS = (APP, PROMETHEUS, ALERTMANAGER, RECEIVER, GRAFANA, VICTORIA_METRICS, VMALERT)
+NATIVE_PARTS = (APP, PROMETHEUS, ALERTMANAGER, RECEIVER)  # a single-host run without a fleet
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of a native run: `index` of `count` of its part (replicas, shards) on the
+    part's port + index. Alone, it has the part's name; in a fleet, `app-1` ... `app-N`."""
+
+    part: Part
+    index: int = 0
+    count: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.part.name if self.count == 1 else f"{self.part.name}-{self.index + 1}"
+
+    @property
+    def cluster(self) -> str:
+        """A Prometheus shard's `cluster` label (its external label in a fleet)."""
+        return f"cluster-{self.index + 1}"
+
+    def port(self, settings: Settings) -> int:
+        return self.part.port(settings) + self.index
+
+    def address(self, settings: Settings) -> str:
+        return f"{settings.host}:{self.port(settings)}"
+
+    def url(self, settings: Settings) -> str:
+        return f"http://{self.address(settings)}"
+
+    def ready_url(self, settings: Settings) -> str:
+        return self.url(settings) + self.part.ready_path
+
+
+def replicas(settings: Settings) -> tuple[Instance, ...]:
+    return tuple(Instance(APP, i, settings.replicas) for i in range(settings.replicas))
+
+
+def shards(settings: Settings) -> tuple[Instance, ...]:
+    return tuple(Instance(PROMETHEUS, j, settings.shards) for j in range(settings.shards))
+
+
+def scraped_by(shard: Instance, settings: Settings) -> tuple[Instance, ...]:
+    """The replicas a shard scrapes: every `shards`-th, so they are shared out evenly."""
+    return tuple(r for r in replicas(settings) if r.index % shard.count == shard.index)
+
+
+def native_instances(settings: Settings) -> tuple[Instance, ...]:
+    """Every process `modelmon up` starts with these settings, in start order; refused when
+    two would share a port."""
+    run = [Instance(RECEIVER), *replicas(settings), *shards(settings), Instance(ALERTMANAGER)]
+    if settings.global_store:
+        run.insert(-1, Instance(VICTORIA_METRICS))
+        if settings.rules_in_vmalert:
+            run.append(Instance(VMALERT))
+    taken: dict[int, str] = {}
+    for instance in run:
+        port = instance.port(settings)
+        if port in taken:
+            raise SettingsError(f"{instance.name} and {taken[port]} would both listen on port {port}: move one "
+                                f"with its setting {instance.part.port_setting} (replicas and shards take "
+                                "consecutive ports).")
+        taken[port] = instance.name
+    return tuple(run)
 
 
 def part_named(name: str) -> Part:
@@ -92,6 +161,18 @@ class Layout:
     @property
     def rules(self) -> Path:
         return self.root / "prometheus" / "rules"
+
+    def shard_config(self, shard: Instance) -> Path:
+        if shard.count == 1:
+            return self.prometheus_config
+        return self.root / "prometheus" / f"{shard.name}.yml"
+
+    def shard_data(self, shard: Instance) -> Path:
+        return self.root / f"{shard.name}-data"
+
+    @property
+    def victoria_metrics_data(self) -> Path:
+        return self.root / "victoria-metrics-data"
 
     @property
     def rule_tests(self) -> Path:
@@ -170,26 +251,82 @@ class RenderedStack:
     files: tuple[Path, ...]
 
 
-def prometheus_config(settings: Settings, topology: Topology) -> str:
+def prometheus_config(settings: Settings, topology: Topology, shard: Instance | None = None) -> str:
+    """One Prometheus' configuration; in a native fleet, shard `shard`'s (its replicas, its
+    `cluster` label, remote write into the global store; the rules only when they are
+    evaluated per cluster)."""
+
     def at(part: Part) -> str:
         # Prometheus scrapes itself at localhost inside its container.
         return "localhost:9090" if part is PROMETHEUS and topology == "compose" else part.address(settings, topology)
 
-    config = {
+    shard = shard or Instance(PROMETHEUS)
+    fleet = topology == "native" and settings.global_store
+    apps = [r.address(settings) for r in scraped_by(shard, settings)] if topology == "native" else [at(APP)]
+    myself = shard.address(settings) if topology == "native" else at(PROMETHEUS)
+    external_labels = {"monitor": "modelmon"}
+    config: dict[str, object] = {
         "global": {
             "scrape_interval": settings.scrape_interval,
             "evaluation_interval": settings.evaluation_interval,
-            "external_labels": {"monitor": "modelmon"},
+            "external_labels": external_labels,
         },
-        "rule_files": ["rules/*.yml"],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [at(ALERTMANAGER)]}]}]},
-        "scrape_configs": [
-            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": [at(APP)]}]},
-            {"job_name": "prometheus", "static_configs": [{"targets": [at(PROMETHEUS)]}]},
-            {"job_name": "alertmanager", "static_configs": [{"targets": [at(ALERTMANAGER)]}]},
-        ],
     }
+    if fleet:
+        external_labels["cluster"] = shard.cluster
+    if not (fleet and settings.rules_in_vmalert):
+        config["rule_files"] = ["rules/*.yml"]
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [at(ALERTMANAGER)]}]}]}
+    scrapes = [
+        {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": apps}]},
+        {"job_name": "prometheus", "static_configs": [{"targets": [myself]}]},
+    ]
+    if shard.index == 0:
+        scrapes.append({"job_name": "alertmanager", "static_configs": [{"targets": [at(ALERTMANAGER)]}]})
+    config["scrape_configs"] = scrapes
+    if fleet:
+        # Samples leave within one scrape interval; while the store is away they wait in the
+        # WAL (about two hours) and are sent when it is back.
+        config["remote_write"] = [{
+            "url": f"{VICTORIA_METRICS.url(settings)}/api/v1/write",
+            "queue_config": {"batch_send_deadline": settings.scrape_interval, "min_backoff": "1s",
+                             "max_backoff": "10s"},
+        }]
     return dump_yaml(config)
+
+
+def vmalert_args(settings: Settings, layout: Layout) -> list[str]:
+    """vmalert's flags: the generated rule files over the global store, recorded series and
+    alert state written back into it, notifications to Alertmanager."""
+    store = VICTORIA_METRICS.url(settings)
+    return [
+        f"-rule={layout.rules}/*.yml",
+        f"-datasource.url={store}",
+        f"-remoteWrite.url={store}",
+        f"-remoteRead.url={store}",  # restores the `for` state of pending alerts after a restart
+        f"-notifier.url={ALERTMANAGER.url(settings)}",
+        f"-evaluationInterval={settings.evaluation_interval}",
+        f"-httpListenAddr={VMALERT.address(settings, 'native')}",
+        f"-rule.resendDelay={settings.group_interval}",
+        "-external.label=cluster=global",
+        "-disableAlertgroupLabel",  # alerts carry the same labels as Prometheus gives them
+        "-loggerLevel=WARN",
+    ]
+
+
+def victoria_metrics_args(settings: Settings, layout: Layout) -> list[str]:
+    # A sample is visible to queries this long after it was scraped (VictoriaMetrics' default,
+    # 30 s, would delay every alert by as much): two scrape intervals cover one remote-write batch.
+    offset = f"{max(1, round(2 * seconds(settings.scrape_interval)))}s"
+    return [
+        f"-storageDataPath={layout.victoria_metrics_data}",
+        f"-httpListenAddr={VICTORIA_METRICS.address(settings, 'native')}",
+        "-retentionPeriod=30d",
+        f"-search.latencyOffset={offset}",
+        # Samples of a shard that was away arrive late; a cached result would hide them.
+        "-search.disableCache",
+        "-loggerLevel=WARN",
+    ]
 
 
 def _grafana_provisioning(settings: Settings) -> dict[str, str]:
@@ -360,8 +497,11 @@ def render_stack(
     def rel(path: Path) -> str:
         return path.relative_to(out).as_posix()
 
+    configs = ({rel(layout.shard_config(shard)): prometheus_config(settings, topology, shard)
+                for shard in shards(settings)} if topology == "native" else
+               {rel(layout.prometheus_config): prometheus_config(settings, topology)})
     files: dict[str, str] = {
-        rel(layout.prometheus_config): prometheus_config(settings, topology),
+        **configs,
         **{rel(layout.rules / name): text for name, text in rules.items()},
         **{rel(layout.rule_tests / name): text
            for name, text in rule_tests(profile, settings, [f"../rules/{name}" for name in rules]).items()},
