@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from modelmon.native import NativeStack
+from modelmon.native import NativeStack, free_port
 from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.scenarios import load_scenario
 from modelmon.settings import load_settings
@@ -29,15 +28,9 @@ from modelmon.stack import APP, PROMETHEUS
 from modelmon.timeline import AlertWatcher, detections
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, settle: float,
              events_log: Path | None = None):
-    ports = {f"{name}_port": _free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
+    ports = {f"{name}_port": free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
     settings = load_settings(profile_name).replace(**ports)
     profile = ReferenceProfile.load(profile_path(model_dir))
     scenario = load_scenario(scenario_name)

@@ -14,7 +14,6 @@ and projects them for 100 models x 20 replicas x 3 clusters.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.native import NativeStack
+from modelmon.native import NativeStack, free_port
 from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.scenarios import parse_scenario
 from modelmon.settings import load_settings, seconds
@@ -33,21 +32,6 @@ from modelmon.simulator import Simulator
 from modelmon.stack import APP, PROMETHEUS, VICTORIA_METRICS
 
 MODELS, REPLICAS, CLUSTERS = 100, 20, 3
-
-
-def _free_block(count: int) -> int:
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def _query(url: str, expr: str) -> float:
@@ -72,9 +56,9 @@ def main() -> int:
     args = parser.parse_args()
 
     settings = load_settings("production").replace(
-        replicas=2, shards=2, app_port=_free_block(2), prometheus_port=_free_block(2),
-        alertmanager_port=_free_block(1), receiver_port=_free_block(1), victoria_metrics_port=_free_block(1),
-        vmalert_port=_free_block(1))
+        replicas=2, shards=2, app_port=free_port(count=2), prometheus_port=free_port(count=2),
+        alertmanager_port=free_port(), receiver_port=free_port(), victoria_metrics_port=free_port(),
+        vmalert_port=free_port())
     profile = ReferenceProfile.load(profile_path(args.model))
     scenario = parse_scenario({"name": "steady", "rate": args.rate, "feedback": {
         "share": 0.5, "delay": {"uniform": {"low": 1, "high": 10}},

@@ -50,7 +50,7 @@ from .errors import ModelmonError
 from .feedback import Truths
 from .metrics import FeedbackMetrics, ModelMetrics
 from .model import LoadedModel, Prediction
-from .native import check_port_free, find_binary
+from .native import check_port_free, find_binary, free_port
 from .predictionlog import LoggedPrediction, PredictionStore, store_url
 from .predictor import Predictor, probability_classes
 from .profile import ReferenceProfile
@@ -477,15 +477,6 @@ def _levels(recording: Sequence[Mapping[str, str]]) -> list[list[Mapping[str, st
     return [[r for r in recording if level[r["record"]] == k] for k in range(1, depth + 1)]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _prometheus(binary: str, tsdb: Path, config: Path, port: int, log: Path) -> Iterator[str]:
     """A Prometheus serving the TSDB, scraping nothing, until the block exits."""
@@ -631,7 +622,7 @@ def evaluate(files: Mapping[str, str], played: _Played, settings: Settings, work
     began = time.perf_counter()
     for k, level in enumerate(_levels(recording)):
         halves = [half for half in (level[0::2], level[1::2]) if half]  # two promtools: one core each
-        with _prometheus(prometheus, tsdb, config, _free_port(), log) as url, ThreadPoolExecutor(2) as pool:
+        with _prometheus(prometheus, tsdb, config, free_port(), log) as url, ThreadPoolExecutor(2) as pool:
             outs = [pool.submit(_backfill_rules, promtool, url, half, workdir / f"level-{k + 1}-{i}", start, end,
                                 settings.evaluation_interval) for i, half in enumerate(halves)]
             done = [future.result() for future in outs]
@@ -641,7 +632,7 @@ def evaluate(files: Mapping[str, str], played: _Played, settings: Settings, work
     began = time.perf_counter()
     found: list[Episode] = []
     alerting = [r for g in yaml.safe_load(files["alerts.yml"])["groups"] for r in g["rules"]]
-    with _prometheus(prometheus, tsdb, config, _free_port(), log) as url:
+    with _prometheus(prometheus, tsdb, config, free_port(), log) as url:
         _check_recorded(url, recording[0]["record"], start, end, step)
         for rule in alerting:
             hold = seconds(rule.get("for", "0s") or "0s")

@@ -8,12 +8,11 @@ each alert fired and where its notification went.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .native import NativeStack, StackError, check_port_free
+from .native import NativeStack, StackError, check_port_free, free_port
 from .profile import ReferenceProfile, profile_path
 from .report import PhaseMark, write_report
 from .scenarios import load_scenario
@@ -45,9 +44,7 @@ def ports_that_are_free(settings: Settings) -> Settings:
         try:
             check_port_free(settings.host, port, part.name)
         except StackError:
-            with socket.socket() as probe:
-                probe.bind((settings.host, 0))
-                free = probe.getsockname()[1]
+            free = free_port(settings.host)
             settings = part.moved(settings, free)
             print(f"port {port} is taken (another {part.name}?): the demo's {part.name} uses {free}")
     return settings

@@ -70,6 +70,26 @@ def check_port_free(host: str, port: int, what: str, hint: str | None = None) ->
             raise StackError(f"Port {port} on {host} (for {what}) is in use: stop what runs there, or {hint}.") from None
 
 
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """A port free on `host` now, the first of `count` consecutive free ones (a fleet's
+    replicas and shards take consecutive ports). Another process may take it before it is
+    used: for tests, benchmarks and the demo, which bind it at once."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            base: int = probe.getsockname()[1]
+        if base + count > 65536:
+            continue
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+                    other.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise StackError(f"Found no {count} consecutive free ports on {host}: stop some servers and try again.")
+
+
 @dataclass
 class _Child:
     name: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelmon.native import free_port
 from modelmon.scenarios import Scenario, parse_scenario
 from modelmon.settings import load_settings
 from modelmon.simulator import Simulator
 from modelmon.timeline import AlertWatcher
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):

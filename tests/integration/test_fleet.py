@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelmon import names as N
 from modelmon.dashboards import panel_queries
 from modelmon.drift import bin_shares, ks_distance, psi
-from modelmon.native import NativeStack, find_binary
+from modelmon.native import NativeStack, find_binary, free_port
 from modelmon.profile import ReferenceProfile, profile_path
 from modelmon.scenarios import parse_scenario
 from modelmon.settings import load_settings
@@ -45,29 +44,6 @@ OUTAGE = 60.0
 RATIO_TOLERANCE = 0.02
 RATE_TOLERANCE = 0.05
 RATE_FLOOR = 0.01  # per second: below this a rate is a handful of rows in the window
-
-
-def _free_block(count: int) -> int:
-    """The first of `count` consecutive free ports (replicas and shards take consecutive ports)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 SCENARIO = parse_scenario({
@@ -112,8 +88,8 @@ def _scraped(urls: list[str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     find_binary("victoria-metrics")
-    app, prom = _free_block(REPLICAS), _free_block(SHARDS)
-    single = {part: _free_block(1) for part in ("alertmanager", "receiver", "victoria_metrics", "vmalert")}
+    app, prom = free_port(count=REPLICAS), free_port(count=SHARDS)
+    single = {part: free_port() for part in ("alertmanager", "receiver", "victoria_metrics", "vmalert")}
     settings = load_settings("demo").replace(
         replicas=REPLICAS, shards=SHARDS, app_port=app, prometheus_port=prom,
         alertmanager_port=single["alertmanager"], receiver_port=single["receiver"],
@@ -135,7 +111,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         config["scrape_configs"] = config["scrape_configs"][:1]
         config_file = stack.layout.prometheus_config.parent / "reference.yml"
         config_file.write_text(yaml.safe_dump(config))
-        reference_url = f"http://127.0.0.1:{_free_block(1)}"
+        reference_url = f"http://127.0.0.1:{free_port()}"
         reference = subprocess.Popen(
             [find_binary("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={run_dir / 'reference'}",
              f"--web.listen-address={reference_url.removeprefix('http://')}"],
