@@ -254,3 +254,48 @@ def test_the_windows_read_back_from_the_recorded_names(which, request):
     recorded = [r["record"] for r in recording_rules(profile, settings)]
     assert Names.windows_of(recorded) == {"rate_window": "5m", "drift_window": "15m", "quality_window": "2h",
                                           "short_window": "1m"}
+
+
+def test_a_low_positive_rate_that_only_shows_summed_over_replicas_fires_once(tmp_path, stores_profile):
+    """Two replicas each see 10 % successful stores, each on too few rows for the Wilson bound
+    to be evidence under the 20 % floor; summed (as the rules do, by model) the rows suffice:
+    ModelLowPositiveRate fires, once, for the model. Either replica alone: it does not."""
+    from modelmon.ruletests import positive_needed
+    from modelmon.settings import seconds
+
+    settings = load_settings("production")
+    layout = render_stack(stores_profile, settings, tmp_path, topology="native").layout
+    window, interval = seconds(settings.rate_window), 15.0
+    needed = positive_needed(0.1, settings)
+    assert needed is not None
+    per_replica = 0.6 * needed  # rows per replica over the rate window: alone short, together enough
+    per_step = per_replica / (window / interval)
+    steps = int(2 * window / interval)
+    positive = stores_profile.positive
+    assert positive is not None
+    negative = next(c.label for c in stores_profile.classes if c.label != positive.label)
+
+    def series(instances: list[str]) -> list[dict[str, str]]:
+        return [{"series": f'modelmon_predictions_total{{job="modelmon", instance="{i}", model="stores", '
+                           f'class="{label}"}}',
+                 "values": f"0+{share * per_step!r}x{steps}"}
+                for i in instances for label, share in ((positive.label, 0.1), (negative, 0.9))]
+
+    firing = 'ALERTS{alertname="ModelLowPositiveRate", alertstate="firing"}'
+    at = f"{int(window + 120)}s"  # the window full, and past the alert's `for`
+    cases = {"tests": [
+        {"name": "summed over two replicas", "interval": "15s", "input_series": series(["a:8000", "b:8000"]),
+         "promql_expr_test": [{"expr": firing, "eval_time": at, "exp_samples": [{
+             "labels": 'ALERTS{alertname="ModelLowPositiveRate", alertstate="firing", model="stores", '
+                       'severity="critical"}', "value": 1}]}]},
+        {"name": "one replica alone", "interval": "15s", "input_series": series(["a:8000"]),
+         "promql_expr_test": [{"expr": f"absent({firing})", "eval_time": at,
+                               "exp_samples": [{"labels": "{alertname=\"ModelLowPositiveRate\", "
+                                                          "alertstate=\"firing\"}", "value": 1}]}]},
+    ]}
+    test_file = layout.rule_tests / "replicas_test.yml"
+    cases["rule_files"] = [f"../rules/{p.name}" for p in sorted(layout.rules.glob("*.yml"))]
+    cases["evaluation_interval"] = "15s"
+    test_file.write_text(yaml.safe_dump(cases))
+    result = promtool("test", "rules", test_file.name, cwd=layout.rule_tests)
+    assert result.returncode == 0, result.stdout + result.stderr
