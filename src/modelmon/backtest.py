@@ -48,11 +48,12 @@ from prometheus_client import CollectorRegistry
 
 from .errors import ModelmonError
 from .feedback import Truths
-from .metrics import FeedbackMetrics, ModelMetrics
+from .metrics import FeedbackMetrics
 from .model import LoadedModel, Prediction
+from .monitor import Monitor
 from .native import check_port_free, find_binary, free_port
 from .predictionlog import LoggedPrediction, PredictionStore, store_url
-from .predictor import Predictor, probability_classes
+from .predictor import Predictor
 from .profile import ReferenceProfile
 from .rules import JOB, Names, rule_files
 from .scenarios import Phase, Scenario
@@ -329,11 +330,10 @@ class _Player:
         registry = CollectorRegistry()
         self.model = model
         self.regression = profile.regression
-        self.metrics = ModelMetrics(profile, {"version": model.version, "run_id": model.run_id,
-                                              "flavor": model.flavor}, registry,
-                                    probability_classes(model, profile))
+        monitor = Monitor.for_model(model, profile, registry)
+        self.metrics = monitor.metrics
         self.feedback = FeedbackMetrics(profile, registry)
-        self.predictor = Predictor(model, profile, self.metrics)
+        self.predictor = Predictor(model, monitor)
         self.scraped = registry.restricted_registry(sorted(keep))
         self.step = seconds(settings.scrape_interval)
         self.scrapes = _Scrapes(keep)

@@ -19,16 +19,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import MicroBatcher
 from .errors import ERROR_SCHEMA, ApiError, invalid_input
 from .exposition import exposition_registry, render
 from .feedback import FeedbackRecorder, Truths, answer, parse_feedback
-from .metrics import FeedbackMetrics, HttpMetrics, ModelMetrics
+from .metrics import FeedbackMetrics
 from .model import LoadedModel
+from .monitor import Monitor
 from .predictionlog import open_prediction_log
-from .predictor import Predictor, probability_classes
+from .predictor import Predictor
 from .profile import ReferenceProfile
 from .settings import Settings
 from .validation import RequestValidator, request_schema
@@ -43,32 +43,6 @@ class _JSON(JSONResponse):
 
 def _error(error: ApiError, headers: dict[str, str] | None = None) -> Response:
     return _JSON(error.body(), error.status, headers)
-
-
-class _Timing:
-    """Pure ASGI middleware: cheaper than BaseHTTPMiddleware on every request."""
-
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - start)
 
 
 _ROW: dict[str, Any] = {
@@ -172,13 +146,9 @@ def create_app(
     settings = settings or Settings()
     registry = registry if registry is not None else CollectorRegistry()
     validator = RequestValidator(model.name, profile.served_features(model.features), settings.max_batch_rows)
-    metrics = ModelMetrics(
-        profile,
-        {"version": model.version, "run_id": model.run_id, "flavor": model.flavor},
-        registry,
-        probability_classes(model, profile),
-    )
-    predictor = Predictor(model, profile, metrics, settings.monitoring)
+    monitor = Monitor.for_model(model, profile, registry)
+    metrics = monitor.metrics
+    predictor = Predictor(model, monitor, settings.monitoring)
     batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
     feedback_metrics = FeedbackMetrics(profile, registry)
     prediction_log = open_prediction_log(settings, model.name, model.version, feedback_metrics)
@@ -304,6 +274,5 @@ def create_app(
     async def ready() -> dict[str, str]:
         return {"status": "ready", "model": model.name, "version": model.version}
 
-    handlers = [getattr(route, "path", "") for route in app.routes]
-    app.add_middleware(_Timing, metrics=HttpMetrics(registry, handlers))
+    monitor.instrument(app)
     return app

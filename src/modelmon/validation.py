@@ -121,6 +121,11 @@ class RequestValidator:
             )
         return self._validate(rows, batch=True), True
 
+    def columns(self, rows: list[Any]) -> dict[str, list[Any]]:
+        """Typed columns of rows already parsed (the library's `Monitor.observe`), or an
+        ApiError naming the first invalid field."""
+        return self._validate(rows, batch=True)
+
     def parse_query(self, params: Mapping[str, str]) -> dict[str, list[Any]]:
         """One record from a query string (the workshop's generator used GET)."""
         try:
