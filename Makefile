@@ -17,7 +17,7 @@ test: system-deps venv lint
 
 # ruff (rules in pyproject.toml) and mypy --strict on src/; also run by `make test`.
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 	$(VENV)/bin/mypy
 
 test-slow: system-deps venv

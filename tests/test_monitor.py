@@ -15,17 +15,26 @@ from modelmon import names as N
 from modelmon.metrics import FeedbackMetrics
 from modelmon.settings import Settings
 
-from .conftest import STORES_DIR, make_client
+from .conftest import REPO, STORES_DIR, make_client
 
 # What only a serving process measures about itself: the model call's time and batch sizes
 # (a library user times their own call), and requests' latency (the app adds it with instrument).
 _TIMED = (N.MODEL_PREDICT_SECONDS.name, N.BATCH_ROWS.name, N.REQUEST_DURATION.name)
 
 
-def _series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) if family.name.startswith("modelmon_")
-            and family.name not in _TIMED for s in family.samples}
+def _series(text: str, timed: bool = True) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """modelmon's samples; without what only a serving process times (`timed`), or with the
+    latency histograms' counts only (how many requests, not how long)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("modelmon_"):
+            continue
+        for s in family.samples:
+            if family.name in _TIMED and (timed or family.name != N.REQUEST_DURATION.name
+                                          or not s.name.endswith("_count")):
+                continue
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
 
 
 def _assert_same(got: dict, expected: dict, what: str) -> None:
@@ -135,12 +144,11 @@ def test_metrics_app_and_instrument_in_a_fastapi_app(monitor_factory):
         return {"label": "success"}
 
     monitor.instrument(app)
-    app.mount("/metrics", monitor.metrics_app())
     client = TestClient(app)
     assert client.post("/predict", json={"items_count": 1800, "customers_count": 900}).status_code == 200
-    openmetrics = client.get("/metrics/", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
-    text = client.get("/metrics/").text
+    text = client.get("/metrics").text
     assert 'modelmon_predictions_total{class="success",model="stores"} 1.0' in text
     assert 'modelmon_request_duration_seconds_count{handler="/predict",method="POST",status="2xx"} 1.0' in text
 
@@ -149,3 +157,31 @@ def test_from_model_dir_reads_the_model_and_its_profile():
     monitor = Monitor.from_model_dir(STORES_DIR)
     assert [f.name for f in monitor.features] == ["items_count", "customers_count"]
     assert monitor.class_labels == ("normal", "success") and monitor.probability_classes
+
+
+def test_the_workshop_shaped_example_app_counts_what_the_server_counts(stores_model, stores_profile, monkeypatch):
+    """examples/own_fastapi_app.py (its own /predict and model call, a few lines of modelmon)
+    and `modelmon serve`, sent the same requests: the same modelmon series, values included."""
+    import importlib
+    import sys
+
+    monkeypatch.setenv("MODEL_DIR", str(STORES_DIR))
+    monkeypatch.syspath_prepend(str(REPO))
+    sys.modules.pop("examples.own_fastapi_app", None)
+    example = importlib.import_module("examples.own_fastapi_app")
+    own = TestClient(example.app)
+    served = make_client(stores_model, Settings(prediction_log="off"))
+    for row in [*_rows(120, seed=2), {"items_count": "x", "customers_count": 1}]:
+        assert own.get("/predict", params=row).status_code == served.get("/predict", params=row).status_code
+    scratch = CollectorRegistry()
+    FeedbackMetrics(stores_profile, scratch)
+    feedback = {metric.name for metric in scratch.collect()}
+    theirs = {k: v for k, v in _series(served.get("/metrics").text, timed=False).items()
+              if not any(k[0].startswith(name) for name in feedback)}
+    ours = _series(own.get("/metrics").text, timed=False)
+    # The example's invalid request never reaches its code (FastAPI refuses the query first),
+    # so it is not counted as the server counts its own 422; everything else is the same.
+    invalid = [k for k in theirs if k[0] == N.INVALID_REQUESTS.total]
+    assert sum(theirs.pop(k) for k in invalid) == 1
+    assert sum(ours.pop(k) for k in invalid) == 0
+    _assert_same(ours, theirs, "example app vs server")

@@ -201,9 +201,22 @@ class Monitor:
 
         return app
 
-    def instrument(self, app: Any) -> None:
-        """Add the HTTP latency metrics (`modelmon_request_duration_seconds`, by route and
-        status class) to a Starlette or FastAPI app; call it after its routes are declared."""
+    def instrument(self, app: Any, metrics_path: str | None = "/metrics") -> None:
+        """Serve the metrics at `metrics_path` of a Starlette or FastAPI app (None: not there;
+        mount `metrics_app()` elsewhere) and add the HTTP latency metrics
+        (`modelmon_request_duration_seconds`, by route and status class); call it after the
+        app's routes are declared."""
+        if metrics_path:
+            from starlette.requests import Request
+            from starlette.responses import Response
+
+            exported = exposition_registry(self.registry)
+
+            async def metrics(request: Request) -> Response:
+                body, content_type = render(exported, request.headers.get("accept"))
+                return Response(body, headers={"Content-Type": content_type})
+
+            app.add_route(metrics_path, metrics, methods=["GET"], include_in_schema=False)
         handlers = [getattr(route, "path", "") for route in app.routes]
         app.add_middleware(Timing, metrics=HttpMetrics(self.registry, handlers))
 
