@@ -274,5 +274,5 @@ def create_app(
     async def ready() -> dict[str, str]:
         return {"status": "ready", "model": model.name, "version": model.version}
 
-    monitor.instrument(app)
+    monitor.instrument(app, metrics_path=None)  # /metrics above, or on its own port
     return app
