@@ -69,11 +69,20 @@ def test_every_series_read_is_exported(which, profile_name, request):
 
 
 def test_the_exported_families_are_the_named_ones(stores_model, regressor_model, categorical_model):
-    """Each kind of model exports only named families; between them, every named one."""
+    """Each kind of model exports only named families (served, or collected by `modelmon
+    collect`); between them, every named one."""
+    from fastapi.testclient import TestClient
+
+    from modelmon.collector import create_collector
+    from modelmon.monitor import Monitor
+
     exported: dict[str, set[str]] = {}
-    for model in (stores_model, regressor_model, categorical_model):
-        scraped = _scrape(make_client(model), model)
-        for sample, labels in scraped.items():
+    collector = TestClient(create_collector(
+        Monitor.for_model(stores_model, ReferenceProfile.load(profile_path(stores_model.path))),
+        Settings(prediction_log="off")))
+    clients = [(make_client(model), model) for model in (stores_model, regressor_model, categorical_model)]
+    for client, model in [*clients, (collector, stores_model)]:
+        for sample, labels in _scrape(client, model).items():
             exported.setdefault(sample, set()).update(labels)
     named = {sample for f in FAMILIES for sample in f.exported}
     assert set(exported) == named

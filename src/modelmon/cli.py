@@ -145,13 +145,31 @@ def _cmd_receive(args: argparse.Namespace) -> None:
     receiver.serve_forever()
 
 
+def _cmd_collect(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .collector import create_collector
+    from .monitor import Monitor
+    from .native import check_port_free
+    from .settings import load_settings
+
+    settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.port,
+                                                                  "prediction_log": args.prediction_log})
+    check_port_free(settings.host, settings.app_port, "the collector", hint="pass --port")
+    monitor = Monitor.from_model_dir(args.model)
+    app = create_collector(monitor, settings)
+    print(f"collecting for {monitor.profile.model!r} on http://{settings.host}:{settings.app_port} "
+          "(KServe's logger URL: /, rows and answers: /observe, metrics: /metrics)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.app_port, log_level=settings.log_level, access_log=False)
+
+
 def _cmd_up(args: argparse.Namespace) -> None:
     from .native import NativeStack
 
     profile = _load(args.model)
     settings = _settings(args)
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
-    stack = NativeStack(args.model.resolve(), profile, settings, run_dir)
+    stack = NativeStack(args.model.resolve(), profile, settings, run_dir, collect=args.collect)
     stack.start()
     try:
         print(f"modelmon stack for {profile.model!r} is up ({settings.profile} profile); run folder {run_dir}")
@@ -366,6 +384,8 @@ def _parser() -> argparse.ArgumentParser:
     up = verb("up", _cmd_up, "Run app, Prometheus, Alertmanager and a Slack stand-in natively (no Docker).")
     stack_options(up)
     up.add_argument("--run-dir", type=Path, help="folder for configs, data and logs (default: runs/<time>)")
+    up.add_argument("--collect", action="store_true",
+                    help="the app is `modelmon collect` (a model served elsewhere posts its payloads to it)")
     fleet_options(up)
 
     sim = verb("simulate", _cmd_simulate, "Send scenario traffic (normal and faulty phases) to a model server.")
@@ -415,6 +435,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="folder to write (default: reports/<time>)")
     report.add_argument("--dashboard", type=Path, help="dashboard JSON to read panels from (default: generated)")
     report.add_argument("--phases", type=Path, help="phases.json of a simulated scenario, drawn as markers")
+
+    collect = verb("collect", _cmd_collect,
+                   "Monitor a model another server answers: KServe's payload logger events, or POST /observe.")
+    collect.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                         help="MLflow model directory with its reference profile (default: %(default)s)")
+    collect.add_argument("--host", help="address to bind (setting host)")
+    collect.add_argument("--port", type=int, help="port (setting app_port)")
+    collect.add_argument("--prediction-log", metavar="PATH_OR_URL",
+                         help="where observed rows are logged for /feedback, or 'off' (setting prediction_log)")
+    settings_options(collect)
 
     receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
     receive.add_argument("--host", help="address to bind (setting host)")

@@ -373,3 +373,16 @@ class HttpMetrics:
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+
+class CollectorMetrics:
+    """What `modelmon collect` counts of the logged inference halves it receives (every
+    half-outcome series exists from the start)."""
+
+    def __init__(self, model: str, registry: CollectorRegistry) -> None:
+        events = _counter(N.COLLECTOR_EVENTS, registry)
+        self._children = {(half, outcome): events.labels(model, half, outcome)
+                          for half in N.EVENT_HALVES for outcome in N.EVENT_OUTCOMES}
+
+    def event(self, half: str, outcome: str) -> None:
+        self._children[(half, outcome)].inc()

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Observed:
-    """What one `observe` call counted: rows observed, and rows refused as invalid."""
+    """What one `observe` call counted: rows observed, rows refused as invalid, and the
+    indexes of the observed ones among the rows given."""
 
     rows: int
     invalid: int
+    kept: tuple[int, ...] = ()
 
 
 class Monitor:
@@ -81,7 +83,8 @@ class Monitor:
         # A profile of another version of the model (other classes) estimates from raw probabilities.
         self._calibration = (calibration if calibration and list(calibration.classes) == list(self.class_labels)
                              else None)
-        self.metrics = ModelMetrics(profile, dict(info or {}), self.registry, self.probability_classes)
+        self.info = dict(info or {})
+        self.metrics = ModelMetrics(profile, self.info, self.registry, self.probability_classes)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -129,7 +132,7 @@ class Monitor:
             if self.regression:
                 values = [math.nan if v is None else v for v in values]
             self.observe_arrays(arrays, values, None if proba is None else proba[keep])
-        return Observed(len(keep), invalid)
+        return Observed(len(keep), invalid, tuple(keep))
 
     def _valid(self, rows: list[dict[str, Any]]) -> list[int]:
         """Indexes of the rows that validate; each other row counted by its first reason."""

@@ -77,6 +77,8 @@ INVALID_REASONS = (
 FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
 LOG_DROP_REASONS = ("queue_full", "write_error")
 OUT_OF_RANGE_SIDES = ("below", "above")
+EVENT_HALVES = ("request", "response")  # the two CloudEvents KServe's logger sends per inference
+EVENT_OUTCOMES = ("joined", "unmatched", "late", "duplicate", "invalid")
 ERROR_DIRECTIONS = ("over", "under")  # a regressor's prediction above or below the truth
 OTHER = "other"  # any class (or handler, method) outside the bounded set
 
@@ -198,6 +200,13 @@ LOG_PRUNED = Family("modelmon_prediction_log_pruned", "counter",
 LOG_QUEUE = Family("modelmon_prediction_log_queue_rows", "gauge",
                    "Predictions waiting in memory to be written to the log (summed over workers).", (MODEL,))
 
+COLLECTOR_EVENTS = Family(
+    "modelmon_collector_events", "counter",
+    "Logged inference halves the collector received, by half and outcome: joined with the other half, "
+    "unmatched (the other half never came within the wait), late (came after its partner gave up), "
+    "duplicate, or invalid (unreadable).", (MODEL, "half", "outcome"),
+    f"`half`: {_one_of(EVENT_HALVES)}; `outcome`: {_one_of(EVENT_OUTCOMES)}")
+
 FAMILIES: tuple[Family, ...] = (
     PREDICTIONS, PREDICTION_PROBABILITY, FEATURE_LAST_VALUE, FEATURE_VALUE, FEATURE_QUANTILE,
     FEATURE_QUANTILE_REFERENCE, FEATURE_VALUE_REFERENCE, FEATURE_OUT_OF_RANGE, PREDICTION_REFERENCE_RATIO,
@@ -206,6 +215,7 @@ FAMILIES: tuple[Family, ...] = (
     ABSOLUTE_ERROR, SQUARED_ERROR, SIGNED_ERROR,
     INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, FEEDBACK,
     EXPECTED_CONFUSION, FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
+    COLLECTOR_EVENTS,
 )
 
 

@@ -101,8 +101,12 @@ class _Child:
 class NativeStack:
     """Start with `start()`, stop with `stop()`; or use as a context manager."""
 
-    def __init__(self, model_dir: Path, profile: ReferenceProfile, settings: Settings, run_dir: Path) -> None:
+    def __init__(self, model_dir: Path, profile: ReferenceProfile, settings: Settings, run_dir: Path,
+                 collect: bool = False) -> None:
+        """`collect`: the app is `modelmon collect` (the model is served elsewhere and logs its
+        payloads here) instead of `modelmon serve`; the rest of the stack is the same."""
         self.model_dir = model_dir
+        self.collect = collect
         self.profile = profile
         self.settings = settings
         self.run_dir = run_dir
@@ -170,6 +174,9 @@ class NativeStack:
         if part is RECEIVER:
             return [*python, "receive", "--host", s.host, "--port", str(s.receiver_port),
                     "--log", str(layout.notifications)]
+        if part is APP and self.collect:
+            return [*python, "collect", "--model", str(self.model_dir), "--settings", str(layout.settings),
+                    "--port", str(instance.port(s)), "--prediction-log", str(layout.prediction_log)]
         if part is APP:  # replicas share the prediction log, so /feedback finds any one's predictions
             return [*python, "serve", str(self.model_dir), "--settings", str(layout.settings),
                     "--port", str(instance.port(s)), "--prediction-log", str(layout.prediction_log)]

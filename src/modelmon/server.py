@@ -136,6 +136,36 @@ _FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def add_feedback(app: FastAPI, recorder: FeedbackRecorder | None, feedback_metrics: FeedbackMetrics,
+                 truths: Truths, settings: Settings) -> None:
+    """POST /feedback: labels joined to logged predictions by request_id (the server's and the
+    collector's; without a prediction log, a 503 that says how to start one)."""
+
+    @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(truths)}, responses=_FEEDBACK_RESPONSES,
+              summary="Ground truth: the actual class (or value) of earlier predictions, by request_id")
+    async def feedback(request: Request) -> Response:
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+            items, batch = parse_feedback(body, truths, settings.max_batch_rows)
+        except ApiError as exc:
+            # A body over the size limit is an invalid body here, like any other shape error.
+            feedback_metrics.rejected(exc.reason if exc.error == "invalid_feedback" else "invalid_body")
+            return _error(exc)
+        if recorder is None:
+            feedback_metrics.rejected("log_off", len(items))
+            return _error(ApiError(503, "prediction_log_off", "log_off", None,
+                                   "This server keeps no prediction log, so labels cannot be joined to "
+                                   "predictions: start it with --prediction-log PATH_OR_URL."))
+        try:
+            outcomes = await run_in_threadpool(recorder.apply, items)
+        except Exception as exc:
+            return _error(ApiError(503, "prediction_log_unavailable", "log_unavailable", None,
+                                   f"The prediction log could not be read ({type(exc).__name__}); "
+                                   "nothing was recorded, send the labels again later."))
+        status, out = answer(outcomes, batch)
+        return _JSON(out, status)
+
+
 def create_app(
     model: LoadedModel,
     profile: ReferenceProfile,
@@ -231,29 +261,7 @@ def create_app(
     async def predict_get(request: Request) -> Response:
         return await _predict(validator.parse_query(request.query_params), batch=False)
 
-    @app.post("/feedback", openapi_extra={"requestBody": _feedback_body(truths)}, responses=_FEEDBACK_RESPONSES,
-              summary="Ground truth: the actual class (or value) of earlier predictions, by request_id")
-    async def feedback(request: Request) -> Response:
-        try:
-            body = await _read_body(request, settings.max_body_bytes)
-            items, batch = parse_feedback(body, truths, settings.max_batch_rows)
-        except ApiError as exc:
-            # A body over the size limit is an invalid body here, like any other shape error.
-            feedback_metrics.rejected(exc.reason if exc.error == "invalid_feedback" else "invalid_body")
-            return _error(exc)
-        if recorder is None:
-            feedback_metrics.rejected("log_off", len(items))
-            return _error(ApiError(503, "prediction_log_off", "log_off", None,
-                                   "This server keeps no prediction log, so labels cannot be joined to "
-                                   "predictions: start it with --prediction-log PATH_OR_URL."))
-        try:
-            outcomes = await run_in_threadpool(recorder.apply, items)
-        except Exception as exc:
-            return _error(ApiError(503, "prediction_log_unavailable", "log_unavailable", None,
-                                   f"The prediction log could not be read ({type(exc).__name__}); "
-                                   "nothing was recorded, send the labels again later."))
-        status, out = answer(outcomes, batch)
-        return _JSON(out, status)
+    add_feedback(app, recorder, feedback_metrics, truths, settings)
 
     if settings.metrics_on_app:
         exported = exposition_registry(registry)

@@ -61,6 +61,11 @@ class Settings:
                                     low=0)
     monitoring: bool = _setting(True, "observe metrics (false only to measure what monitoring costs)")
     log_level: str = _setting("warning", "uvicorn's log level")
+    # The collector (`modelmon collect`)
+    collector_wait_seconds: float = _setting(30.0, "collector: how long a logged request waits for its response "
+                                                   "(and back) before it is counted unmatched", low=0.001)
+    collector_max_pending: int = _setting(10_000, "collector: halves waiting for their other half at most (the "
+                                                  "oldest give up first)", low=1)
     # The prediction log
     prediction_log: str = _setting(
         "runs/predictions.sqlite",
