@@ -1,11 +1,14 @@
-"""What `Monitor.observe` costs a team's own app per row, beside the model call it monitors.
+"""What `Monitor.observe` costs a team's own app per row, beside the model call it monitors,
+and what the collector spends per logged inference.
 
     .venv/bin/python benchmarks/library.py
 
 In one process, on the stores model: the native scikit-learn `predict` + `predict_proba` of
 the same rows (the call the app makes anyway) and `Monitor.observe` of its answers, for one
-row at a time (a dict) and for batches (a list of dicts, a DataFrame). Medians of several
-rounds; the ratio is observe's time over the model call's.
+row at a time (a dict) and for batches (a list of dicts, a DataFrame). Then the collector's
+work for one KServe inference (two CloudEvents: parsed, joined, read, observed), without the
+HTTP server around it. Medians of several rounds; the ratio is observe's time over the model
+call's.
 """
 
 from __future__ import annotations
@@ -62,6 +65,27 @@ def main() -> int:
         call = _median_seconds(model_call, args.rounds, repeat)
         observe = _median_seconds(observe_call, args.rounds, repeat)
         print(f"{rows:<16}{shape:<14}{call / rows * 1e6:>18.1f}{observe / rows * 1e6:>16.1f}{observe / call:>15.2f}")
+
+    from modelmon.collector import Joiner, event_from_http, request_rows, response_answers
+
+    names = [f.name for f in monitor.features]
+    joiner = Joiner(lambda half, outcome: None)
+    request, response = b'{"instances": [[1800, 900]]}', b'{"predictions": [1]}'
+    counter = iter(range(10**9))
+
+    def collected() -> object:
+        event_id = str(next(counter))
+        for body, kind in ((request, "request"), (response, "response")):
+            headers = {"ce-id": event_id, "ce-type": f"org.kubeflow.serving.inference.{kind}",
+                       "content-type": "application/json"}
+            pair = joiner.add(event_from_http(headers, body))
+        assert pair is not None
+        rows = request_rows(pair[0], names)
+        answers, probabilities = response_answers(pair[1], monitor.classes)
+        return monitor.observe(rows, answers, probabilities)
+
+    per_inference = _median_seconds(collected, args.rounds, 2000)
+    print(f"\ncollector, one KServe inference of one row (two events, without HTTP): {per_inference * 1e6:.1f} µs")
     return 0
 
 
