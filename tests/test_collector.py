@@ -147,7 +147,10 @@ def test_observe_counts_rows_and_refuses_a_wrong_shape(collector):
     assert len(answer.json()["request_ids"]) == 1  # generated, for the observed row only
     wrong = collector.post("/observe", json={"rows": rows, "predictions": [1]})
     assert wrong.status_code == 422 and wrong.json()["reason"] == "length_mismatch"
-    assert collector.post("/observe", json=[1, 2]).json()["reason"] == "wrong_shape"
+    assert collector.post("/observe", json=[1, 2]).json()["reason"] == "wrong_type"
+    invalid = {dict(k)["reason"]: v for (name, k), v in _counted(collector).items()
+               if name == N.INVALID_REQUESTS.total and v}
+    assert invalid == {"wrong_type": 2.0, "length_mismatch": 1.0}  # the bad row, then the two bodies
 
 
 def test_feedback_finds_what_the_collector_logged(stores_model, stores_profile, tmp_path):

@@ -272,6 +272,11 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
     def refused(status: int, reason: str, message: str) -> JSONResponse:
         return JSONResponse(ApiError(status, "invalid_payload", reason, None, message).body(), status)
 
+    def refused_observation(status: int, reason: str, message: str) -> JSONResponse:
+        """A refused /observe body, counted like a refused request to `modelmon serve`."""
+        monitor.metrics.invalid(reason)
+        return refused(status, reason, message)
+
     event_headers = [
         {"name": "ce-id", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1},
          "description": "the inference's id: its request and response events share it"},
@@ -316,28 +321,28 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
         try:
             document = json.loads(await request.body())
         except ValueError:
-            return refused(400, "invalid_json", "The body is not JSON.")
+            return refused_observation(400, "invalid_json", "The body is not JSON.")
         if not isinstance(document, dict) or not isinstance(document.get("rows"), list) \
                 or not isinstance(document.get("predictions"), list):
-            return refused(422, "wrong_shape", "Send {\"rows\": [records], \"predictions\": [one per row], "
+            return refused_observation(422, "wrong_type", "Send {\"rows\": [records], \"predictions\": [one per row], "
                                                "\"probabilities\": [optional, one list per row]}.")
         rows, predictions = document["rows"], document["predictions"]
         probabilities = document.get("probabilities")
         if len(rows) != len(predictions):
-            return refused(422, "length_mismatch", f"{len(rows)} rows but {len(predictions)} predictions.")
+            return refused_observation(422, "length_mismatch", f"{len(rows)} rows but {len(predictions)} predictions.")
         if len(rows) > settings.max_batch_rows:
-            return refused(413, "batch_too_large", f"{len(rows)} rows; the limit is {settings.max_batch_rows}.")
+            return refused_observation(413, "batch_too_large", f"{len(rows)} rows; the limit is {settings.max_batch_rows}.")
         ids = document.get("request_ids")
         if ids is None:
             ids = _ids(uuid.uuid4().hex, len(rows))
         elif (not isinstance(ids, list) or len(ids) != len(rows) or len(set(map(str, ids))) != len(ids)
               or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_LENGTH for i in ids)):
-            return refused(422, "wrong_request_ids", f"request_ids must be {len(rows)} distinct strings of 1 to "
+            return refused_observation(422, "wrong_request_ids", f"request_ids must be {len(rows)} distinct strings of 1 to "
                                                      f"{MAX_ID_LENGTH} characters, one per row.")
         try:
             observed = monitor.observe(rows, predictions, probabilities)
         except (ValueError, TypeError) as exc:
-            return refused(422, "wrong_shape", str(exc)[:300])
+            return refused_observation(422, "wrong_type", str(exc)[:300])
         log(ids, rows, predictions, probabilities, observed)
         return JSONResponse({"observed": observed.rows, "invalid": observed.invalid,
                              "request_ids": [ids[i] for i in observed.kept]})

@@ -73,6 +73,8 @@ class Family:
 INVALID_REASONS = (
     "empty_body", "invalid_json", "body_too_large", "batch_too_large", "empty_batch",
     "missing_field", "extra_field", "wrong_type", "not_finite", "out_of_bounds",
+    # the collector's POST /observe: not one prediction (or request id) per row
+    "length_mismatch", "wrong_request_ids",
 )
 FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
 LOG_DROP_REASONS = ("queue_full", "write_error")
