@@ -117,13 +117,13 @@ def test_kserve_events_are_joined_and_counted_exactly(collector):
     assert events == {("request", "joined"): 3.0, ("response", "joined"): 3.0}
 
 
-def test_a_probability_per_class_is_read_as_probabilities(collector):
+def test_a_probability_per_class_is_read_as_probabilities(collector, stores_model):
     collector.post("/", content=json.dumps({"instances": [[1800, 900]]}), headers=kserve_headers("p", "request"))
     answer = collector.post("/", content=json.dumps({"predictions": [[0.3, 0.7]]}),
                             headers=kserve_headers("p", "response"))
     assert answer.json() == {"status": "joined", "observed": 1, "invalid": 0}
     counted = _counted(collector)
-    assert counted[(N.PREDICTIONS.total, (("class", "success"), ("model", "stores")))] == 1
+    assert counted[(N.PREDICTIONS.total, (("class", "success"), ("model", "stores"), ("version", stores_model.version)))] == 1
     assert sum(v for (name, _), v in counted.items() if name == N.EXPECTED_CONFUSION.total) == pytest.approx(1)
 
 

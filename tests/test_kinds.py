@@ -37,7 +37,9 @@ def _samples(client) -> dict[tuple[str, frozenset], float]:
 
 
 def _value(samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
+    from .test_server import value
+
+    return value(samples, name, **labels)
 
 
 def test_a_regressor_is_profiled_as_one(regressor_model):

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import Monitor
 from modelmon import names as N
-from modelmon.metrics import FeedbackMetrics
+from modelmon.metrics import FeedbackMetrics, ReloadMetrics
 from modelmon.settings import Settings
 
 from .conftest import REPO, STORES_DIR, make_client
@@ -74,15 +74,16 @@ def test_the_library_counts_what_the_server_counts(stores_model, stores_profile,
     values, probabilities = _predicted(stores_model, rows)
     assert monitor.observe(rows, values, probabilities).rows == 300
     assert monitor.observe({"items_count": "many"}, [0]).invalid == 1
-    # Labels and the prediction log are the server's (/feedback); the library counts predictions.
+    # Labels, the prediction log and alias reloads are the server's; the library counts predictions.
     scratch = CollectorRegistry()
-    FeedbackMetrics(stores_profile, scratch)
+    FeedbackMetrics(stores_profile, scratch, "")
+    ReloadMetrics("stores", scratch)  # the server's own, too: it follows registry aliases
     feedback = {metric.name for metric in scratch.collect()}
     served = {k: v for k, v in _series(client.get("/metrics").text).items()
               if not any(k[0].startswith(name) for name in feedback)}
     observed = _series(TestClient(monitor.metrics_app()).get("/").text)
     _assert_same(observed, served, "library vs server")
-    assert served[(N.PREDICTIONS.total, (("class", "success"), ("model", "stores")))] > 0
+    assert served[(N.PREDICTIONS.total, (("class", "success"), ("model", "stores"), ("version", stores_model.version)))] > 0
     # Every row's probabilities went into the expected confusion (each row's cells sum to 1).
     expected = sum(v for (name, _), v in observed.items() if name == N.EXPECTED_CONFUSION.total)
     assert expected == pytest.approx(300)
@@ -112,7 +113,7 @@ def test_every_input_shape_counts_the_same(stores_model, monitor_factory):
         _assert_same(series, first, what)
 
 
-def test_invalid_rows_are_counted_by_reason_and_never_raised(monitor_factory):
+def test_invalid_rows_are_counted_by_reason_and_never_raised(monitor_factory, stores_model):
     monitor = monitor_factory()
     rows = [{"items_count": 1800, "customers_count": 800}, {"items_count": "lots", "customers_count": 800},
             {"items_count": 1800}, {"items_count": 1.5e308, "customers_count": float("inf")}]
@@ -121,7 +122,7 @@ def test_invalid_rows_are_counted_by_reason_and_never_raised(monitor_factory):
     series = _series(TestClient(monitor.metrics_app()).get("/").text)
     invalid = {dict(k)["reason"]: v for (name, k), v in series.items() if name == N.INVALID_REQUESTS.total and v}
     assert sum(invalid.values()) == 3 and set(invalid) <= set(N.INVALID_REASONS)
-    assert series[(N.PREDICTIONS.total, (("class", "normal"), ("model", "stores")))] == 1
+    assert series[(N.PREDICTIONS.total, (("class", "normal"), ("model", "stores"), ("version", stores_model.version)))] == 1
 
 
 def test_a_caller_mistake_is_a_clear_error(monitor_factory):
@@ -149,7 +150,7 @@ def test_metrics_app_and_instrument_in_a_fastapi_app(monitor_factory):
     openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     text = client.get("/metrics").text
-    assert 'modelmon_predictions_total{class="success",model="stores"} 1.0' in text
+    assert f'modelmon_predictions_total{{class="success",model="stores",version="{monitor.version}"}} 1.0' in text
     assert 'modelmon_request_duration_seconds_count{handler="/predict",method="POST",status="2xx"} 1.0' in text
 
 
@@ -174,7 +175,8 @@ def test_the_workshop_shaped_example_app_counts_what_the_server_counts(stores_mo
     for row in [*_rows(120, seed=2), {"items_count": "x", "customers_count": 1}]:
         assert own.get("/predict", params=row).status_code == served.get("/predict", params=row).status_code
     scratch = CollectorRegistry()
-    FeedbackMetrics(stores_profile, scratch)
+    FeedbackMetrics(stores_profile, scratch, "")
+    ReloadMetrics("stores", scratch)  # the server's own, too: it follows registry aliases
     feedback = {metric.name for metric in scratch.collect()}
     theirs = {k: v for k, v in _series(served.get("/metrics").text, timed=False).items()
               if not any(k[0].startswith(name) for name in feedback)}

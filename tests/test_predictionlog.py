@@ -65,7 +65,7 @@ def _log(tmp_path: Path, **settings) -> tuple[PredictionLog, CollectorRegistry]:
 
     registry = CollectorRegistry()
     profile = ReferenceProfile.load(profile_path(Path(__file__).resolve().parents[1] / "models" / "stores"))
-    metrics = FeedbackMetrics(profile, registry)
+    metrics = FeedbackMetrics(profile, registry, "1")
     store = PredictionStore(store_url(tmp_path / "p.sqlite"))
     limits = {"queue_rows": 10_000, "flush_seconds": 0.5, **settings}
     return PredictionLog(store, "stores", "1", metrics, **limits), registry

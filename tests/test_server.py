@@ -26,7 +26,14 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
 
 
 def value(samples, name, **labels):
-    return samples[(name, frozenset({k: str(v) for k, v in labels.items()}.items()))]
+    """The series with exactly these labels, summed over model versions (as a query by model does)."""
+    want = {k: str(v) for k, v in labels.items()}
+    found = [v for (n, have), v in samples.items()
+             if n == name and all(dict(have).get(k) == v for k, v in want.items())
+             and {k for k, _ in have} - want.keys() <= {"version"}]
+    if not found:
+        raise KeyError((name, labels))
+    return sum(found)
 
 
 def le(x: float) -> str:
@@ -87,7 +94,7 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
     assert value(s, "modelmon_request_duration_seconds_count", handler="/predict", method="POST", status="2xx") == 31
     assert value(s, "modelmon_request_duration_seconds_count", handler="/predict", method="GET", status="2xx") == 10
     info = value(s, "modelmon_model_info", model="stores", version=stores_model.version,
-                 run_id=stores_model.run_id, flavor="sklearn")
+                 run_id=stores_model.run_id, flavor="sklearn", registered_name="", alias="")
     assert info == 1
     # Estimated quality: each row's calibrated probabilities, by predicted and actual class.
     raw = stores_model.pyfunc.get_raw_model().predict_proba(rows)

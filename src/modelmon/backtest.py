@@ -332,7 +332,7 @@ class _Player:
         self.regression = profile.regression
         monitor = Monitor.for_model(model, profile, registry)
         self.metrics = monitor.metrics
-        self.feedback = FeedbackMetrics(profile, registry)
+        self.feedback = FeedbackMetrics(profile, registry, model.version)
         self.predictor = Predictor(model, monitor)
         self.scraped = registry.restricted_registry(sorted(keep))
         self.step = seconds(settings.scrape_interval)
@@ -365,9 +365,9 @@ class _Player:
             while self.pending and self.pending[0][0] <= tick:
                 _, _, actual, predicted, delay = heapq.heappop(self.pending)
                 if self.regression:
-                    self.feedback.measured(float(predicted), float(actual), delay)
+                    self.feedback.measured(float(predicted), float(actual), delay, self.model.version)
                 else:
-                    self.feedback.labelled(actual, predicted, delay)
+                    self.feedback.labelled(actual, predicted, delay, self.model.version)
                 self.labels += 1
             self.scrapes.scrape(self.scraped, EPOCH + tick)
 

@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 
 DEFAULT_DATA = Path("data/stores.csv")
 DEFAULT_MODEL = Path("models/stores")
+_MODEL_HELP = "MLflow model directory, or a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH)"
+
+
+def _model_arg(text: str) -> str | Path:
+    """`--model`: a model URI stays text (resolved when used), anything else is a folder."""
+    from .modelsource import is_model_uri
+
+    return text if is_model_uri(text) else Path(text)
+
+
+def _local(model: str | Path) -> Path:
+    """The local folder of `--model`: a URI is resolved against MLFLOW_TRACKING_URI and fetched once."""
+    from .modelsource import resolve
+
+    return resolve(model)
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> None:
@@ -37,14 +52,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_profile(args: argparse.Namespace) -> None:
     from .data import read_csv
     from .model import load_model
+    from .modelsource import fetch, is_model_uri, locate, log_profile
     from .profile import build_profile, profile_path
 
-    model = load_model(args.model)
+    origin = locate(args.model) if is_model_uri(args.model) else None
+    folder = fetch(origin) if origin is not None else Path(args.model)
+    model = load_model(folder)
     calibration = read_csv(args.calibration_data) if args.calibration_data else None
     profile = build_profile(model, read_csv(args.data), target=args.target, calibration_data=calibration,
                             calibration_source=str(args.calibration_data or ""))
-    out = profile.save(args.out or profile_path(args.model))
+    out = profile.save(args.out or profile_path(folder))
     print(f"wrote the reference profile of {model.name!r} ({profile.task}; {len(profile.features)} numeric and {len(profile.categories)} categorical inputs) to {out}")
+    if origin is not None:
+        print(f"logged it with the model, as {log_profile(origin, out)}: every server of {args.model} reads it")
     if profile.calibration is not None:
         c = profile.calibration
         print(f"calibrated its probabilities on {c.source}: expected calibration error {c.ece_before:.3f} before, "
@@ -56,10 +76,11 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
 _SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows", "max_body_bytes", "batch_rows",
                 "batch_wait_ms", "monitoring", "log_level", "prediction_log", "log_queue_rows", "log_flush_seconds",
-                "log_retention", "log_max_rows")
+                "log_retention", "log_max_rows", "follow_alias")
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    args.model = args.model or args.model_path or DEFAULT_MODEL
     from .settings import load_settings
 
     settings = load_settings(args.profile, args.settings, flags={k: getattr(args, k) for k in _SERVE_FLAGS})
@@ -71,6 +92,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     from .exposition import serve_metrics_port
     from .model import load_model
+    from .modelsource import fetch, is_model_uri, locate
     from .native import check_port_free
     from .profile import ReferenceProfile, profile_path
     from .server import create_app
@@ -78,8 +100,18 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     check_port_free(settings.host, settings.app_port, "the app", hint="pass --port")
     if settings.metrics_port:
         check_port_free(settings.host, settings.metrics_port, "metrics", hint="pass another --metrics-port")
-    model = load_model(args.model)
-    reference = args.reference or profile_path(args.model)
+    origin = locate(args.model) if is_model_uri(args.model) else None
+    follow = None
+    if settings.follow_alias != "0":
+        if origin is None or not origin.alias:
+            raise ModelmonError("--follow-alias follows a Model Registry alias: serve models:/NAME@ALIAS.")
+        if settings.workers > 1:
+            raise ModelmonError("--follow-alias switches versions inside one process: serve with --workers 1 "
+                                "and run replicas instead.")
+        follow = origin
+    folder = fetch(origin) if origin is not None else Path(args.model)
+    model = load_model(folder)
+    reference = args.reference or profile_path(folder)
     profile = ReferenceProfile.load(reference)
     if settings.workers > 1 and settings.prediction_log_on:
         from .predictionlog import PredictionStore, store_url
@@ -92,16 +124,16 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     if settings.workers > 1:
         from .workers import serve_workers
 
-        serve_workers(args.model, reference, settings)
+        serve_workers(folder, reference, settings)
         return
-    app = create_app(model, profile, settings)
+    app = create_app(model, profile, settings, follow=follow)
     if settings.metrics_port:
         serve_metrics_port(app.state.registry, settings.host, settings.metrics_port)
     uvicorn.run(app, host=settings.host, port=settings.app_port, log_level=settings.log_level, access_log=False)
 
 
 def _load(model_dir: Path) -> ReferenceProfile:
-    """The profile of a servable model (loading it checks that it can be served)."""
+    """The profile of a servable model folder (loading it checks that it can be served)."""
     from .model import load_model
     from .profile import ReferenceProfile, profile_path
 
@@ -122,12 +154,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _cmd_stack_render(args: argparse.Namespace) -> None:
     from .stack import render_kubernetes, render_stack
 
-    profile = _load(args.model)
+    folder = _local(args.model)
+    profile = _load(folder)
     settings = _settings(args)
     if args.target == "kubernetes":
-        written = render_kubernetes(profile, settings, args.out, args.model)
+        written = render_kubernetes(profile, settings, args.out, folder)
     else:
-        written = render_stack(profile, settings, args.out, topology=args.target, model_dir=args.model).files
+        written = render_stack(profile, settings, args.out, topology=args.target, model_dir=folder).files
     print(f"wrote {len(written)} files for model {profile.model!r} ({settings.profile} profile, {args.target}) "
           f"to {args.out}/")
 
@@ -156,7 +189,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.port,
                                                                   "prediction_log": args.prediction_log})
     check_port_free(settings.host, settings.app_port, "the collector", hint="pass --port")
-    monitor = Monitor.from_model_dir(args.model)
+    monitor = Monitor.from_model_dir(_local(args.model))
     app = create_collector(monitor, settings)
     print(f"collecting for {monitor.profile.model!r} on http://{settings.host}:{settings.app_port} "
           "(KServe's logger URL: /, rows and answers: /observe, metrics: /metrics)", flush=True)
@@ -166,10 +199,11 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 def _cmd_up(args: argparse.Namespace) -> None:
     from .native import NativeStack
 
-    profile = _load(args.model)
+    folder = _local(args.model)
+    profile = _load(folder)
     settings = _settings(args)
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
-    stack = NativeStack(args.model.resolve(), profile, settings, run_dir, collect=args.collect)
+    stack = NativeStack(folder.resolve(), profile, settings, run_dir, collect=args.collect)
     stack.start()
     try:
         print(f"modelmon stack for {profile.model!r} is up ({settings.profile} profile); run folder {run_dir}")
@@ -210,8 +244,9 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
     from .settings import seconds
 
     settings = _settings(args)
-    model = load_model(args.model)
-    profile = ReferenceProfile.load(profile_path(args.model))
+    folder = _local(args.model)
+    model = load_model(folder)
+    profile = ReferenceProfile.load(profile_path(folder))
     if args.log:
         result = backtest_log(model, profile, args.log, settings)
     else:
@@ -232,7 +267,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     run_dir = (args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    run_demo(args.model, args.data, settings, run_dir, scenario_name=args.scenario, seed=args.seed,
+    run_demo(_local(args.model), args.data, settings, run_dir, scenario_name=args.scenario, seed=args.seed,
              keep_running=not args.exit)
 
 
@@ -245,7 +280,7 @@ def _cmd_data_explore(args: argparse.Namespace) -> None:
     if args.model is not None:
         from .profile import ReferenceProfile, profile_path
 
-        profile = ReferenceProfile.load(profile_path(args.model))
+        profile = ReferenceProfile.load(profile_path(_local(args.model)))
         if profile.calibration is None:
             print(f"the profile of {args.model} holds no calibration: build it with `modelmon profile --target ...`")
     written = explore(args.data, args.out, target=args.target, profile=profile)
@@ -259,7 +294,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .report import PhaseMark, board_for, stack_settings, write_report
     from .settings import seconds
 
-    profile = _load(args.model)
+    profile = _load(_local(args.model))
     if args.dashboard:
         board = board_for(args.dashboard)
     else:
@@ -305,26 +340,30 @@ def _parser() -> argparse.ArgumentParser:
     explore.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CSV to explore (default: %(default)s)")
     explore.add_argument("--out", type=Path, default=Path("reports/eda"), help="folder (default: %(default)s)")
     explore.add_argument("--target", help="target column, for its class shares (default: guessed)")
-    explore.add_argument("--model", type=Path, help="MLflow model directory whose profile's calibration to picture "
-                                                     "(reliability diagram, reference quality)")
+    explore.add_argument("--model", type=_model_arg, help="MLflow model directory (or model URI) whose profile's "
+                                                           "calibration to picture (reliability diagram, reference quality)")
 
     train = verb("train", _cmd_train, "Train the stores classifier and save it as an MLflow model.")
     train.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
     train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="model directory (default: %(default)s)")
 
     prof = verb("profile", _cmd_profile, "Build the reference profile of any MLflow model from its training data.")
-    prof.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="MLflow model directory (default: %(default)s)")
+    prof.add_argument("--model", type=_model_arg, default=DEFAULT_MODEL,
+                      help=_MODEL_HELP + "; for a URI the profile is also logged to the version's run "
+                           "(default: %(default)s)")
     prof.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training CSV (default: %(default)s)")
     prof.add_argument("--target", help="target column: actual class shares, a regressor's error, a classifier's "
                       "calibration (optional)")
     prof.add_argument("--calibration-data", type=Path,
                       help="CSV of rows the model was not fitted on, with the target, to calibrate a classifier's "
                            "probabilities (default: a held-out 30%% of --data)")
-    prof.add_argument("--out", type=Path, help="profile JSON to write (default: inside the model directory)")
+    prof.add_argument("--out", type=Path, help="profile JSON to write (default: inside the model directory, or its "
+                                               "cached copy)")
 
     serve = verb("serve", _cmd_serve, "Serve a model over HTTP with Prometheus metrics.")
-    serve.add_argument("model", nargs="?", type=Path, default=DEFAULT_MODEL,
-                       help="MLflow model directory (default: %(default)s)")
+    serve.add_argument("model_path", nargs="?", type=_model_arg, metavar="model",
+                       help=_MODEL_HELP + f" (default: {DEFAULT_MODEL})")
+    serve.add_argument("--model", type=_model_arg, help="the same, as an option")
     serve.add_argument("--reference", type=Path, help="reference profile JSON (default: inside the model directory)")
     settings_options(serve)
     # Each flag overrides the setting of the same name; its default is the setting's (see the README).
@@ -356,10 +395,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="delete logged predictions older than this, e.g. 7d, 12h; 0: keep (setting log_retention)")
     serve.add_argument("--log-max-rows", type=int,
                        help="keep at most this many logged predictions, the newest; 0: no limit (setting log_max_rows)")
+    serve.add_argument("--follow-alias", metavar="DURATION",
+                       help="with models:/NAME@ALIAS: ask the registry this often (e.g. 60s) and switch to the "
+                            "version the alias moves to (setting follow_alias)")
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                         help="MLflow model directory with its reference profile (default: %(default)s)")
+        sub.add_argument("--model", type=_model_arg, default=DEFAULT_MODEL,
+                         help=_MODEL_HELP + ", with its reference profile (default: %(default)s)")
         settings_options(sub)
 
     def fleet_options(sub: argparse.ArgumentParser) -> None:
@@ -438,8 +480,8 @@ def _parser() -> argparse.ArgumentParser:
 
     collect = verb("collect", _cmd_collect,
                    "Monitor a model another server answers: KServe's payload logger events, or POST /observe.")
-    collect.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                         help="MLflow model directory with its reference profile (default: %(default)s)")
+    collect.add_argument("--model", type=_model_arg, default=DEFAULT_MODEL,
+                         help=_MODEL_HELP + ", with its reference profile (default: %(default)s)")
     collect.add_argument("--host", help="address to bind (setting host)")
     collect.add_argument("--port", type=int, help="port (setting app_port)")
     collect.add_argument("--prediction-log", metavar="PATH_OR_URL",

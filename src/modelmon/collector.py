@@ -237,8 +237,8 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
     count = CollectorMetrics(model, monitor.registry).event
     joiner = Joiner(count, wait=settings.collector_wait_seconds, max_pending=settings.collector_max_pending)
     names = [f.name for f in monitor.features]
-    feedback_metrics = FeedbackMetrics(profile, monitor.registry)
-    prediction_log = open_prediction_log(settings, model, monitor.info.get("version", ""), feedback_metrics)
+    feedback_metrics = FeedbackMetrics(profile, monitor.registry, monitor.version)
+    prediction_log = open_prediction_log(settings, model, monitor.version, feedback_metrics)
     recorder = (FeedbackRecorder(prediction_log, feedback_metrics, profile.regression)
                 if prediction_log is not None else None)
 

@@ -172,9 +172,10 @@ class FeedbackRecorder:
             else:
                 delay = now - prediction.predicted_at
                 if self.regression:
-                    self.metrics.measured(float(prediction.prediction), float(item.actual), delay)
+                    self.metrics.measured(float(prediction.prediction), float(item.actual), delay,
+                                          prediction.version)
                 else:
-                    self.metrics.labelled(item.actual, prediction.prediction, delay)
+                    self.metrics.labelled(item.actual, prediction.prediction, delay, prediction.version)
                 outcomes.append(Outcome(item.request_id, "accepted", item.actual, prediction.prediction, delay))
             seen.add(item.request_id)
         for outcome in outcomes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -100,6 +101,7 @@ class ModelMetrics:
         """`probability_classes`: the labels of the model's probability columns, in order (none:
         the model gives no probabilities)."""
         model = profile.model
+        version = info.get("version", "")
         self.profile = profile
         self._numeric = [f.name for f in profile.features]
         self._features = {f.name: f for f in profile.features}
@@ -111,9 +113,9 @@ class ModelMetrics:
         predictions = _counter(N.PREDICTIONS, registry)
         # Whatever the profile says, no more than MAX_CLASSES class series (the rest: `other`).
         classes = profile.classes[:MAX_CLASSES]
-        self._by_class = {c.label: predictions.labels(model, c.label) for c in classes}
+        self._by_class = {c.label: predictions.labels(model, version, c.label) for c in classes}
         # Rows of a class outside the profile; a regressor's rows, which have no class, all go here.
-        self._other_class = predictions.labels(model, "" if profile.regression else OTHER_CLASS)
+        self._other_class = predictions.labels(model, version, "" if profile.regression else OTHER_CLASS)
 
         self._probability = None
         if probability_classes and profile.positive is not None:
@@ -122,7 +124,7 @@ class ModelMetrics:
         self._expected: list[list[Counter]] = []  # [predicted][actual], the model's column order
         if probability_classes:
             expected = _counter(N.EXPECTED_CONFUSION, registry)
-            self._expected = [[expected.labels(model, actual, predicted) for actual in probability_classes]
+            self._expected = [[expected.labels(model, version, actual, predicted) for actual in probability_classes]
                               for predicted in probability_classes]
 
         self._predicted = None
@@ -185,8 +187,14 @@ class ModelMetrics:
         self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, N.INVALID_REASONS)
         self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
         self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
-        _gauge(N.MODEL_INFO, registry, "max").labels(
-            model, info.get("version", ""), info.get("run_id", ""), info.get("flavor", "")).set(1)
+        self._info = _gauge(N.MODEL_INFO, registry, "max").labels(
+            model, version, info.get("run_id", ""), info.get("flavor", ""), info.get("registered_name", ""),
+            info.get("alias", ""))
+        self._info.set(1)
+
+    def retire(self) -> None:
+        """This version no longer serves: its info series goes to 0 (its counts stay exported)."""
+        self._info.set(0)
 
     def observe(
         self,
@@ -289,20 +297,21 @@ class _Categories:
 class FeedbackMetrics:
     """Ground truth and the prediction log: the confusion matrix, label delay, log health."""
 
-    def __init__(self, profile: ReferenceProfile, registry: CollectorRegistry) -> None:
-        model = profile.model
-        labels = [c.label for c in profile.classes[:MAX_CLASSES]] + [OTHER_CLASS]
-        self._cells: dict[tuple[str, str], Counter] = {}
+    def __init__(self, profile: ReferenceProfile, registry: CollectorRegistry, version: str) -> None:
+        """`version`: the model version serving at start (`serving` adds the next ones)."""
+        model = self._model = profile.model
+        self._labels = [c.label for c in profile.classes[:MAX_CLASSES]] + [OTHER_CLASS]
+        self._regression = profile.regression
+        self._versions: dict[str, _VersionQuality] = {}
         if not profile.regression:
-            feedback = _counter(N.FEEDBACK, registry)
-            # Every cell exists from the start, so rates are 0 rather than absent.
-            self._cells = {(a, p): feedback.labels(model, a, p) for a in labels[:-1] for p in labels}
+            self._feedback = _counter(N.FEEDBACK, registry)
         else:
             scale = profile.errors.mae if profile.errors is not None and profile.errors.mae > 0 else \
                 max(profile.prediction.std if profile.prediction else 1.0, 1e-9)
-            self._absolute = _histogram(N.ABSOLUTE_ERROR, registry, [scale * m for m in ERROR_MULTIPLES]).labels(model)
-            self._squared = _counter(N.SQUARED_ERROR, registry).labels(model)
-            self._signed = _children(_counter(N.SIGNED_ERROR, registry), model, N.ERROR_DIRECTIONS)
+            self._absolute = _histogram(N.ABSOLUTE_ERROR, registry, [scale * m for m in ERROR_MULTIPLES])
+            self._squared = _counter(N.SQUARED_ERROR, registry)
+            self._signed = _counter(N.SIGNED_ERROR, registry)
+        self.serving(version)
         self._rejected = _children(_counter(N.FEEDBACK_REJECTED, registry), model, N.FEEDBACK_REJECTIONS)
         self._delay = _histogram(N.FEEDBACK_DELAY, registry, FEEDBACK_DELAY_BUCKETS).labels(model)
         self._written = _counter(N.LOG_WRITTEN, registry).labels(model)
@@ -310,19 +319,44 @@ class FeedbackMetrics:
         self._pruned = _counter(N.LOG_PRUNED, registry).labels(model)
         self._queue = _gauge(N.LOG_QUEUE, registry, "livesum").labels(model)
 
-    def labelled(self, actual: str, predicted: str, delay_seconds: float) -> None:
-        cell = self._cells.get((actual, predicted)) or self._cells[(actual, OTHER_CLASS)]
+    def serving(self, version: str) -> None:
+        """A version this process serves: its quality series exist from now on (every cell, so
+        rates are 0 rather than absent)."""
+        if version in self._versions:
+            return
+        model, labels = self._model, self._labels
+        if not self._regression:
+            cells = {(a, p): self._feedback.labels(model, version, a, p) for a in labels[:-1] for p in labels}
+            self._versions[version] = _VersionQuality(cells)
+        else:
+            self._versions[version] = _VersionQuality(
+                {}, self._absolute.labels(model, version), self._squared.labels(model, version),
+                {d: self._signed.labels(model, version, d) for d in N.ERROR_DIRECTIONS})
+
+    def _quality(self, version: str) -> _VersionQuality:
+        """A version served since start, else `other` (labels of an older process's predictions)."""
+        quality = self._versions.get(version)
+        if quality is None:
+            self.serving(OTHER_CLASS)
+            quality = self._versions[OTHER_CLASS]
+        return quality
+
+    def labelled(self, actual: str, predicted: str, delay_seconds: float, version: str) -> None:
+        cells = self._quality(version).cells
+        cell = cells.get((actual, predicted)) or cells[(actual, OTHER_CLASS)]
         cell.inc()
         self._delay.observe(max(delay_seconds, 0.0))
 
-    def measured(self, predicted: float, actual: float, delay_seconds: float) -> None:
+    def measured(self, predicted: float, actual: float, delay_seconds: float, version: str) -> None:
         """A regressor's labelled prediction: its error, both ways."""
         error = predicted - actual
         if not math.isfinite(error):
             return  # the model answered no finite value: nothing to measure
-        self._absolute.observe(abs(error))
-        self._squared.inc(error * error)
-        self._signed["over" if error > 0 else "under"].inc(abs(error))
+        quality = self._quality(version)
+        assert quality.absolute is not None and quality.squared is not None
+        quality.absolute.observe(abs(error))
+        quality.squared.inc(error * error)
+        quality.signed["over" if error > 0 else "under"].inc(abs(error))
         self._delay.observe(max(delay_seconds, 0.0))
 
     def rejected(self, reason: str, count: int = 1) -> None:
@@ -339,6 +373,26 @@ class FeedbackMetrics:
 
     def log_queue(self, rows: int) -> None:
         self._queue.set(rows)
+
+
+@dataclass
+class _VersionQuality:
+    """One model version's ground-truth series: a classifier's confusion cells, a regressor's errors."""
+
+    cells: dict[tuple[str, str], Counter]
+    absolute: Histogram | None = None
+    squared: Counter | None = None
+    signed: dict[str, Counter] = field(default_factory=dict)
+
+
+class ReloadMetrics:
+    """Registry alias switches: how many loaded and switched, how many failed."""
+
+    def __init__(self, model: str, registry: CollectorRegistry) -> None:
+        self._results = _children(_counter(N.MODEL_RELOADS, registry), model, N.RELOAD_RESULTS)
+
+    def reloaded(self, result: str) -> None:
+        self._results[result].inc()
 
 
 def _children(metric: Counter, model: str, values: Iterable[str]) -> dict[str, Counter]:

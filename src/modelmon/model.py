@@ -20,6 +20,7 @@ import yaml
 from .errors import ModelmonError
 
 MODEL_CONFIG_FILE = "modelmon.yaml"
+PROFILE_FILE = "reference_profile.json"  # the reference profile, beside MLmodel
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -124,6 +125,14 @@ class LoadedModel:
         self.name = config.name or path.resolve().name
         self.run_id = meta.run_id or ""
         self.version = str(getattr(meta, "model_uuid", "") or "")[:12]
+        self.registered_name = self.alias = ""
+        from .modelsource import read_origin
+
+        origin = read_origin(path)  # a folder fetched from a tracking server: the registry's identity
+        if origin is not None:
+            self.version = origin.info()["version"] or self.version
+            self.registered_name, self.alias = origin.registered_name, origin.alias
+            self.run_id = origin.run_id or self.run_id
         self.flavor = next((f for f in meta.flavors if f != "python_function"), "python_function")
         self.features = _features_from_signature(meta, config, path)
         self._native = _native_estimator(pyfunc) if self.flavor in _NATIVE_FLAVORS else None
@@ -138,6 +147,12 @@ class LoadedModel:
             # DataFrame (checked above); scikit-learn's warning on each such call that the
             # matrix has no feature names is noise then. Filtered once, when that is known.
             warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+    @property
+    def info(self) -> dict[str, str]:
+        """Its identity, as `modelmon_model_info`'s labels."""
+        return {"version": self.version, "run_id": self.run_id, "flavor": self.flavor,
+                "registered_name": self.registered_name, "alias": self.alias}
 
     @property
     def feature_names(self) -> list[str]:

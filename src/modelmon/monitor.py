@@ -84,6 +84,7 @@ class Monitor:
         self._calibration = (calibration if calibration and list(calibration.classes) == list(self.class_labels)
                              else None)
         self.info = dict(info or {})
+        self.version = self.info.get("version", "")  # the `version` label of its predictions
         self.metrics = ModelMetrics(profile, self.info, self.registry, self.probability_classes)
 
     # -- construction -------------------------------------------------------------------------
@@ -93,7 +94,7 @@ class Monitor:
         """The monitor of a loaded model: its inputs, classes and identity."""
         gives = model.has_probabilities and model.classes is not None and not profile.regression
         return cls(profile, model.features, registry=registry,
-                   info={"version": model.version, "run_id": model.run_id, "flavor": model.flavor},
+                   info=model.info,
                    classes=model.classes if model.classes is not None else None, probabilities=gives,
                    max_rows=max_rows)
 

@@ -19,6 +19,9 @@ Kind = Literal["counter", "gauge", "histogram"]
 MODEL = "model"
 FEATURE = "feature"
 CLASS = "class"
+# The model version that made a prediction: bounded by the versions one process has served
+# since it started (a label for an older version, read back from the prediction log, is `other`).
+VERSION = "version"
 # The upper bound of a reference-CDF point. Not `le`: Prometheus reserves `le` for histogram
 # buckets, and `promtool check metrics` refuses it on a gauge.
 BOUND = "bound"
@@ -82,6 +85,7 @@ OUT_OF_RANGE_SIDES = ("below", "above")
 EVENT_HALVES = ("request", "response")  # the two CloudEvents KServe's logger sends per inference
 EVENT_OUTCOMES = ("joined", "unmatched", "late", "duplicate", "invalid")
 ERROR_DIRECTIONS = ("over", "under")  # a regressor's prediction above or below the truth
+RELOAD_RESULTS = ("switched", "failed")  # following a registry alias: a new version serves, or it could not load
 OTHER = "other"  # any class (or handler, method) outside the bounded set
 
 
@@ -89,8 +93,11 @@ def _one_of(values: tuple[str, ...]) -> str:
     return ", ".join(values)
 
 
-PREDICTIONS = Family("modelmon_predictions", "counter", "Predicted rows, by predicted class label.",
-                     (MODEL, CLASS), f"`class`: the profile's class labels, `{OTHER}` for anything else; empty for a regressor")
+_VERSIONS = "`version`: the model version that predicted (the registry's version number, else the MLflow model's id)"
+PREDICTIONS = Family("modelmon_predictions", "counter", "Predicted rows, by model version and predicted class label.",
+                     (MODEL, VERSION, CLASS),
+                     f"{_VERSIONS}; `class`: the profile's class labels, `{OTHER}` for anything else; empty for a "
+                     "regressor")
 PREDICTION_PROBABILITY = Family(
     "modelmon_prediction_probability", "histogram",
     "Predicted probability of the positive class (binary models, or positive_class set).", (MODEL,),
@@ -156,14 +163,15 @@ PREDICTION_VALUE_REFERENCE = Family(
 ABSOLUTE_ERROR = Family(
     "modelmon_prediction_absolute_error", "histogram",
     "A regressor's |predicted - actual| for each labelled prediction, in the target's unit; buckets are "
-    "multiples of its training MAE, the count is the labels received.", (MODEL,))
+    "multiples of its training MAE, the count is the labels received.", (MODEL, VERSION), _VERSIONS)
 SQUARED_ERROR = Family("modelmon_prediction_squared_error", "counter",
-                       "Sum of a regressor's squared errors over labelled predictions (for RMSE).", (MODEL,))
+                       "Sum of a regressor's squared errors over labelled predictions (for RMSE).", (MODEL, VERSION),
+                       _VERSIONS)
 SIGNED_ERROR = Family(
     "modelmon_prediction_signed_error", "counter",
     "Sum of a regressor's errors by direction: predicted - actual where positive (`over`), actual - "
-    "predicted where positive (`under`); bias is their difference per label.", (MODEL, "direction"),
-    f"`direction`: {_one_of(ERROR_DIRECTIONS)}")
+    "predicted where positive (`under`); bias is their difference per label.", (MODEL, VERSION, "direction"),
+    f"{_VERSIONS}; `direction`: {_one_of(ERROR_DIRECTIONS)}")
 INVALID_REQUESTS = Family("modelmon_invalid_requests", "counter", "Rejected requests, by reason.",
                           (MODEL, "reason"), f"`reason`: {_one_of(INVALID_REASONS)}")
 REQUEST_DURATION = Family(
@@ -176,17 +184,24 @@ MODEL_PREDICT_SECONDS = Family(
     "requests share a call).", (MODEL,))
 BATCH_ROWS = Family("modelmon_batch_rows", "histogram",
                     "Rows per model call: concurrent requests are micro-batched into one call.", (MODEL,))
-MODEL_INFO = Family("modelmon_model_info", "gauge", "The model being served; always 1.",
-                    (MODEL, "version", "run_id", "flavor"))
+MODEL_INFO = Family(
+    "modelmon_model_info", "gauge",
+    "The model version serving now (1), and those this process served before (0: a switch shows where one "
+    "series goes to 0 and another to 1).", (MODEL, VERSION, "run_id", "flavor", "registered_name", "alias"),
+    "`registered_name`, `alias`: the Model Registry's name and the alias followed (empty for a folder)")
+MODEL_RELOADS = Family(
+    "modelmon_model_reloads", "counter",
+    "Times the followed registry alias moved to a new version: loaded and switched to, or failed to load (the "
+    "old version kept serving).", (MODEL, "result"), f"`result`: {_one_of(RELOAD_RESULTS)}")
 FEEDBACK = Family(
     "modelmon_feedback", "counter",
-    "Labelled predictions (ground truth received), by actual and predicted class: the confusion matrix "
-    "(every cell exists from the start).", (MODEL, "actual", "predicted"))
+    "Labelled predictions (ground truth received), by the version that predicted, actual and predicted class: "
+    "the confusion matrix (every cell exists from the start).", (MODEL, VERSION, "actual", "predicted"), _VERSIONS)
 EXPECTED_CONFUSION = Family(
     "modelmon_expected_confusion", "counter",
     "Estimated quality without labels: for each predicted row, its calibrated probability of each actual "
-    "class, by predicted and actual class (each row adds 1 in all; every cell exists from the start).",
-    (MODEL, "actual", "predicted"))
+    "class, by version, predicted and actual class (each row adds 1 in all; every cell exists from the start).",
+    (MODEL, VERSION, "actual", "predicted"), _VERSIONS)
 FEEDBACK_REJECTED = Family("modelmon_feedback_rejected", "counter", "Feedback items refused, by reason.",
                            (MODEL, "reason"), f"`reason`: {_one_of(FEEDBACK_REJECTIONS)}")
 FEEDBACK_DELAY = Family("modelmon_feedback_delay_seconds", "histogram",
@@ -215,7 +230,7 @@ FAMILIES: tuple[Family, ...] = (
     FEATURE_CATEGORY, FEATURE_CATEGORY_REFERENCE, FEATURE_UNSEEN_CATEGORY, FEATURE_MISSING, FEATURE_MISSING_REFERENCE,
     PREDICTION_VALUE, PREDICTION_QUANTILE, PREDICTION_QUANTILE_REFERENCE, PREDICTION_VALUE_REFERENCE,
     ABSOLUTE_ERROR, SQUARED_ERROR, SIGNED_ERROR,
-    INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, FEEDBACK,
+    INVALID_REQUESTS, REQUEST_DURATION, MODEL_PREDICT_SECONDS, BATCH_ROWS, MODEL_INFO, MODEL_RELOADS, FEEDBACK,
     EXPECTED_CONFUSION, FEEDBACK_REJECTED, FEEDBACK_DELAY, LOG_WRITTEN, LOG_DROPPED, LOG_PRUNED, LOG_QUEUE,
     COLLECTOR_EVENTS,
 )

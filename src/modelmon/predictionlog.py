@@ -205,15 +205,16 @@ def _safe(url: str) -> str:
 class _Entry:
     """One request's predictions, kept as columns until the writer expands them."""
 
-    __slots__ = ("at", "columns", "ids", "labels", "probabilities")
+    __slots__ = ("at", "columns", "ids", "labels", "probabilities", "version")
 
     def __init__(self, ids: list[str], at: float, columns: Mapping[str, list[Any]], labels: list[str],
-                 probabilities: list[float] | None) -> None:
+                 probabilities: list[float] | None, version: str) -> None:
         self.ids = ids
         self.at = at
         self.columns = columns
         self.labels = labels
         self.probabilities = probabilities
+        self.version = version
 
 
 class PredictionLog:
@@ -250,11 +251,12 @@ class PredictionLog:
             self._thread.start()
 
     def record(self, ids: list[str], at: float, columns: Mapping[str, list[Any]], labels: list[str],
-               probabilities: list[float] | None) -> None:
-        """Queue one request's rows; O(1) on the request path, never blocks on the store."""
+               probabilities: list[float] | None, version: str | None = None) -> None:
+        """Queue one request's rows; O(1) on the request path, never blocks on the store.
+        `version`: the model version that predicted them (default: the log's)."""
         if self._thread is None and not self._stop:
             self.start()  # here, not at creation: a process forked after creation gets its own thread
-        entry = _Entry(ids, at, columns, labels, probabilities)
+        entry = _Entry(ids, at, columns, labels, probabilities, self.version if version is None else version)
         dropped = 0
         with self._lock:
             self._queue.append(entry)
@@ -318,7 +320,7 @@ class PredictionLog:
         names = list(entry.columns)
         records = zip(*(entry.columns[n] for n in names))
         probabilities: Sequence[float | None] = entry.probabilities or [None] * len(entry.ids)
-        model, version, at, dumps = self.model, self.version, entry.at, orjson.dumps
+        model, version, at, dumps = self.model, entry.version, entry.at, orjson.dumps
         for request_id, record, label, probability in zip(entry.ids, records, entry.labels, probabilities):
             yield (request_id, model, version, at, dumps(dict(zip(names, record))).decode(), label, probability)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from . import calibration as calibrating
 from .calibration import Calibration, Quality
 from .errors import ModelmonError
-from .model import CLASSIFICATION, MODEL_CONFIG_FILE, REGRESSION, Feature, LoadedModel
+from .model import CLASSIFICATION, MODEL_CONFIG_FILE, PROFILE_FILE, REGRESSION, Feature, LoadedModel
 from .names import OTHER
 
 SCHEMA_VERSION = 2
@@ -33,7 +33,6 @@ MAX_CLASSES = 50
 MAX_CATEGORIES = 30
 MAX_RARE = 10_000  # rare training categories remembered; past that, rarer ones would read as unseen
 PREDICTION = "prediction"  # the name a regressor's predicted value is profiled under
-PROFILE_FILE = "reference_profile.json"
 
 # Buckets of the rank histogram: F_ref(x) of each live value. Uniform when nothing drifted.
 QUANTILE_BUCKETS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 11))

@@ -21,16 +21,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import MicroBatcher
-from .errors import ERROR_SCHEMA, ApiError, invalid_input
+from .errors import ERROR_SCHEMA, ApiError, ModelmonError, invalid_input
 from .exposition import exposition_registry, render
 from .feedback import FeedbackRecorder, Truths, answer, parse_feedback
-from .metrics import FeedbackMetrics
-from .model import LoadedModel
-from .monitor import Monitor
+from .follow import AliasFollower, ServedVersions
+from .metrics import FeedbackMetrics, HttpMetrics, ReloadMetrics
+from .model import LoadedModel, load_model
+from .modelsource import Origin, fetch
+from .monitor import Monitor, Timing
 from .predictionlog import open_prediction_log
 from .predictor import Predictor
-from .profile import ReferenceProfile
-from .settings import Settings
+from .profile import ReferenceProfile, profile_path
+from .settings import Settings, seconds
 from .validation import RequestValidator, request_schema
 
 
@@ -166,29 +168,81 @@ def add_feedback(app: FastAPI, recorder: FeedbackRecorder | None, feedback_metri
         return _JSON(out, status)
 
 
+class _Version:
+    """Everything that answers for one model version: a request reads it once, at its start."""
+
+    def __init__(self, model: LoadedModel, profile: ReferenceProfile, settings: Settings) -> None:
+        self.model = model
+        self.profile = profile
+        self.registry = CollectorRegistry()  # its own: its profile fixes buckets and reference shares
+        self.monitor = Monitor.for_model(model, profile, self.registry)
+        self.predictor = Predictor(model, self.monitor, settings.monitoring)
+        self.batcher = MicroBatcher(self.predictor, max_rows=settings.batch_rows,
+                                    max_wait=settings.batch_wait_ms / 1000)
+
+
+def _same_interface(serving: _Version, model: LoadedModel, profile: ReferenceProfile) -> None:
+    """A new version must take the same inputs and give the same kind of answer: the API's
+    schema and the dashboards were built for them."""
+    old, new = serving.profile, profile
+    if [(f.name, f.kind, f.nullable) for f in serving.model.features] != \
+            [(f.name, f.kind, f.nullable) for f in model.features]:
+        raise ModelmonError(f"version {model.version} takes other inputs than version {serving.model.version}: "
+                            "serve it as a new deployment")
+    if old.task != new.task or [c.label for c in old.classes] != [c.label for c in new.classes]:
+        raise ModelmonError(f"version {model.version} answers with other classes or another task than version "
+                            f"{serving.model.version}: serve it as a new deployment")
+
+
 def create_app(
     model: LoadedModel,
     profile: ReferenceProfile,
     settings: Settings | None = None,
     registry: CollectorRegistry | None = None,
+    follow: Origin | None = None,
 ) -> FastAPI:
-    """Build the app for one model; a private registry unless one is given (tests, workers)."""
+    """Build the app for one model; a private registry unless one is given (tests, workers).
+    `follow`: a registry alias whose moves the app follows (`settings.follow_alias`)."""
     settings = settings or Settings()
     registry = registry if registry is not None else CollectorRegistry()
     validator = RequestValidator(model.name, profile.served_features(model.features), settings.max_batch_rows)
-    monitor = Monitor.for_model(model, profile, registry)
-    metrics = monitor.metrics
-    predictor = Predictor(model, monitor, settings.monitoring)
-    batcher = MicroBatcher(predictor, max_rows=settings.batch_rows, max_wait=settings.batch_wait_ms / 1000)
-    feedback_metrics = FeedbackMetrics(profile, registry)
+    first = _Version(model, profile, settings)
+    versions = ServedVersions(first.registry)
+    registry.register(versions)
+    feedback_metrics = FeedbackMetrics(profile, registry, model.version)
     prediction_log = open_prediction_log(settings, model.name, model.version, feedback_metrics)
     recorder = (FeedbackRecorder(prediction_log, feedback_metrics, profile.regression)
                 if prediction_log is not None else None)
     truths = Truths(profile)
 
+    class _Serving:
+        version = first
+
+    def load(origin: Origin) -> _Version:
+        """Runs in the follower's thread, beside the version serving."""
+        new_model = load_model(fetch(origin))
+        new_profile = ReferenceProfile.load(profile_path(new_model.path))
+        _same_interface(_Serving.version, new_model, new_profile)
+        return _Version(new_model, new_profile, settings)
+
+    def switch(new: _Version) -> None:
+        feedback_metrics.serving(new.model.version)
+        old, _Serving.version = _Serving.version, new  # from the next request on
+        versions.switch(new.registry)
+        old.monitor.metrics.retire()
+
+    reloads = ReloadMetrics(model.name, registry)  # 0 unless an alias is followed: the series always exist
+    follower = None
+    if follow is not None and settings.follow_alias != "0":
+        follower = AliasFollower(follow, seconds(settings.follow_alias), load, switch, reloads.reloaded)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
         yield
+        if follower is not None:
+            await run_in_threadpool(follower.stop)
         if prediction_log is not None:
             await run_in_threadpool(prediction_log.close)  # what is still queued gets written
 
@@ -198,10 +252,9 @@ def create_app(
         default_response_class=_JSON,
         lifespan=lifespan,
     )
-    app.state.model = model
-    app.state.metrics = metrics
     app.state.registry = registry
     app.state.prediction_log = prediction_log
+    app.state.follower = follower
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -216,10 +269,10 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _invalid(request: Request, exc: ApiError) -> Response:
-        metrics.invalid(exc.reason)
+        _Serving.version.monitor.metrics.invalid(exc.reason)
         return _error(exc)
 
-    def _answer(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]]) -> dict[str, Any]:
+    def _answer(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]], version: str) -> dict[str, Any]:
         request_id = uuid.uuid4().hex
         head = {"request_id": request_id, "model": model.name}
         if not batch:
@@ -232,16 +285,17 @@ def create_app(
         if prediction_log is not None:
             probabilities = [r["probability"] for r in rows] if "probability" in rows[0] else None
             logged = [r["label"] for r in rows] if "label" in rows[0] else [repr(float("nan") if r["prediction"] is None else r["prediction"]) for r in rows]
-            prediction_log.record(ids, time.time(), columns, logged, probabilities)
+            prediction_log.record(ids, time.time(), columns, logged, probabilities, version)
         return out
 
     async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
+        serving = _Serving.version  # this request's version, whatever a switch does meanwhile
         try:
-            rows = await batcher(columns)
+            rows = await serving.batcher(columns)
         except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _error(ApiError(500, "prediction_failed", "model_error", None, message))
-        out = _answer(rows, batch, columns)
+        out = _answer(rows, batch, columns, serving.model.version)
         return _JSON(out, headers={"X-Request-ID": out["request_id"]})
 
     @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
@@ -280,7 +334,9 @@ def create_app(
 
     @app.get("/ready", summary="Readiness: the model is loaded and can predict")
     async def ready() -> dict[str, str]:
-        return {"status": "ready", "model": model.name, "version": model.version}
+        return {"status": "ready", "model": model.name, "version": _Serving.version.model.version}
 
-    monitor.instrument(app, metrics_path=None)  # /metrics above, or on its own port
+    # Request latency, in the app's registry: it is not any one version's.
+    handlers = [getattr(route, "path", "") for route in app.routes]
+    app.add_middleware(Timing, metrics=HttpMetrics(registry, handlers))
     return app

@@ -61,6 +61,8 @@ class Settings:
                                     low=0)
     monitoring: bool = _setting(True, "observe metrics (false only to measure what monitoring costs)")
     log_level: str = _setting("warning", "uvicorn's log level")
+    follow_alias: str = _setting("0", "serving models:/NAME@ALIAS: how often to ask the registry where the alias "
+                                      "points, and switch to a new version (0: never)", low=0, duration=True)
     # The collector (`modelmon collect`)
     collector_wait_seconds: float = _setting(30.0, "collector: how long a logged request waits for its response "
                                                    "(and back) before it is counted unmatched", low=0.001)
