@@ -25,7 +25,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from . import names as N
-from .profile import ReferenceProfile
+from .profile import MAX_CLASSES, ReferenceProfile
 from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid, low_rate_alerted
 from .settings import Settings
 
@@ -110,6 +110,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         ))
     specs += _regression_specs(profile, settings) if profile.regression else _class_specs(profile, settings)
     specs += _quality_specs(profile, settings)
+    specs += _version_specs(profile, settings)
     specs.append(PanelSpec(
         "Service", "Request rate", "timeseries",
         (Query(
@@ -266,6 +267,42 @@ def _quality_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelS
                    f"[{settings.rate_window}]))", "dropped: {{reason}}")),
             description="Predictions written to the log per second, and those dropped (full queue, store errors): "
                         "a dropped prediction cannot take a label.",
+        ),
+    ]
+
+
+def _version_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec]:
+    """Which version served when, and each version's predictions and quality: a promotion is
+    where the served version's line steps, and before/after compare side by side."""
+    w, q = settings.rate_window, settings.quality_window
+    if profile.regression:
+        by = f"sum by ({N.VERSION}) (rate({{}}{{{{{SELECTOR}}}}}[{q}]))"
+        quality = (Query(f"{by.format(N.ABSOLUTE_ERROR.sum)}\n/ ({by.format(N.ABSOLUTE_ERROR.count)} > 0)",
+                         "MAE, version {{version}}"),)
+        what, unit = "mean absolute error", "short"
+    else:
+        diagonal = " or ".join(f'rate({N.FEEDBACK.total}{{{SELECTOR}, actual="{c.label}", predicted="{c.label}"}}[{q}])'
+                               for c in profile.classes[:MAX_CLASSES])
+        quality = (Query(f"sum by ({N.VERSION}) ({diagonal})\n/ (sum by ({N.VERSION}) "
+                         f"(rate({N.FEEDBACK.total}{{{SELECTOR}}}[{q}])) > 0)", "accuracy, version {{version}}"),)
+        what, unit = "accuracy", "percentunit"
+    return [
+        PanelSpec(
+            "Versions", "Model version serving", "timeseries",
+            (Query(f"max by ({N.VERSION}, alias) ({N.MODEL_INFO.name}{{{SELECTOR}}})", "version {{version}} {{alias}}"),),
+            minimum=0, maximum=1,
+            description="1 while a version serves, 0 after the registry alias moved on (serve --follow-alias): "
+                        "the step is the promotion.",
+        ),
+        PanelSpec(
+            "Versions", "Predictions by version", "timeseries",
+            (Query(f"sum by ({N.VERSION}) (rate({N.PREDICTIONS.total}{{{SELECTOR}}}[{w}]))", "version {{version}}"),),
+            unit="reqps", description=f"Predicted rows per second by the version that made them, over {w}.",
+        ),
+        PanelSpec(
+            "Versions", f"Quality by version over {q} (ground truth)", "timeseries", quality, unit=unit,
+            description=f"The {what} of each version's own predictions, on the labels received over {q}: a label "
+                        "counts for the version that made the prediction, also when it arrives after a switch.",
         ),
     ]
 
