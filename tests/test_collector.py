@@ -175,3 +175,25 @@ def test_feedback_finds_what_the_collector_logged(stores_model, stores_profile, 
         assert cells == {("success", "success"): 1, ("success", "normal"): 1, ("normal", "success"): 1}
         refused = client.post("/observe", json={"rows": rows, "predictions": [1, 0], "request_ids": ["a", "a"]})
         assert refused.status_code == 422 and refused.json()["reason"] == "wrong_request_ids"
+
+
+def test_bodies_over_the_limit_and_answers_that_are_not_classes_are_refused_and_counted(stores_model,
+                                                                                      stores_profile):
+    monitor = Monitor.for_model(stores_model, stores_profile, CollectorRegistry())
+    client = TestClient(create_collector(monitor, Settings(prediction_log="off", max_body_bytes=200)))
+    big = json.dumps({"instances": [[1800, 900]] * 50})
+    answer = client.post("/", content=big, headers=kserve_headers("big", "request"))
+    assert answer.status_code == 413 and answer.json()["reason"] == "body_too_large"
+    answer = client.post("/observe", content=json.dumps({"rows": [{"items_count": 1}] * 50, "predictions": [0] * 50}),
+                         headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    client.post("/", content=json.dumps({"instances": [[1800, 900]]}), headers=kserve_headers("odd", "request"))
+    odd = client.post("/", content=json.dumps({"predictions": [{"not": "a class"}]}),
+                      headers=kserve_headers("odd", "response"))
+    assert odd.status_code == 422 and odd.json()["reason"] == "unreadable_inference"
+    counted = _counted(client)
+    events = {(dict(k)["half"], dict(k)["outcome"]): v for (name, k), v in counted.items()
+              if name == N.COLLECTOR_EVENTS.total and v}
+    assert events == {("request", "invalid"): 2.0, ("request", "joined"): 1.0, ("response", "joined"): 1.0}
+    assert counted[(N.INVALID_REQUESTS.total, (("model", "stores"), ("reason", "body_too_large")))] == 1
+    assert sum(v for (name, _), v in counted.items() if name == N.PREDICTIONS.total) == 0

@@ -80,7 +80,10 @@ def _collector():
     from modelmon.monitor import Monitor
 
     log = Path(tempfile.mkdtemp(prefix="modelmon-collector-")) / "predictions.sqlite"
-    return create_collector(Monitor.from_model_dir(STORES_DIR), Settings(max_batch_rows=50, prediction_log=str(log)))
+    # Halves wait an hour: which examples join must not depend on how long the run takes (a
+    # slow machine would otherwise expire halves that a fast one joins, and fuzz other paths).
+    settings = Settings(max_batch_rows=50, prediction_log=str(log), collector_wait_seconds=3600)
+    return create_collector(Monitor.from_model_dir(STORES_DIR), settings)
 
 
 # What JSON Schema cannot say - one prediction per row; a request half and a response half that

@@ -18,6 +18,7 @@ client (ids are never labels).
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from .feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from .metrics import CollectorMetrics, FeedbackMetrics
 from .monitor import Monitor, Observed
 from .predictionlog import open_prediction_log
-from .server import add_feedback
+from .server import add_feedback, read_body
 from .settings import Settings
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -261,7 +262,7 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
         kept = observed.kept
         columns = {n: [rows[i].get(n) for i in kept] for n in names}
         if profile.regression:
-            labels = [repr(float(answers[i])) for i in kept]
+            labels = [repr(math.nan if answers[i] is None else float(answers[i])) for i in kept]
         else:
             labels = monitor.labels([answers[i] for i in kept])
         positive = None
@@ -289,13 +290,17 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
                              "requestBody": {"content": {"application/json": {"schema": {}}}}},
               responses={200: {"description": "Joined with its other half and observed"},
                          202: {"description": "Waiting for its other half (or counted as a late or duplicate half)"},
-                         **_refusals(400, 422)})
+                         **_refusals(400, 413, 422)})
     async def cloud_event(request: Request) -> Response:
-        body = await request.body()
+        half = HALVES.get(request.headers.get("ce-type", ""), "request")
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+        except ApiError as exc:
+            count(half, "invalid")
+            return JSONResponse(exc.body(), exc.status)
         try:
             event = event_from_http(request.headers, body)
         except PayloadError as exc:
-            half = HALVES.get(request.headers.get("ce-type", ""), "request")
             count(half, "invalid")
             return refused(400, "invalid_event", f"Not a KServe inference event: {exc}.")
         pair = joiner.add(event)
@@ -306,10 +311,10 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
             answers, probabilities = response_answers(pair[1], monitor.classes)
             if len(answers) != len(rows):
                 raise PayloadError(f"{len(rows)} rows in the request but {len(answers)} answers")
-        except PayloadError as exc:
+            observed = monitor.observe(rows, answers, probabilities)
+        except (PayloadError, ValueError, TypeError) as exc:  # answers that are not classes or numbers
             count("request", "invalid")
-            return refused(422, "unreadable_inference", f"The joined inference cannot be read: {exc}.")
-        observed = monitor.observe(rows, answers, probabilities)
+            return refused(422, "unreadable_inference", f"The joined inference cannot be read: {exc}."[:300])
         log(_ids(event.id, len(rows)), rows, answers, probabilities, observed)
         return JSONResponse({"status": "joined", "observed": observed.rows, "invalid": observed.invalid})
 
@@ -319,7 +324,12 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
                          **_refusals(400, 413, 422)})
     async def observe(request: Request) -> Response:
         try:
-            document = json.loads(await request.body())
+            raw = await read_body(request, settings.max_body_bytes)
+        except ApiError as exc:
+            monitor.metrics.invalid(exc.reason)
+            return JSONResponse(exc.body(), exc.status)
+        try:
+            document = json.loads(raw)
         except ValueError:
             return refused_observation(400, "invalid_json", "The body is not JSON.")
         if not isinstance(document, dict) or not isinstance(document.get("rows"), list) \

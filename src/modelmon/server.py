@@ -81,8 +81,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes, refusing larger bodies before parsing any of it."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes, refusing larger bodies (413 `body_too_large`) before parsing
+    any of it; the server's and the collector's."""
     declared = request.headers.get("content-length")
     too_large = invalid_input(413, "body_too_large", "body", f"The body is over the {limit}-byte limit.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -147,7 +148,7 @@ def add_feedback(app: FastAPI, recorder: FeedbackRecorder | None, feedback_metri
               summary="Ground truth: the actual class (or value) of earlier predictions, by request_id")
     async def feedback(request: Request) -> Response:
         try:
-            body = await _read_body(request, settings.max_body_bytes)
+            body = await read_body(request, settings.max_body_bytes)
             items, batch = parse_feedback(body, truths, settings.max_batch_rows)
         except ApiError as exc:
             # A body over the size limit is an invalid body here, like any other shape error.
@@ -301,7 +302,7 @@ def create_app(
     @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
     async def predict_post(request: Request) -> Response:
-        columns, batch = validator.parse_body(await _read_body(request, settings.max_body_bytes))
+        columns, batch = validator.parse_body(await read_body(request, settings.max_body_bytes))
         return await _predict(columns, batch)
 
     query_parameters = [
