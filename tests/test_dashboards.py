@@ -12,7 +12,7 @@ def test_dashboard_has_the_rows_variables_and_schema(stores_profile):
     assert board["uid"] == "modelmon-stores"
     assert board["schemaVersion"] == 41
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Data", "Predictions", "Quality", "Service", "Alerts"]
+    assert rows == ["Data", "Predictions", "Quality", "Versions", "Service", "Alerts"]
     assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "model", "instance"]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
