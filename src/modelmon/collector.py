@@ -36,16 +36,13 @@ from .feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from .metrics import CollectorMetrics, FeedbackMetrics
 from .monitor import Monitor, Observed
 from .predictionlog import open_prediction_log
+from .scoring import PayloadError, request_rows, tensor_values
 from .server import add_feedback, read_body
 from .settings import Settings
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 HALVES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
-
-
-class PayloadError(ValueError):
-    """A logged payload that cannot be read as rows or answers; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -140,63 +137,6 @@ class Joiner:
             self._expired.popitem(last=False)
 
 
-def request_rows(data: Any, names: list[str]) -> list[Any]:
-    """The rows of a logged request: KServe's v1 protocol (`{"instances": [...]}`, each a
-    record or a list in the signature's order), the v2 / open inference protocol (`inputs`:
-    one tensor of shape [rows, columns], or one named tensor per input), or MLflow's
-    `dataframe_split` / `dataframe_records`."""
-    if not isinstance(data, dict):
-        raise PayloadError("the request body is not a JSON object")
-    if "instances" in data:
-        rows = data["instances"]
-        if not isinstance(rows, list):
-            raise PayloadError("'instances' is not a list")
-        return [dict(zip(names, row)) if isinstance(row, list) else row for row in rows]
-    if "dataframe_records" in data:
-        rows = data["dataframe_records"]
-        if not isinstance(rows, list):
-            raise PayloadError("'dataframe_records' is not a list")
-        return rows
-    if "dataframe_split" in data:
-        split = data["dataframe_split"]
-        if not isinstance(split, dict) or not isinstance(split.get("data"), list):
-            raise PayloadError("'dataframe_split' needs 'columns' and 'data'")
-        columns = split.get("columns") or names
-        return [dict(zip(columns, row)) for row in split["data"]]
-    if "inputs" in data:
-        return _tensor_rows(data["inputs"], names)
-    raise PayloadError("the request has none of 'instances', 'inputs', 'dataframe_split', 'dataframe_records'")
-
-
-def _tensor_rows(tensors: Any, names: list[str]) -> list[Any]:
-    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
-        raise PayloadError("'inputs' is not a list of tensors")
-    by_name = {t.get("name"): t for t in tensors}
-    if len(tensors) == 1 and tensors[0].get("name") not in names:
-        tensor = tensors[0]
-        shape, flat = tensor.get("shape"), _flat(tensor.get("data"))
-        width = shape[-1] if isinstance(shape, list) and len(shape) == 2 else len(names)
-        if not width or len(flat) % width:
-            raise PayloadError("the input tensor's data does not fill its shape")
-        return [dict(zip(names, flat[i:i + width])) for i in range(0, len(flat), width)]
-    if set(names) - set(by_name):
-        raise PayloadError(f"'inputs' lacks a tensor for {', '.join(sorted(set(names) - set(by_name)))}")
-    columns = {name: _flat(by_name[name].get("data")) for name in names}
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise PayloadError("the input tensors have different lengths")
-    return [{name: columns[name][i] for name in names} for i in range(lengths.pop())]
-
-
-def _flat(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        raise PayloadError("a tensor's 'data' is not a list")
-    out: list[Any] = []
-    for item in data:
-        out.extend(_flat(item) if isinstance(item, list) else [item])
-    return out
-
-
 def response_answers(data: Any, classes: Sequence[Any]) -> tuple[list[Any], list[list[float]] | None]:
     """The predictions of a logged response (`{"predictions": [...]}`, v2 `outputs`, or a bare
     list), and the probabilities when each prediction is a list of one probability per class
@@ -210,7 +150,7 @@ def response_answers(data: Any, classes: Sequence[Any]) -> tuple[list[Any], list
         if not isinstance(first, dict):
             raise PayloadError("'outputs' is not a list of tensors")
         shape = first.get("shape")
-        flat = _flat(first.get("data"))
+        flat = tensor_values(first.get("data"))
         if isinstance(shape, list) and len(shape) == 2 and shape[1] == count and count > 1:
             answers = [flat[i:i + count] for i in range(0, len(flat), count)]
         else:
