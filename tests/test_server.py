@@ -158,7 +158,7 @@ def test_health_ready_docs(stores_model):
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     record = body["oneOf"][0]
     assert record["properties"]["items_count"] == {
-        "minimum": 0, "maximum": 2**63 - 1, "title": "Items Count", "type": "integer"}
+        "minimum": 0, "maximum": 2**53 - 1, "title": "Items Count", "type": "integer"}
     assert set(record["required"]) == {"items_count", "customers_count"}
     assert record["additionalProperties"] is False
     params = {p["name"] for p in spec["paths"]["/predict"]["get"]["parameters"]}

@@ -96,10 +96,13 @@ def test_float_features_reject_non_finite_query_values(iris_model):
 
 
 def test_an_integer_beyond_64_bits_is_refused_not_rounded_into_range():
-    """The JSON parser reads -2**63 - 1 as the float -2**63, a valid int64; it must still be refused."""
+    """The JSON parser reads -2**63 - 1 as the float -2**63; an int64 input takes the integers a
+    double holds exactly (2**53 - 1), so neither it nor 2**53 is rounded into range."""
     validator = RequestValidator("houses", [Feature("rooms", "integer", "int64")])
-    for body in (b'{"rooms": -9223372036854775809}', b'{"rooms": 9223372036854775808}'):
+    for body in (b'{"rooms": -9223372036854775809}', b'{"rooms": 9223372036854775808}', b'{"rooms": 9007199254740992}',
+                 b'{"rooms": -9007199254740992}', b'{"rooms": 9007199254740993.0}'):
         with pytest.raises(ApiError) as refused:
             validator.parse_body(body)
         assert (refused.value.reason, refused.value.field) == ("out_of_bounds", "rooms")
-    assert validator.parse_body(b'{"rooms": -9223372036854775808}')[0] == {"rooms": [-(2**63)]}
+    assert validator.parse_body(b'{"rooms": -9007199254740991}')[0] == {"rooms": [-(2**53 - 1)]}
+    assert validator.parse_body(b'{"rooms": 9007199254740991}')[0] == {"rooms": [2**53 - 1]}

@@ -33,20 +33,20 @@ def _reject_non_finite(value: Any) -> Any:
 def _whole_floats_are_integers(value: Any) -> Any:
     """JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees); 3.5 is not.
 
-    The JSON parser reads an integer beyond 64 bits as a float, and -2**63 - 1 would come back
-    as exactly -2**63, a valid int64: a whole float that large is pushed one further out, so
-    the range check refuses it as sent."""
+    The JSON parser reads an integer beyond 64 bits as a float (-2**63 - 1 comes back as
+    -2**63): past the safe-integer bound of an int64 input either way, so refused as sent."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        whole = int(value)
-        if abs(whole) >= 2**63:
-            return whole + (1 if whole > 0 else -1)
-        return whole
+        return int(value)
     return value
 
 
-# What the model's column type can hold: a value past it would overflow when typed.
+# What the model's column type can hold: a value past it would overflow when typed. An int64
+# input is held to the integers a double holds exactly (2**53 - 1, JSON's safe integers): the
+# model computes in float64 anyway, and a client that reads the schema's bound as a double (as
+# JSON parsers do) then never takes a value past it for a valid one.
+_SAFE_INTEGER = 2**53 - 1
 _DTYPE_RANGES = {
-    "int64": (-(2**63), 2**63 - 1),
+    "int64": (-_SAFE_INTEGER, _SAFE_INTEGER),
     "int32": (-(2**31), 2**31 - 1),
     "float32": (-3.4028234e38, 3.4028234e38),
 }
@@ -98,7 +98,7 @@ class RequestValidator:
         """Columns of the rows in a JSON body, and whether it was a batch."""
         if not body.strip():
             raise invalid_input(400, "empty_body", None, "The request body is empty; send a JSON object.")
-        document = _load_json(body)
+        document = load_json(body)
         if not isinstance(document, dict):
             raise invalid_input(
                 422, "wrong_type", "body",
@@ -112,14 +112,18 @@ class RequestValidator:
         rows = document["instances"]
         if not isinstance(rows, list):
             raise invalid_input(422, "wrong_type", "instances", "'instances' must be a list of records.")
+        return self.batch(rows, "instances"), True
+
+    def batch(self, rows: list[Any], field: str) -> dict[str, list[Any]]:
+        """Columns of a batch that came in `field`: at least one record, at most the limit."""
         if not rows:
-            raise invalid_input(422, "empty_batch", "instances", "'instances' is empty; send at least one record.")
+            raise invalid_input(422, "empty_batch", field, f"'{field}' is empty; send at least one record.")
         if len(rows) > self.max_batch_rows:
             raise invalid_input(
-                413, "batch_too_large", "instances",
-                f"'instances' has {len(rows)} records; the limit is {self.max_batch_rows} per request.",
+                413, "batch_too_large", field,
+                f"'{field}' has {len(rows)} records; the limit is {self.max_batch_rows} per request.",
             )
-        return self._validate(rows, batch=True), True
+        return self._validate(rows, batch=True)
 
     def columns(self, rows: list[Any]) -> dict[str, list[Any]]:
         """Typed columns of rows already parsed (the library's `Monitor.observe`), or an
@@ -214,7 +218,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _load_json(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
     """orjson for speed; the standard parser only to tell NaN/Infinity apart from garbage."""
     try:
         return orjson.loads(body)
@@ -241,3 +245,21 @@ def request_schema(validator: RequestValidator, example: Mapping[str, Any]) -> d
         "required": True,
         "content": {"application/json": {"schema": {"oneOf": [record, batch]}, "example": dict(example)}},
     }
+
+
+def scoring_schema(validator: RequestValidator, example: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body for POST /invocations: MLflow's record formats (`dataframe_split`,
+    `inputs` and CSV are read too; their shapes are beyond what JSON Schema can tie to the
+    signature, so the description names them)."""
+    record = validator.record.model_json_schema()
+    records = {"type": "array", "items": record, "minItems": 1, "maxItems": validator.max_batch_rows}
+    formats = [{"title": key, "type": "object", "additionalProperties": False, "required": [key],
+                "properties": {key: records}} for key in ("dataframe_records", "instances")]
+    return {
+        "required": True,
+        "description": "MLflow's scoring request: dataframe_records or instances (records), dataframe_split "
+                       "({columns, data}), inputs (columns by name), or Content-Type text/csv (a header row).",
+        "content": {"application/json": {"schema": {"oneOf": formats},
+                                         "example": {"dataframe_records": [dict(example)]}}},
+    }
+
