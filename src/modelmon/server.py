@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from starlette.concurrency import run_in_threadpool
@@ -32,8 +32,9 @@ from .monitor import Monitor, Timing
 from .predictionlog import open_prediction_log
 from .predictor import Predictor
 from .profile import ReferenceProfile, profile_path
+from .scoring import MLFLOW_FORMATS, PayloadError, csv_rows, request_rows
 from .settings import Settings, seconds
-from .validation import RequestValidator, request_schema
+from .validation import RequestValidator, load_json, request_schema, scoring_schema
 
 
 class _JSON(JSONResponse):
@@ -110,6 +111,19 @@ def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
             out[f.name] = {"boolean": top == "true", "integer": int(top) if top.lstrip("-").isdigit() else top}.get(
                 f.kind, top)
     return out
+
+
+_INVOCATIONS_OK: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The model's predictions, one per row, as `mlflow models serve` gives them; X-Request-ID "
+                   "names the request (a row of several: `<id>-<i>`) for /feedback.",
+    "content": {"application/json": {"schema": {"type": "object", "required": ["predictions"],
+                                                "properties": {"predictions": {"type": "array"}}}}}}}
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlflow-skinny")
 
 
 def _feedback_body(truths: Truths) -> dict[str, Any]:
@@ -273,31 +287,38 @@ def create_app(
         _Serving.version.monitor.metrics.invalid(exc.reason)
         return _error(exc)
 
-    def _answer(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]], version: str) -> dict[str, Any]:
+    def _logged(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]], version: str) -> list[str]:
+        """Each row's request id (a batch row's own), logged for /feedback; the first is the
+        request's id, or the stem of its rows' ids."""
         request_id = uuid.uuid4().hex
-        head = {"request_id": request_id, "model": model.name}
-        if not batch:
-            ids = [request_id]
-            out = {**head, **rows[0]}
-        else:
-            # Each row is a prediction of its own that a label can name.
-            ids = [f"{request_id}-{i}" for i in range(len(rows))]
-            out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
+        ids = [f"{request_id}-{i}" for i in range(len(rows))] if batch else [request_id]
         if prediction_log is not None:
             probabilities = [r["probability"] for r in rows] if "probability" in rows[0] else None
             logged = [r["label"] for r in rows] if "label" in rows[0] else [repr(float("nan") if r["prediction"] is None else r["prediction"]) for r in rows]
             prediction_log.record(ids, time.time(), columns, logged, probabilities, version)
-        return out
+        return [request_id, *ids]
 
-    async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
+    async def _predicted(columns: dict[str, list[Any]], batch: bool) -> tuple[list[dict[str, Any]], list[str]] | Response:
+        """The rows' answers and ids, or the error response of a model that failed."""
         serving = _Serving.version  # this request's version, whatever a switch does meanwhile
         try:
             rows = await serving.batcher(columns)
         except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _error(ApiError(500, "prediction_failed", "model_error", None, message))
-        out = _answer(rows, batch, columns, serving.model.version)
-        return _JSON(out, headers={"X-Request-ID": out["request_id"]})
+        return rows, _logged(rows, batch, columns, serving.model.version)
+
+    async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
+        predicted = await _predicted(columns, batch)
+        if isinstance(predicted, Response):
+            return predicted
+        rows, (request_id, *ids) = predicted
+        head = {"request_id": request_id, "model": model.name}
+        if batch:  # each row is a prediction of its own that a label can name
+            out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
+        else:
+            out = {**head, **rows[0]}
+        return _JSON(out, headers={"X-Request-ID": request_id})
 
     @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
@@ -315,6 +336,44 @@ def create_app(
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
         return await _predict(validator.parse_query(request.query_params), batch=False)
+
+    names = [f.name for f in validator.features]
+
+    @app.post("/invocations", openapi_extra={"requestBody": scoring_schema(validator, _example(profile, model))}, responses={**_INVOCATIONS_OK, **_ERRORS},
+              summary="MLflow's scoring protocol, as `mlflow models serve` answers it: predictions as one list")
+    async def invocations(request: Request) -> Response:
+        body = await read_body(request, settings.max_body_bytes)
+        if not body.strip():
+            raise invalid_input(400, "empty_body", None, "The request body is empty; send dataframe_split, "
+                                                         "dataframe_records, instances or inputs, or a CSV table.")
+        kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        try:
+            if kind == "text/csv":
+                rows, field = csv_rows(body), "body"
+            else:
+                document = load_json(body)
+                field = next((f for f in MLFLOW_FORMATS if isinstance(document, dict) and f in document), "body")
+                extra = sorted(set(document) - {field}) if isinstance(document, dict) and field != "body" else []
+                if extra:
+                    raise invalid_input(422, "extra_field", extra[0], f"'{extra[0]}' is not allowed beside '{field}'.")
+                rows = request_rows(document, names)
+        except PayloadError as exc:
+            raise invalid_input(422, "wrong_type", "body", f"Not an MLflow scoring request: {exc}.") from None
+        predicted = await _predicted(validator.batch(rows, field), batch=len(rows) > 1)
+        if isinstance(predicted, Response):
+            return predicted
+        answers, (request_id, *_ids) = predicted
+        return _JSON({"predictions": [row["prediction"] for row in answers]}, headers={"X-Request-ID": request_id})
+
+    @app.get("/ping", summary="MLflow's liveness check: 200 once the model is loaded", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def ping() -> Response:
+        return PlainTextResponse("\n")
+
+    @app.get("/version", summary="The MLflow version that loaded the model (as `mlflow models serve` says it)",
+             response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def version() -> Response:
+        return PlainTextResponse(_mlflow_version())
 
     add_feedback(app, recorder, feedback_metrics, truths, settings)
 
