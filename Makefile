@@ -13,7 +13,7 @@ demo: system-deps venv
 	$(VENV)/bin/modelmon demo
 
 test: system-deps venv lint
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=15
 
 # ruff (rules in pyproject.toml) and mypy --strict on src/; also run by `make test`.
 lint: venv
@@ -21,7 +21,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test-slow: system-deps venv
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow --durations=15
 
 readme: venv
 	$(PY) scripts/readme.py
