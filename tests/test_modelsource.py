@@ -183,3 +183,13 @@ def test_a_model_logged_the_mlflow_3_way_is_profiled_and_served(tracking, tmp_pa
     assert (model.registered_name, model.version) == ("fresh", "1")
     app = TestClient(create_app(model, ReferenceProfile.load(profile_path(folder)), Settings(prediction_log="off")))
     assert app.get("/predict", params=ROW).json()["prediction"] == int(fitted.predict(pd.DataFrame([ROW]))[0])
+
+
+def test_the_readmes_registration_example_registers_a_servable_version(tracking):
+    """README "Serve from the Model Registry", step 1: examples/register_model.py."""
+    import importlib
+
+    example = importlib.import_module("examples.register_model")
+    assert example.register(STORES_DIR, "readme", "champion") == "1"
+    assert example.register(STORES_DIR, "readme", "champion") == "2"
+    assert load_model(resolve("models:/readme@champion")).version == "2"
