@@ -33,7 +33,7 @@ from .modelsource import Origin, alias_version, at_version
 T = TypeVar("T")
 
 # Families whose series carry the version that counted them: a retired version's stay exported.
-PER_VERSION = frozenset({N.PREDICTIONS.name, N.EXPECTED_CONFUSION.name, N.MODEL_INFO.name})
+PER_VERSION = frozenset(f.name for f in N.FAMILIES if N.VERSION in f.labels)
 
 
 class ServedVersions(Collector):
