@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelmon import names as N
 from modelmon.cli import main
 from modelmon.model import load_model
-from modelmon.modelsource import ModelSourceError, fetch, locate, read_origin, resolve
+from modelmon.modelsource import ORIGIN_FILE, ModelSourceError, fetch, locate, read_origin, resolve
 from modelmon.native import free_port
 from modelmon.profile import ProfileError, ReferenceProfile, profile_path
 from modelmon.server import create_app
@@ -154,7 +154,7 @@ def test_follow_alias_needs_an_alias(tracking, capsys):
 
 def test_the_origin_file_is_what_was_resolved(tracking):
     folder = resolve("models:/stores@champion")
-    kept = json.loads((folder / "modelmon-origin.json").read_text())
+    kept = json.loads((folder / ORIGIN_FILE).read_text())
     assert kept["registered_name"] == "stores" and kept["version"] == "1" and kept["tracking_uri"] == tracking
 
 
