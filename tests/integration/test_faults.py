@@ -78,6 +78,8 @@ def notified(stack: NativeStack, name: str, after: float) -> bool:
                for n in read_notifications(stack.notifications_file))
 
 
+# Forty seconds of a restarting app: in `make test-slow`, to keep make test within its quarter hour.
+@pytest.mark.slow
 def test_killed_app_is_restarted_and_the_windowed_rate_stays_true(stack):
     sender = Sender(stack.url(APP), every=3)
     sender.start()

@@ -94,6 +94,8 @@ def test_concept_drift_then_customer_drop(tmp_path_factory):
         assert not empty, f"panels without data: {empty}"
 
 
+# Minutes of live traffic: with the other walk-throughs in `make test-slow` (the quarter hour of make test).
+@pytest.mark.slow
 def test_workshop_faulty_phase_fires_feature_drift_for_items(tmp_path_factory):
     with native_stack(tmp_path_factory) as stack:
         scenario = load_scenario("workshop").faster(10)  # 30 s normal, 30 s faulty, 100 requests/min x 10
