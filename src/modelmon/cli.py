@@ -52,11 +52,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_profile(args: argparse.Namespace) -> None:
     from .data import read_csv
     from .model import load_model
-    from .modelsource import fetch, is_model_uri, locate, log_profile
+    from .modelsource import located, log_profile
     from .profile import build_profile, profile_path
 
-    origin = locate(args.model) if is_model_uri(args.model) else None
-    folder = fetch(origin) if origin is not None else Path(args.model)
+    folder, origin = located(args.model)
     model = load_model(folder)
     calibration = read_csv(args.calibration_data) if args.calibration_data else None
     profile = build_profile(model, read_csv(args.data), target=args.target, calibration_data=calibration,
@@ -92,7 +91,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     from .exposition import serve_metrics_port
     from .model import load_model
-    from .modelsource import fetch, is_model_uri, locate
+    from .modelsource import located
     from .native import check_port_free
     from .profile import ReferenceProfile, profile_path
     from .server import create_app
@@ -100,7 +99,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     check_port_free(settings.host, settings.app_port, "the app", hint="pass --port")
     if settings.metrics_port:
         check_port_free(settings.host, settings.metrics_port, "metrics", hint="pass another --metrics-port")
-    origin = locate(args.model) if is_model_uri(args.model) else None
+    folder, origin = located(args.model)
     follow = None
     if settings.follow_alias != "0":
         if origin is None or not origin.alias:
@@ -109,7 +108,6 @@ def _cmd_serve(args: argparse.Namespace) -> None:
             raise ModelmonError("--follow-alias switches versions inside one process: serve with --workers 1 "
                                 "and run replicas instead.")
         follow = origin
-    folder = fetch(origin) if origin is not None else Path(args.model)
     model = load_model(folder)
     reference = args.reference or profile_path(folder)
     profile = ReferenceProfile.load(reference)

@@ -238,11 +238,18 @@ def log_profile(origin: Origin, profile_file: Path) -> str:
     return f"runs:/{origin.run_id}/{origin.profile_artifact}/{PROFILE_FILE}"
 
 
+def located(model: str | os.PathLike[str], cache: Path | None = None) -> tuple[Path, Origin | None]:
+    """The local folder for `--model` (itself, or the fetched copy of a model URI) and, for a
+    URI, what it resolved to."""
+    if not is_model_uri(model):
+        return Path(model), None
+    origin = locate(str(model))
+    return fetch(origin, cache), origin
+
+
 def resolve(model: str | os.PathLike[str], cache: Path | None = None) -> Path:
     """A local folder for `--model`: itself, or the fetched copy of a model URI."""
-    if not is_model_uri(model):
-        return Path(model)
-    return fetch(locate(str(model)), cache)
+    return located(model, cache)[0]
 
 
 def at_version(origin: Origin, version: str) -> Origin:
