@@ -130,7 +130,7 @@ class LoadedModel:
 
         origin = read_origin(path)  # a folder fetched from a tracking server: the registry's identity
         if origin is not None:
-            self.version = origin.info()["version"] or self.version
+            self.version = origin.label_version or self.version
             self.registered_name, self.alias = origin.registered_name, origin.alias
             self.run_id = origin.run_id or self.run_id
         self.flavor = next((f for f in meta.flavors if f != "python_function"), "python_function")

@@ -68,10 +68,10 @@ class Origin:
             return f"modelmon/models/{self.registered_name}/{self.version}"
         return f"modelmon/runs/{self.artifact_path}"
 
-    def info(self) -> dict[str, str]:
-        """The labels `modelmon_model_info` takes from the origin."""
-        return {"version": self.version or self.run_id[:12], "registered_name": self.registered_name,
-                "alias": self.alias, "run_id": self.run_id}
+    @property
+    def label_version(self) -> str:
+        """The `version` label: the registry's version, else (runs:/ URIs) the run's id."""
+        return self.version or self.run_id[:12]
 
 
 def is_model_uri(text: str | os.PathLike[str]) -> bool:
