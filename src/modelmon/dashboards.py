@@ -26,7 +26,7 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from . import names as N
 from .profile import MAX_CLASSES, ReferenceProfile
-from .rules import LATENCY_QUANTILES, PREDICT_HANDLER, Names, dashboard_uid, low_rate_alerted
+from .rules import LATENCY_QUANTILES, Names, dashboard_uid, low_rate_alerted
 from .settings import Settings
 
 DATASOURCE_UID = "modelmon-prometheus"
@@ -121,7 +121,7 @@ def panel_specs(profile: ReferenceProfile, settings: Settings) -> list[PanelSpec
         unit="reqps",
     ))
     specs.append(PanelSpec(
-        "Service", f"Latency of {PREDICT_HANDLER}", "timeseries",
+        "Service", "Latency of scoring requests", "timeseries",
         tuple(Query(n.latency(q), f"p{q}") for q in LATENCY_QUANTILES),
         unit="s", threshold=s.latency_p99_seconds,
     ))

@@ -87,6 +87,10 @@ EVENT_OUTCOMES = ("joined", "unmatched", "late", "duplicate", "invalid")
 ERROR_DIRECTIONS = ("over", "under")  # a regressor's prediction above or below the truth
 RELOAD_RESULTS = ("switched", "failed")  # following a registry alias: a new version serves, or it could not load
 OTHER = "other"  # any class (or handler, method) outside the bounded set
+PREDICT_ROUTE = "/predict"
+INVOCATIONS_ROUTE = "/invocations"  # MLflow's scoring protocol
+# The routes that score rows: request rate, errors and latency are read over their `handler`s.
+SCORING_ROUTES = (PREDICT_ROUTE, INVOCATIONS_ROUTE)
 
 
 def _one_of(values: tuple[str, ...]) -> str:
@@ -177,7 +181,8 @@ INVALID_REQUESTS = Family("modelmon_invalid_requests", "counter", "Rejected requ
 REQUEST_DURATION = Family(
     "modelmon_request_duration_seconds", "histogram",
     "HTTP request latency, by handler (route template), method and status class.", ("handler", "method", "status"),
-    f"`handler`: the route template (`{OTHER}` for unknown paths); `status`: `2xx`, `4xx`, ...")
+    f"`handler`: the route template (`{OTHER}` for unknown paths; the service rules read "
+    f"{_one_of(tuple(f'`{r}`' for r in SCORING_ROUTES))}); `status`: `2xx`, `4xx`, ...")
 MODEL_PREDICT_SECONDS = Family(
     "modelmon_model_predict_seconds", "histogram",
     "Time each request's rows spent inside the model's predict call (one observation per request, also when "

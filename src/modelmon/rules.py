@@ -25,7 +25,8 @@ from .profile import QUANTILE_BUCKETS, ReferenceProfile
 from .settings import Settings, seconds
 
 JOB = "modelmon"
-PREDICT_HANDLER = "/predict"
+# Requests that score rows, whichever protocol they came by.
+SCORING = f'handler=~"{"|".join(N.SCORING_ROUTES)}"'
 
 
 @dataclass(frozen=True)
@@ -464,12 +465,11 @@ def _service_rules(settings: Settings) -> list[tuple[str, str]]:
     """Requests, errors, invalid input and latency."""
     n = Names.of(settings)
     w = settings.rate_window
-    predict = f'handler="{PREDICT_HANDLER}"'
     rules = [
-        (n.request_rate, f"sum by (job) (rate({N.REQUEST_DURATION.count}{{{predict}}}[{w}]))"),
+        (n.request_rate, f"sum by (job) (rate({N.REQUEST_DURATION.count}{{{SCORING}}}[{w}]))"),
         (
             n.error_ratio,
-            f'sum by (job) (rate({N.REQUEST_DURATION.count}{{{predict}, status="5xx"}}[{w}]))\n'
+            f'sum by (job) (rate({N.REQUEST_DURATION.count}{{{SCORING}, status="5xx"}}[{w}]))\n'
             f"/ {n.request_rate}",
         ),
         (
@@ -483,7 +483,7 @@ def _service_rules(settings: Settings) -> list[tuple[str, str]]:
         (
             n.latency(q),
             f"histogram_quantile({q / 100}, sum by (job, le) "
-            f"(rate({N.REQUEST_DURATION.bucket}{{{predict}}}[{w}])))",
+            f"(rate({N.REQUEST_DURATION.bucket}{{{SCORING}}}[{w}])))",
         )
         for q in LATENCY_QUANTILES
     ]
@@ -772,7 +772,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         f"{{{{ $labels.model }}}} were rejected as invalid input (threshold {s.invalid_ratio_threshold:.0%}); "
         f"{N.INVALID_REQUESTS.total} tells the reasons.",
     ))
-    predict_total = f'sum by (job) (increase({N.REQUEST_DURATION.count}{{handler="{PREDICT_HANDLER}"}}[{s.rate_window}]))'
+    predict_total = f'sum by (job) (increase({N.REQUEST_DURATION.count}{{{SCORING}}}[{s.rate_window}]))'
     out.append(Alert(
         "ModelServerErrors",
         f"{n.error_ratio} > {s.error_ratio_threshold}\nand on (job) {predict_total} >= {guard}",

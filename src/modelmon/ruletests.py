@@ -31,7 +31,6 @@ from .profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, Referenc
 from .rules import (
     JOB,
     LATENCY_QUANTILES,
-    PREDICT_HANDLER,
     Alert,
     Names,
     alerts,
@@ -313,15 +312,18 @@ def _standard_inputs(case: _Case, profile: ReferenceProfile, class_per_step: Map
     requests = sum(class_per_step.values()) if requests is None else requests
     case.counter(N.MODEL_PREDICT_SECONDS.count, requests if predicted is None else predicted, model=model)
     case.counter(N.INVALID_REQUESTS.total, invalid_per_step, model=model, reason="wrong_type")
+    # Successes through /predict, failures and the latency buckets through /invocations (one
+    # set of buckets keeps the cases small): a rule that read one route alone misses the
+    # traffic, the errors or the latency.
     case.counter(N.REQUEST_DURATION.count, requests - errors_per_step,
-                 handler=PREDICT_HANDLER, method="POST", status="2xx")
+                 handler=N.PREDICT_ROUTE, method="POST", status="2xx")
     case.counter(N.REQUEST_DURATION.count, errors_per_step,
-                 handler=PREDICT_HANDLER, method="POST", status="5xx")
+                 handler=N.INVOCATIONS_ROUTE, method="POST", status="5xx")
     fast_bound = LATENCY_BUCKETS[3]  # 5 ms
     for bound in (*LATENCY_BUCKETS, math.inf):
         done = requests if bound >= (fast_bound if slow_bucket is None else LATENCY_BUCKETS[slow_bucket]) else 0.0
         le = "+Inf" if math.isinf(bound) else bound_label(bound)
-        case.counter(N.REQUEST_DURATION.bucket, done, handler=PREDICT_HANDLER, method="POST", le=le)
+        case.counter(N.REQUEST_DURATION.bucket, done, handler=N.INVOCATIONS_ROUTE, method="POST", le=le)
     case.gauge("up", 1.0)
     for feature in profile.features:
         counts = (feature_counts or {}).get(feature.name)

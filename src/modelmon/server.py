@@ -20,6 +20,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import names as N
 from .batching import MicroBatcher
 from .errors import ERROR_SCHEMA, ApiError, ModelmonError, invalid_input
 from .exposition import exposition_registry, render
@@ -320,7 +321,7 @@ def create_app(
             out = {**head, **rows[0]}
         return _JSON(out, headers={"X-Request-ID": request_id})
 
-    @app.post("/predict", openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
+    @app.post(N.PREDICT_ROUTE, openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
     async def predict_post(request: Request) -> Response:
         columns, batch = validator.parse_body(await read_body(request, settings.max_body_bytes))
@@ -332,14 +333,14 @@ def create_app(
         for f in validator.features
     ]
 
-    @app.get("/predict", openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
+    @app.get(N.PREDICT_ROUTE, openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
         return await _predict(validator.parse_query(request.query_params), batch=False)
 
     names = [f.name for f in validator.features]
 
-    @app.post("/invocations", openapi_extra={"requestBody": scoring_schema(validator, _example(profile, model))}, responses={**_INVOCATIONS_OK, **_ERRORS},
+    @app.post(N.INVOCATIONS_ROUTE, openapi_extra={"requestBody": scoring_schema(validator, _example(profile, model))}, responses={**_INVOCATIONS_OK, **_ERRORS},
               summary="MLflow's scoring protocol, as `mlflow models serve` answers it: predictions as one list")
     async def invocations(request: Request) -> Response:
         body = await read_body(request, settings.max_body_bytes)
