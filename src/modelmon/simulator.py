@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from .names import PREDICT_ROUTE
 from .scenarios import Phase, Scenario, ScenarioError
 
 
@@ -37,7 +38,7 @@ def served_fields(base_url: str) -> list[FieldSpec]:
     """The served model's inputs, from the request schema in its OpenAPI document."""
     try:
         spec = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
-        schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        schema = spec["paths"][PREDICT_ROUTE]["post"]["requestBody"]["content"]["application/json"]["schema"]
         record = schema["oneOf"][0]
     except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
         raise ScenarioError(
@@ -294,7 +295,7 @@ class Simulator:
     async def _send(self, client: httpx.AsyncClient, body: bytes, meant_invalid: bool, result: PhaseResult,
                     label: tuple[float, Any] | None = None) -> None:
         try:
-            response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+            response = await client.post(PREDICT_ROUTE, content=body, headers={"content-type": "application/json"})
         except httpx.HTTPError:
             result.errors += 1
             return
