@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from modelmon.model import ModelLoadError, load_model
 
@@ -24,6 +25,7 @@ def test_fast_path_equals_pyfunc_on_random_rows(stores_model):
         "customers_count": rng.integers(0, 2500, 3000).tolist(),
     }
     assert stores_model._matrix, "the stores pipeline should take the matrix fast path"
+    assert stores_model._argmax is not None, "its predict is the argmax of predict_proba: one call serves both"
     fast = stores_model.predict_columns(stores_model.columns(columns))
     frame = stores_model.frame(columns)
     np.testing.assert_array_equal(fast.values, np.asarray(stores_model.pyfunc.predict(frame)))
@@ -53,6 +55,37 @@ def test_a_model_that_needs_column_names_stays_on_dataframes(tmp_path):
     assert not model._matrix
     got = model.predict_columns(model.columns({"a": [1, 30], "b": [2, 3]}))
     assert got.values.tolist() == [0, 1]
+
+
+class _Cautious(LogisticRegression):
+    """A classifier whose predict is not the argmax of its probabilities: 1 only above 0.8."""
+
+    def predict(self, x):
+        return (self.predict_proba(x)[:, 1] > 0.8).astype("int64")
+
+
+def test_a_classifier_whose_predict_is_not_the_argmax_is_called_for_both(tmp_path):
+    import warnings
+
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.integers(0, 3000, 400), "b": rng.integers(0, 3000, 400)})
+    y = (x.a + rng.normal(0, 600, 400) > 1500).astype("int64")
+    estimator = _Cautious().fit(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.save_model(estimator, str(tmp_path / "m"), signature=infer_signature(x, y),
+                                  serialization_format="cloudpickle")
+    model = load_model(tmp_path / "m")
+    assert model._argmax is None
+    columns = {"a": x.a.tolist(), "b": x.b.tolist()}
+    got = model.predict_columns(model.columns(columns))
+    expected = estimator.predict(x)
+    assert (expected != estimator.predict_proba(x).argmax(axis=1)).any(), "the probe must tell them apart"
+    np.testing.assert_array_equal(got.values, expected)
+    np.testing.assert_array_equal(got.probabilities, estimator.predict_proba(x))
 
 
 def test_training_rows_predict_like_pyfunc(stores_model):
