@@ -109,3 +109,26 @@ def test_corrupt_model_is_one_sentence(tmp_path, stores_model):
     with pytest.raises(ModelLoadError, match="Could not load the MLflow model") as info:
         load_model(broken)
     assert "\n" not in str(info.value)
+
+
+def test_a_scikit_learn_model_is_served_without_importing_mlflow():
+    """MLflow's pyfunc machinery costs a second and about 50 MB at start; a scikit-learn model
+    is deserialised from its MLmodel's own instructions instead."""
+    import subprocess
+    import sys
+
+    from .conftest import STORES_DIR
+
+    code = ("import sys; from modelmon.model import load_model; m = load_model(sys.argv[1]); "
+            "print(m.flavor, m.version, m.predict_columns(m.columns({'items_count': [1800], 'customers_count': [1200]}))"
+            ".values.tolist(), sorted(n for n in sys.modules if n == 'mlflow' or n.startswith('mlflow.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(STORES_DIR)], capture_output=True, text=True, check=True)
+    assert out.stdout.split(" ", 2)[0] == "sklearn"
+    assert out.stdout.strip().endswith("[]"), f"mlflow was imported: {out.stdout}"
+
+
+def test_deserialisation_switched_off_is_honoured(stores_model, monkeypatch):
+    """MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false refuses the model, as MLflow itself does."""
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(ModelLoadError, match="Could not load the MLflow model.*MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        load_model(stores_model.path)

@@ -7,8 +7,10 @@ metadata (signature, flavors, run id) plus the optional `modelmon.yaml` beside `
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import pickle
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,17 +118,48 @@ class Prediction:
     classes: tuple[Any, ...] | None = None
 
 
-class LoadedModel:
-    """A served model: pyfunc for metadata and fallback, the native estimator for speed."""
+@dataclass(frozen=True)
+class MLmodel:
+    """What the `MLmodel` file says, read as YAML: MLflow's own reader is not needed for it."""
 
-    def __init__(self, path: Path, pyfunc: Any, config: ModelConfig) -> None:
+    flavors: dict[str, dict[str, Any]]
+    run_id: str
+    model_uuid: str
+    inputs: list[dict[str, Any]] | None  # the signature's input columns, None without a signature
+
+    @classmethod
+    def read(cls, model_dir: Path) -> MLmodel:
+        path = model_dir / "MLmodel"
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            signature = raw.get("signature") or {}
+            inputs = signature.get("inputs")
+            parsed = json.loads(inputs) if isinstance(inputs, str) else inputs
+        except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
+            raise ModelLoadError(f"{path} cannot be read ({type(exc).__name__}); save the model again with "
+                                 "mlflow.<flavor>.save_model.") from None
+        return cls(flavors=dict(raw.get("flavors") or {}), run_id=str(raw.get("run_id") or ""),
+                   model_uuid=str(raw.get("model_uuid") or ""),
+                   inputs=parsed if isinstance(parsed, list) else None)
+
+    @property
+    def flavor(self) -> str:
+        """The model's own flavor (the first that is not python_function)."""
+        return next((f for f in self.flavors if f != "python_function"), "python_function")
+
+
+class LoadedModel:
+    """A served model: the native estimator for speed, MLflow's pyfunc (loaded only when
+    needed) for flavors modelmon does not call directly."""
+
+    def __init__(self, path: Path, meta: MLmodel, config: ModelConfig, native: Any = None) -> None:
         self.path = path
-        self.pyfunc = pyfunc
+        self.meta = meta
         self.config = config
-        meta = pyfunc.metadata
+        self._pyfunc: Any = None
         self.name = config.name or path.resolve().name
-        self.run_id = meta.run_id or ""
-        self.version = str(getattr(meta, "model_uuid", "") or "")[:12]
+        self.run_id = meta.run_id
+        self.version = meta.model_uuid[:12]
         self.registered_name = self.alias = ""
         from .modelsource import read_origin
 
@@ -135,9 +168,12 @@ class LoadedModel:
             self.version = origin.label_version or self.version
             self.registered_name, self.alias = origin.registered_name, origin.alias
             self.run_id = origin.run_id or self.run_id
-        self.flavor = next((f for f in meta.flavors if f != "python_function"), "python_function")
+        self.flavor = meta.flavor
         self.features = _features_from_signature(meta, config, path)
-        self._native = _native_estimator(pyfunc) if self.flavor in _NATIVE_FLAVORS else None
+        if native is None:  # served through pyfunc: it fails to load here, not on the first request
+            pyfunc = self.pyfunc
+            native = _native_estimator(pyfunc) if self.flavor in _NATIVE_FLAVORS else None
+        self._native = native
         classes = getattr(self._native, "classes_", None)
         self.classes: tuple[Any, ...] | None = tuple(_plain(c) for c in classes) if classes is not None else None
         # Set by the checks below, each on probe rows: one predict_proba call answers both
@@ -155,6 +191,14 @@ class LoadedModel:
             # DataFrame (checked above); scikit-learn's warning on each such call that the
             # matrix has no feature names is noise then. Filtered once, when that is known.
             warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+    @property
+    def pyfunc(self) -> Any:
+        """MLflow's pyfunc of the model, loaded on first use: a scikit-learn model is served
+        without it (importing MLflow's pyfunc machinery costs a second and 50 MB at start)."""
+        if self._pyfunc is None:
+            self._pyfunc = _load_pyfunc(self.path)
+        return self._pyfunc
 
     @property
     def info(self) -> dict[str, str]:
@@ -314,45 +358,49 @@ def _native_estimator(pyfunc: Any) -> Any:
     return raw if hasattr(raw, "predict") else None
 
 
-def _features_from_signature(meta: Any, config: ModelConfig, path: Path) -> tuple[Feature, ...]:
-    schema = meta.get_input_schema()
-    if schema is None or not schema.has_input_names():
+def _features_from_signature(meta: MLmodel, config: ModelConfig, path: Path) -> tuple[Feature, ...]:
+    inputs = meta.inputs
+    if not inputs or not all(isinstance(spec, dict) and spec.get("name") for spec in inputs):
         raise ModelLoadError(
             f"The model at {path} has no named input signature; save it with a signature "
             "(mlflow's infer_signature) so modelmon knows its features."
         )
     features = []
-    for spec in schema.inputs:
-        type_name = getattr(spec.type, "name", str(spec.type))
+    for spec in inputs:
+        name, type_name = str(spec["name"]), str(spec.get("type"))
         if type_name not in _TYPES:
             raise ModelLoadError(
-                f"Input {spec.name!r} of the model at {path} has type {type_name}, which modelmon "
+                f"Input {name!r} of the model at {path} has type {type_name}, which modelmon "
                 f"cannot serve yet; supported types: {', '.join(_TYPES)}."
             )
         kind, dtype = _TYPES[type_name]
-        declared = config.features.get(spec.name) or {}
+        declared = config.features.get(name) or {}
         edges = declared.get("edges")
         categorical = bool(declared.get("categorical", kind in ("string", "boolean")))
         if categorical and kind == "float":
-            raise ModelLoadError(f"{path / MODEL_CONFIG_FILE}: input {spec.name!r} is a float and cannot be "
+            raise ModelLoadError(f"{path / MODEL_CONFIG_FILE}: input {name!r} is a float and cannot be "
                                  "declared categorical; only integers, strings and booleans can.")
         features.append(
             Feature(
-                name=spec.name,
+                name=name,
                 kind=kind,
                 dtype=dtype,
                 minimum=declared.get("minimum"),
                 maximum=declared.get("maximum"),
                 edges=tuple(float(e) for e in edges) if edges else None,
                 categorical=categorical,
-                nullable=bool(declared.get("nullable", not getattr(spec, "required", True))),
+                nullable=bool(declared.get("nullable", not spec.get("required", True))),
             )
         )
     return tuple(features)
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a model directory, or explain in one sentence why it cannot be served."""
+    """Load a model directory, or explain in one sentence why it cannot be served.
+
+    A scikit-learn model is deserialised here as MLflow's own loader would (skops with the
+    trusted types its MLmodel lists, or (cloud)pickle) without importing MLflow; every other
+    flavor goes through `mlflow.pyfunc.load_model`."""
     model_dir = Path(path)
     if not (model_dir / "MLmodel").is_file():
         raise ModelLoadError(
@@ -360,17 +408,55 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
             "mlflow.<flavor>.save_model wrote, or run `modelmon train` for the stores model."
         )
     config = ModelConfig.read(model_dir)
-    import mlflow.pyfunc  # imported late: it is slow, and --help should not pay for it
+    meta = MLmodel.read(model_dir)
+    native = None
+    if meta.flavor == "sklearn":
+        with _explained(model_dir):
+            native = _load_sklearn(model_dir, meta.flavors["sklearn"])
+    return LoadedModel(model_dir, meta, config, native)
 
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+@contextlib.contextmanager
+def _explained(model_dir: Path) -> Iterator[None]:
+    """Any failure to deserialise as one sentence naming the folder and what to check."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+            yield
+    except ModelLoadError:
+        raise
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
             f"Could not load the MLflow model at {model_dir} ({first_line}); check that it was "
             "saved completely and that its flavor's packages are installed."
         ) from None
-    return LoadedModel(model_dir, pyfunc, config)
+
+
+def _load_sklearn(model_dir: Path, conf: dict[str, Any]) -> Any:
+    """The estimator of an `sklearn` flavor, or None to leave it to pyfunc (code paths to
+    import, a format this reader does not know, deserialisation switched off)."""
+    fmt = conf.get("serialization_format", "cloudpickle")
+    allowed = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() in ("true", "1")
+    if conf.get("code") or not conf.get("pickled_model") or fmt not in ("skops", "pickle", "cloudpickle") \
+            or not allowed:
+        return None
+    file = model_dir / str(conf["pickled_model"])
+    if fmt == "skops":
+        import skops.io
+
+        return skops.io.load(file, trusted=conf.get("skops_trusted_types"))
+    with file.open("rb") as stream:
+        if fmt == "pickle":
+            return pickle.load(stream)
+        import cloudpickle  # type: ignore[import-untyped]
+
+        return cloudpickle.load(stream)
+
+
+def _load_pyfunc(model_dir: Path) -> Any:
+    with _explained(model_dir):
+        import mlflow.pyfunc  # imported late: it is slow, and most models are served without it
+
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        return mlflow.pyfunc.load_model(str(model_dir))
