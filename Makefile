@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql victoria-metrics
 NEEDED_BINARIES := prometheus promtool amtool docker-compose victoria-metrics vmalert
 
-.PHONY: demo test test-slow lint readme system-deps venv deploy clean
+.PHONY: demo test test-slow lint readme system-deps venv deploy clean bench-serving
 
 demo: system-deps venv
 	$(VENV)/bin/modelmon demo
@@ -22,6 +22,13 @@ lint: venv
 
 test-slow: system-deps venv
 	$(PY) -m pytest -m slow --durations=15
+
+# Serving speed against `mlflow models serve` (BENCHMARKS.md); wrk drives, py-spy profiles.
+bench-serving: venv
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
+	$(PY) -m pip install -q py-spy
+	$(PY) benchmarks/serving.py $(ARGS)
 
 readme: venv
 	$(PY) scripts/readme.py

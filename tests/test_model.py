@@ -130,5 +130,5 @@ def test_a_scikit_learn_model_is_served_without_importing_mlflow():
 def test_deserialisation_switched_off_is_honoured(stores_model, monkeypatch):
     """MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false refuses the model, as MLflow itself does."""
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    with pytest.raises(ModelLoadError, match="Could not load the MLflow model.*MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+    with pytest.raises(ModelLoadError, match=r"Could not load the MLflow model.*MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
         load_model(stores_model.path)

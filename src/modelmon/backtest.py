@@ -53,7 +53,7 @@ from .model import LoadedModel, Prediction
 from .monitor import Monitor
 from .native import check_port_free, find_binary, free_port
 from .predictionlog import LoggedPrediction, PredictionStore, store_url
-from .predictor import Predictor
+from .predictor import Answers, Predictor
 from .profile import ReferenceProfile
 from .rules import JOB, Names, rule_files
 from .scenarios import Phase, Scenario
@@ -345,7 +345,7 @@ class _Player:
 
     def chunk(self, ticks: np.ndarray, counts: np.ndarray, columns: Mapping[str, list[Any]],
               invalid: np.ndarray | None = None,
-              on_rows: Callable[[slice, list[dict[str, Any]]], None] | None = None) -> None:
+              on_rows: Callable[[slice, Answers], None] | None = None) -> None:
         """The rows of several scrape intervals (`counts[k]` arrived before `ticks[k]`, in
         order), predicted in one model call and observed interval by interval."""
         arrays = self.model.columns(dict(columns), self.predictor.features)
@@ -398,7 +398,7 @@ def play(model: LoadedModel, profile: ReferenceProfile, scenario: Scenario, sett
             progress = np.clip((arrived - start) / phase.duration, 0.0, 1.0)
             typed = {name: _typed(model, name, phase.features[name].sample(rng, progress)) for name in names}
 
-            def labels(part: slice, answers: list[dict[str, Any]], phase: Phase = phase,
+            def labels(part: slice, answers: Answers, phase: Phase = phase,
                        typed: dict[str, np.ndarray] = typed, arrived: np.ndarray = arrived) -> None:
                 _labels_of(phase, {n: v[part] for n, v in typed.items()}, answers, arrived[part], truths, rng,
                            player)
@@ -443,7 +443,7 @@ def _rows(prediction: Prediction, part: slice) -> Prediction:
                       prediction.classes)
 
 
-def _labels_of(phase: Phase, columns: Mapping[str, np.ndarray], answers: Sequence[Mapping[str, Any]],
+def _labels_of(phase: Phase, columns: Mapping[str, np.ndarray], answers: Answers,
                arrived: np.ndarray, truths: Truths, rng: np.random.Generator, player: _Player) -> None:
     """Queue the ground truth of a share of the rows, to arrive after the phase's delay (as
     the simulator sends it to /feedback)."""
@@ -457,8 +457,7 @@ def _labels_of(phase: Phase, columns: Mapping[str, np.ndarray], answers: Sequenc
     delays = np.clip(fb.delay.sample(rng, np.zeros(chosen.size)), 0.0, None)
     for i, raw, delay in zip(chosen.tolist(), actual, delays.tolist(), strict=True):
         label = truths(raw)
-        answer = answers[i]
-        predicted = answer["prediction"] if truths.regression else answer["label"]
+        predicted = answers.predictions[i] if answers.labels is None else answers.labels[i]
         if label is not None and predicted is not None:
             player.label_later(float(arrived[i]) + delay, label, predicted, delay)
 

@@ -10,27 +10,36 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 Columns = dict[str, list[Any]]
 
 
-class MicroBatcher:
-    def __init__(self, predict: Callable[[Columns, int], list[dict[str, Any]]], max_rows: int = 256,
-                 max_wait: float = 0.0) -> None:
-        self._predict = predict  # (merged columns, number of requests) -> one answer per row
+class Sliceable(Protocol):
+    """Answers for rows, of which each request gets its own share: a list, or columns."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, part: slice, /) -> Any: ...
+
+
+A = TypeVar("A", bound=Sliceable)
+
+
+class MicroBatcher(Generic[A]):
+    def __init__(self, predict: Callable[[Columns, int], A], max_rows: int = 256, max_wait: float = 0.0) -> None:
+        self._predict = predict  # (merged columns, number of requests) -> answers, one per row
         self.max_rows = max_rows
         self.max_wait = max_wait
-        self._pending: list[tuple[Columns, int, asyncio.Future[list[dict[str, Any]]]]] = []
+        self._pending: list[tuple[Columns, int, asyncio.Future[A]]] = []
         self._rows = 0
         self._timer: asyncio.Handle | asyncio.TimerHandle | None = None
 
-    async def __call__(self, columns: Columns) -> list[dict[str, Any]]:
+    async def __call__(self, columns: Columns) -> A:
         rows = len(next(iter(columns.values())))
         if rows >= self.max_rows:
             return self._predict(columns, 1)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+        future: asyncio.Future[A] = loop.create_future()
         self._pending.append((columns, rows, future))
         self._rows += rows
         if self._rows >= self.max_rows:
@@ -59,5 +68,5 @@ class MicroBatcher:
         start = 0
         for _, rows, future in batch:
             if not future.done():
-                future.set_result(answers[start:start + rows])
+                future.set_result(answers[start:start + rows] if len(batch) > 1 else answers)
             start += rows

@@ -31,7 +31,7 @@ from .model import LoadedModel, load_model
 from .modelsource import Origin, fetch
 from .monitor import Monitor, Timing
 from .predictionlog import open_prediction_log
-from .predictor import Predictor
+from .predictor import Answers, Predictor
 from .profile import ReferenceProfile, profile_path
 from .scoring import MLFLOW_FORMATS, PayloadError, csv_rows, request_rows
 from .settings import Settings, seconds
@@ -288,33 +288,31 @@ def create_app(
         _Serving.version.monitor.metrics.invalid(exc.reason)
         return _error(exc)
 
-    def _logged(rows: list[dict[str, Any]], batch: bool, columns: dict[str, list[Any]], version: str) -> list[str]:
-        """Each row's request id (a batch row's own), logged for /feedback; the first is the
-        request's id, or the stem of its rows' ids."""
+    def _logged(answers: Answers, batch: bool, columns: dict[str, list[Any]], version: str) -> tuple[str, list[str]]:
+        """The request's id and each row's (a batch row's own, `<request id>-<i>`), logged for /feedback."""
         request_id = uuid.uuid4().hex
-        ids = [f"{request_id}-{i}" for i in range(len(rows))] if batch else [request_id]
+        ids = [f"{request_id}-{i}" for i in range(len(answers))] if batch else [request_id]
         if prediction_log is not None:
-            probabilities = [r["probability"] for r in rows] if "probability" in rows[0] else None
-            logged = [r["label"] for r in rows] if "label" in rows[0] else [repr(float("nan") if r["prediction"] is None else r["prediction"]) for r in rows]
-            prediction_log.record(ids, time.time(), columns, logged, probabilities, version)
-        return [request_id, *ids]
+            prediction_log.record(ids, time.time(), columns, answers.logged(), answers.positive_list(), version)
+        return request_id, ids
 
-    async def _predicted(columns: dict[str, list[Any]], batch: bool) -> tuple[list[dict[str, Any]], list[str]] | Response:
-        """The rows' answers and ids, or the error response of a model that failed."""
+    async def _predicted(columns: dict[str, list[Any]], batch: bool) -> tuple[Answers, str, list[str]] | Response:
+        """The rows' answers, the request's id and the rows', or the error response of a model that failed."""
         serving = _Serving.version  # this request's version, whatever a switch does meanwhile
         try:
-            rows = await serving.batcher(columns)
+            answers = await serving.batcher(columns)
         except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _error(ApiError(500, "prediction_failed", "model_error", None, message))
-        return rows, _logged(rows, batch, columns, serving.model.version)
+        return (answers, *_logged(answers, batch, columns, serving.model.version))
 
     async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
         predicted = await _predicted(columns, batch)
         if isinstance(predicted, Response):
             return predicted
-        rows, (request_id, *ids) = predicted
+        answers, request_id, ids = predicted
         head = {"request_id": request_id, "model": model.name}
+        rows = answers.rows()
         if batch:  # each row is a prediction of its own that a label can name
             out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
         else:
@@ -363,8 +361,8 @@ def create_app(
         predicted = await _predicted(validator.batch(rows, field), batch=len(rows) > 1)
         if isinstance(predicted, Response):
             return predicted
-        answers, (request_id, *_ids) = predicted
-        return _JSON({"predictions": [row["prediction"] for row in answers]}, headers={"X-Request-ID": request_id})
+        answers, request_id, _ids = predicted
+        return _JSON({"predictions": answers.predictions}, headers={"X-Request-ID": request_id})
 
     @app.get("/ping", summary="MLflow's liveness check: 200 once the model is loaded", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
