@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmon.metrics import FeedbackMetrics
-from modelmon.predictionlog import PredictionLog, PredictionLogError, PredictionStore, store_url
+from modelmon.predictionlog import LoggedRequest, PredictionLog, PredictionLogError, PredictionStore, store_url
 
 
-def _row(i: int, at: float) -> tuple:
-    return (f"r{i}", "stores", "1", at, f'{{"items_count": {i}}}', "normal", 0.1)
+def _row(i: int, at: float) -> LoggedRequest:
+    return LoggedRequest(f"r{i}", "stores", "1", at, {"items_count": [i]}, ["normal"], [0.1])
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -101,8 +101,38 @@ def test_a_full_queue_drops_the_oldest_entries_and_counts_them(tmp_path: Path) -
 
 def test_a_failing_store_drops_and_counts_without_raising(tmp_path: Path) -> None:
     log, registry = _log(tmp_path, flush_seconds=60, flush_rows=10_000)
-    sqlite3.connect(tmp_path / "p.sqlite").execute("DROP TABLE modelmon_predictions")
+    sqlite3.connect(tmp_path / "p.sqlite").execute("DROP TABLE modelmon_logged_requests")
     _record(log, 0, 7)
     log.flush()
     assert _sample(registry, "modelmon_prediction_log_dropped_total", reason="write_error") == 7
     assert _sample(registry, "modelmon_prediction_log_written_total") == 0
+
+
+def test_a_batch_is_one_database_row_whose_predictions_are_found_and_labelled_one_by_one(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    store = PredictionStore(store_url(path))
+    batch = LoggedRequest("abc", "stores", "1", 10.0, {"items_count": [5, 6, 7], "customers_count": [1, 2, 3]},
+                          ["normal", "success", "normal"], [0.1, 0.9, 0.2], batch=True)
+    # A collector's own ids may look like a batch row's: a prediction logged under "evt-1" is that one.
+    single = LoggedRequest("evt-1", "stores", "1", 11.0, {"items_count": [8], "customers_count": [4]}, ["success"])
+    store.write([batch, single])
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM modelmon_logged_requests").fetchone() == (2,)
+    assert store.count() == 4
+    found = store.find(["abc-1", "abc-3", "abc", "evt-1", "evt-0"])
+    assert set(found) == {"abc-1", "evt-1"}
+    assert found["abc-1"].inputs == {"items_count": 6, "customers_count": 2}
+    assert (found["abc-1"].prediction, found["abc-1"].probability) == ("success", 0.9)
+    assert found["evt-1"].inputs == {"items_count": 8, "customers_count": 4} and found["evt-1"].probability is None
+    assert store.label("abc-2", "success", 20.0) is True
+    assert store.label("abc-2", "normal", 21.0) is False
+    assert store.label("abc-3", "normal", 21.0) is False  # no such row in the batch
+    assert [(p.request_id, p.actual) for p in store.history("stores")] == \
+        [("abc-0", None), ("abc-1", None), ("abc-2", "success"), ("evt-1", None)]
+
+
+def test_retention_by_row_count_counts_the_rows_of_batches(tmp_path: Path) -> None:
+    store = PredictionStore(store_url(tmp_path / "p.sqlite"))
+    store.write([LoggedRequest(f"b{i}", "stores", "1", float(i), {"items_count": [i] * 10}, ["normal"] * 10,
+                               batch=True) for i in range(10)])
+    assert store.prune(now=100.0, max_age=None, max_rows=25) == 70  # the newest three batches hold >= 25
+    assert store.count() == 30 and set(store.find(["b6-0", "b7-0", "b9-9"])) == {"b7-0", "b9-9"}

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from modelmon.backtest import backtest, backtest_log, grace_of
-from modelmon.predictionlog import PredictionStore, store_url
+from modelmon.predictionlog import LoggedRequest, PredictionStore, store_url
 from modelmon.scenarios import load_scenario, parse_scenario
 from modelmon.settings import load_settings
 
@@ -93,7 +93,6 @@ def _log_of_a_customer_drop(path, model, profile) -> None:
     """Twenty minutes of logged predictions at 100 a minute, the customers dropping after ten,
     half of them labelled 30 s later, written as the server's prediction log writes them."""
     import numpy as np
-    import orjson
 
     rng = np.random.default_rng(7)
     start, n = 1_780_000_000.0, 2000
@@ -104,8 +103,8 @@ def _log_of_a_customer_drop(path, model, profile) -> None:
     labels = [{0: "normal", 1: "success"}[v] for v in model.predict_columns(model.columns(columns)).values.tolist()]
     truth = np.where(customers + rng.normal(0, 35, n) > 965, "success", "normal")
     store = PredictionStore(store_url(path))
-    store.write([(f"r{i}", profile.model, "1", float(at[i]),
-                  orjson.dumps({"items_count": int(items[i]), "customers_count": int(customers[i])}).decode(), labels[i], None)
+    store.write([LoggedRequest(f"r{i}", profile.model, "1", float(at[i]),
+                               {"items_count": [int(items[i])], "customers_count": [int(customers[i])]}, [labels[i]])
                  for i in range(n)])
     for i in range(0, n, 2):
         store.label(f"r{i}", str(truth[i]), float(at[i]) + 30)

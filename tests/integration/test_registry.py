@@ -109,7 +109,7 @@ def test_the_alias_moves_mid_traffic(tracking_server, tmp_path):
     assert sum(counted.values()) == len(ids)
     assert set(counted) == {"1", "2"} and counted["1"] >= sent_before_move
     with sqlite3.connect(log) as db:  # the log records, row by row, which version answered
-        logged = dict(db.execute("SELECT version, COUNT(*) FROM modelmon_predictions GROUP BY version").fetchall())
+        logged = dict(db.execute("SELECT version, SUM(rows) FROM modelmon_logged_requests GROUP BY version").fetchall())
     assert logged == {v: int(n) for v, n in counted.items()}
     assert _by_version(after, N.FEEDBACK.total) == {"1": 20}
     assert {dict(k)["version"]: v for (n, k), v in after.items() if n == N.MODEL_INFO.name} == {"1": 0, "2": 1}
