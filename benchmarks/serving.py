@@ -186,22 +186,31 @@ def scrape_under_load(url: str, stop: threading.Event, out: list[float]) -> None
 
 
 def profile(pid: int, seconds: int, during: Callable[[], object]) -> list[tuple[str, float]]:
-    """py-spy's samples of `pid` while `during` runs: inclusive share per function."""
+    """py-spy's samples of `pid`'s event-loop thread while `during` runs: the share of them
+    idle in the event loop's select, then each function's inclusive share."""
     raw = Path(tempfile.mkstemp(suffix=".txt")[1])
     spy = subprocess.Popen([str(BIN / "py-spy"), "record", "-p", str(pid), "-d", str(seconds), "-r", "200",
                             "--format", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     during()
     spy.wait(60)
     inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if "Server.run (uvicorn" not in stack:
+            continue  # another thread: the prediction log's writer, waiting or writing
+        frames = [re.sub(r":\d+\)", ")", f) for f in stack.split(";")]
         n = int(count)
         total += n
-        for frame in set(re.sub(r":\d+\)", ")", f) for f in stack.split(";")):
+        if frames[-1].startswith("select (selectors.py)"):
+            idle += n
+        for frame in set(frames):
             inclusive[frame] += n
     raw.unlink()
-    return [(frame, n / total) for frame, n in inclusive.most_common()] if total else []
+    if not total:
+        return []
+    shares = [("event loop idle in select (waiting for requests)", idle / total)]
+    return shares + [(frame, n / total) for frame, n in inclusive.most_common() if n < 0.9 * total]
 
 
 def measure(server: Server, args: argparse.Namespace) -> list[tuple[str, float]]:
@@ -317,8 +326,9 @@ def main() -> int:
             print(f"measured {server.label} ({server.model.name})", file=sys.stderr)
     report(all_servers, args)
     if spent:
-        print("\nwhere the headline server's time goes (py-spy, inclusive share of samples, top 25):")
-        for frame, share in spent[:25]:
+        print("\nwhere the headline server's event-loop thread spends its time under single-row load "
+              "(py-spy, inclusive share of its samples, top 30):")
+        for frame, share in spent[:30]:
             print(f"{share:>7.1%}  {frame}")
     return 0
 
