@@ -12,6 +12,7 @@ prometheus_client's multiprocess mode as the server's do.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -153,9 +154,10 @@ class Monitor:
 
     def observe_arrays(self, arrays: Mapping[str, np.ndarray], values: Sequence[Any] | np.ndarray,
                        probabilities: np.ndarray | None, elapsed: float | None = None,
-                       requests: int = 1) -> None:
+                       requests: int = 1, labels: list[str] | None = None) -> None:
         """Count validated rows (typed columns) and the model's answers; `elapsed`: seconds
-        the model call of `requests` requests took, when this process made it."""
+        the model call of `requests` requests took, when this process made it; `labels`:
+        `self.labels(values)`, when the caller has them already."""
         if self.regression:
             predicted = np.asarray(values, dtype="float64")
             if elapsed is not None:
@@ -166,7 +168,8 @@ class Monitor:
         if elapsed is not None:
             # Each request spent the batch's predict time in the model: one observation each.
             self.metrics.observe_predict(elapsed, requests, len(values))
-        self.metrics.observe(arrays, _counts(self.labels(values)), self.positive(probabilities))
+        self.metrics.observe(arrays, _counts(self.labels(values) if labels is None else labels),
+                             self.positive(probabilities))
         if probabilities is not None and self.probability_classes:
             self._observe_expected(values, probabilities)
 
@@ -300,7 +303,4 @@ def _as_list(predictions: Any) -> list[Any]:
 def _counts(labels: list[str]) -> dict[str, int]:
     if len(labels) == 1:
         return {labels[0]: 1}
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return counts
+    return collections.Counter(labels)

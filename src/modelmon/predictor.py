@@ -92,6 +92,7 @@ class Predictor:
             return Answers(values)
         values = prediction.values.tolist()
         proba = prediction.probabilities
+        labels = monitor.labels(values)
         if self.monitoring:
-            monitor.observe_arrays(arrays, values, proba, elapsed, requests)
-        return Answers(values, monitor.labels(values), proba, monitor.positive(proba), monitor.class_labels)
+            monitor.observe_arrays(arrays, values, proba, elapsed, requests, labels)
+        return Answers(values, labels, proba, monitor.positive(proba), monitor.class_labels)
