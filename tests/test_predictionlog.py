@@ -136,3 +136,11 @@ def test_retention_by_row_count_counts_the_rows_of_batches(tmp_path: Path) -> No
                                batch=True) for i in range(10)])
     assert store.prune(now=100.0, max_age=None, max_rows=25) == 70  # the newest three batches hold >= 25
     assert store.count() == 30 and set(store.find(["b6-0", "b7-0", "b9-9"])) == {"b7-0", "b9-9"}
+
+
+def test_a_log_of_an_earlier_version_is_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "p.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE modelmon_predictions (request_id TEXT PRIMARY KEY)")
+    with caplog.at_level("WARNING", logger="modelmon.predictionlog"):
+        PredictionStore(store_url(path)).close()
+    assert "modelmon_predictions, the table of an earlier modelmon" in caplog.text

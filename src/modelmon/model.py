@@ -1,7 +1,10 @@
 """Load any MLflow pyfunc model and predict with it, through its native flavor when it has one.
 
 Everything the server and the profile need to know about a model comes from its MLflow
-metadata (signature, flavors, run id) plus the optional `modelmon.yaml` beside `MLmodel`.
+metadata (signature, flavors, run id, read from `MLmodel` as YAML) plus the optional
+`modelmon.yaml` beside `MLmodel`. A scikit-learn model is deserialised as MLflow's own loader
+would, without importing MLflow (a second and 50 MB at start); other flavors load through
+`mlflow.pyfunc`.
 """
 
 from __future__ import annotations

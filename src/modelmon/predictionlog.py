@@ -43,6 +43,7 @@ log = logging.getLogger("modelmon.predictionlog")
 TABLE = "modelmon_logged_requests"  # one row per logged request (or per prediction the collector logged)
 LABELS = "modelmon_labels"  # one row per labelled prediction
 COLUMNS = ("request_id", "model", "version", "predicted_at", "batch", "rows", "inputs", "predictions", "probabilities")
+_EARLIER_TABLE = "modelmon_predictions"  # one row per prediction, inputs as JSON text: not read any more
 _ROW_OF_BATCH = re.compile(r"^(?P<request>.+)-(?P<row>\d+)$")
 
 
@@ -75,9 +76,6 @@ class LoggedRequest:
     labels: Sequence[str]  # what LoggedPrediction.prediction says, per row
     probabilities: Sequence[float | None] | None = None
     batch: bool = False  # its rows are named `<request_id>-<i>`; else its one row is `request_id`
-
-    def row_ids(self) -> list[str]:
-        return [f"{self.request_id}-{i}" for i in range(len(self.labels))] if self.batch else [self.request_id]
 
     def as_row(self) -> tuple[Any, ...]:
         """In COLUMNS order; the columns as they are (serialised with the whole flush)."""
@@ -153,6 +151,10 @@ class PredictionStore:
                 f"Cannot open prediction log {_safe(url)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                 "check that the database is running and reachable, or give a writable file path."
             ) from None
+        if sa.inspect(self._engine).has_table(_EARLIER_TABLE):
+            log.warning("prediction log %s also holds predictions in %s, the table of an earlier modelmon, "
+                        "which this version does not read: labels for them are refused as unknown",
+                        _safe(url), _EARLIER_TABLE)
         self._engine.dispose()  # no pooled connection survives into forked workers
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self._engine.dialect.paramstyle, "?")
         self._insert = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
@@ -180,13 +182,12 @@ class PredictionStore:
     def _requests(self, conn: Any, ids: list[str]) -> dict[str, tuple[Mapping[Any, Any], int]]:
         """The logged request and row index of each prediction id that names one."""
         t = self._table
-        names = {i: (i, None) for i in ids}  # id -> (request it may be, row it may be)
-        stems = {}
+        stems = {}  # id -> (the batch it may be a row of, that row)
         for i in ids:
             match = _ROW_OF_BATCH.match(i)
             if match:
                 stems[i] = (match["request"], int(match["row"]))
-        wanted = sorted({*names, *(stem for stem, _ in stems.values())})
+        wanted = sorted({*ids, *(stem for stem, _ in stems.values())})  # an id is its request's, or a row's
         found: dict[str, Mapping[Any, Any]] = {}
         for chunk in range(0, len(wanted), 500):
             for row in conn.execute(t.select().where(t.c.request_id.in_(wanted[chunk:chunk + 500]))).mappings():
