@@ -18,7 +18,6 @@ client (ids are never labels).
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from collections import OrderedDict
@@ -36,6 +35,7 @@ from .feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from .metrics import CollectorMetrics, FeedbackMetrics
 from .monitor import Monitor, Observed
 from .predictionlog import open_prediction_log
+from .predictor import Answers
 from .scoring import PayloadError, request_rows, tensor_values
 from .server import add_feedback, read_body
 from .settings import Settings
@@ -202,7 +202,7 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
         kept = observed.kept
         columns = {n: [rows[i].get(n) for i in kept] for n in names}
         if profile.regression:
-            labels = [repr(math.nan if answers[i] is None else float(answers[i])) for i in kept]
+            labels = Answers([answers[i] for i in kept]).logged()  # as the server logs a regressor's values
         else:
             labels = monitor.labels([answers[i] for i in kept])
         positive = None
