@@ -3,11 +3,17 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# uv installs the venv from uv.lock (the versions CI passed on); it is itself installed with pip,
+# at this version, into a folder of its own. The lock is updated with `make lock`.
+UV_VERSION := 0.13.9
+UV := build/uv/bin/uv
+# uv never downloads a Python: the machine's python3 makes the venvs.
+export UV_PYTHON_DOWNLOADS := never
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql victoria-metrics
 NEEDED_BINARIES := prometheus promtool amtool docker-compose victoria-metrics vmalert
 
-.PHONY: demo test test-slow lint readme system-deps venv deploy clean bench-serving
+.PHONY: demo test test-slow test-latest lint lock readme system-deps venv deploy clean bench-serving
 
 demo: system-deps venv
 	$(VENV)/bin/modelmon demo
@@ -52,11 +58,29 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+$(UV):
+	python3 -m venv build/uv
+	build/uv/bin/python -m pip install -q uv==$(UV_VERSION)
+
+# Exactly what uv.lock says (--frozen: the lock is read, never re-resolved), modelmon editable.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra test --python python3 --quiet
 	touch $@
 
+# After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it with the change);
+# `make lock ARGS=--upgrade` moves every package to its newest allowed release.
+lock: | $(UV)
+	$(UV) lock --python python3 $(ARGS)
+
+# The newest releases pyproject.toml allows, in a venv of their own, against the unit tests:
+# a breaking release is found here before a user installs it.
+LATEST_VENV := .venv-latest
+test-latest: system-deps | $(UV)
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python python3 $(LATEST_VENV)
+	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --resolution highest -e '.[test]'
+	$(UV) pip list --python $(LATEST_VENV)/bin/python --format freeze > $(LATEST_VENV)/versions.txt
+	$(LATEST_VENV)/bin/python -m pytest -m "not slow and not integration" --durations=10
+
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache build src/*.egg-info
