@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from modelmon.model import ModelLoadError, load_model
+from modelmon.model import PROBABILITY_TOLERANCE, ModelLoadError, load_model
 
 from .conftest import STORES_CSV
 
@@ -24,13 +24,85 @@ def test_fast_path_equals_pyfunc_on_random_rows(stores_model):
         "items_count": rng.integers(0, 4000, 3000).tolist(),
         "customers_count": rng.integers(0, 2500, 3000).tolist(),
     }
-    assert stores_model._matrix, "the stores pipeline should take the matrix fast path"
+    assert stores_model.predict_path == "matrix", \
+        f"the stores pipeline should take the matrix fast path ({stores_model.path_reason})"
     assert stores_model._argmax is not None, "its predict is the argmax of predict_proba: one call serves both"
     fast = stores_model.predict_columns(stores_model.columns(columns))
     frame = stores_model.frame(columns)
     np.testing.assert_array_equal(fast.values, np.asarray(stores_model.pyfunc.predict(frame)))
-    np.testing.assert_array_equal(fast.probabilities, stores_model.pyfunc.get_raw_model().predict_proba(frame))
+    # The same probabilities up to summation order (BLAS sees a row-major matrix, not the frame's columns).
+    np.testing.assert_allclose(fast.probabilities, stores_model.pyfunc.get_raw_model().predict_proba(frame),
+                               rtol=PROBABILITY_TOLERANCE, atol=PROBABILITY_TOLERANCE)
     assert fast.probabilities.shape == (3000, 2)
+
+
+def test_the_regressor_takes_the_fast_path_with_identical_values(regressor_model):
+    rng = np.random.default_rng(11)
+    columns = {"sqft": rng.normal(120, 35, 2000).round(1).tolist(), "rooms": rng.integers(1, 7, 2000).tolist()}
+    assert regressor_model.predict_path == "matrix", regressor_model.path_reason
+    assert regressor_model.info["predict_path"] == "matrix"
+    fast = regressor_model.predict_columns(regressor_model.columns(columns))
+    np.testing.assert_array_equal(fast.values, np.asarray(regressor_model.pyfunc.predict(regressor_model.frame(columns))))
+
+
+class _Noisy(LogisticRegression):
+    """Answers a plain matrix with probabilities moved by `shift` (to the second class from the
+    first), as another summation order, or a real difference, would; a DataFrame as it is."""
+
+    shift = 0.0
+
+    def predict_proba(self, x):
+        p = super().predict_proba(x)
+        if not isinstance(x, pd.DataFrame):
+            p = p + np.array([-self.shift, self.shift]) * (np.minimum(p[:, [0]], p[:, [1]]) > 0.01)
+        return p
+
+
+class _FloatNoise(_Noisy):
+    shift = 1e-13  # summation order on a sum of a few hundred terms: far above the 8.6e-23 seen
+
+
+class _RealDifference(_Noisy):
+    shift = 1e-8  # ten times the tolerance: no summation order moves a probability this far
+
+
+def _save_noisy(estimator_class, out):
+    import warnings
+
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame({"a": rng.integers(0, 3000, 400), "b": rng.integers(0, 3000, 400)})
+    y = (x.a + rng.normal(0, 900, 400) > 1500).astype("int64")
+    estimator = estimator_class().fit(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.save_model(estimator, str(out), signature=infer_signature(x, y),
+                                  serialization_format="cloudpickle")
+    return estimator, x
+
+
+def test_probabilities_that_differ_by_float_noise_keep_the_fast_path(tmp_path):
+    _, x = _save_noisy(_FloatNoise, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    assert model.predict_path == "matrix", model.path_reason
+    matrix = model._native.predict_proba(x.to_numpy())
+    assert np.abs(matrix - model._native.predict_proba(x)).max() == pytest.approx(1e-13, rel=1e-3), \
+        "the probe must really differ"
+
+
+def test_probabilities_that_really_differ_keep_the_dataframe_path(tmp_path, caplog):
+    estimator, x = _save_noisy(_RealDifference, tmp_path / "m")
+    with caplog.at_level("WARNING", logger="modelmon.model"):
+        model = load_model(tmp_path / "m")
+    assert model.predict_path == "dataframe"
+    assert model.info["predict_path"] == "dataframe"
+    assert "probabilities differ by up to 1e-08" in model.path_reason
+    assert any("called on DataFrames" in r.getMessage() and "1e-08" in r.getMessage() for r in caplog.records), \
+        "a numeric model off the fast path is said in the log"
+    got = model.predict_columns(model.columns({"a": x.a.tolist(), "b": x.b.tolist()}))
+    np.testing.assert_array_equal(got.probabilities, estimator.predict_proba(x))
 
 
 def test_a_model_that_needs_column_names_stays_on_dataframes(tmp_path):
@@ -52,7 +124,7 @@ def test_a_model_that_needs_column_names_stays_on_dataframes(tmp_path):
         mlflow.sklearn.save_model(pipeline, str(tmp_path / "m"), signature=infer_signature(x, y),
                                   serialization_format="skops")
     model = load_model(tmp_path / "m")
-    assert not model._matrix
+    assert model.predict_path == "dataframe"
     got = model.predict_columns(model.columns({"a": [1, 30], "b": [2, 3]}))
     assert got.values.tolist() == [0, 1]
 

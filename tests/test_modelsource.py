@@ -59,7 +59,8 @@ def test_an_alias_is_served_as_the_registrys_version(tracking, tmp_path):
     series = _series(app)
     info = {k: v for (name, labels), v in series.items() if name == N.MODEL_INFO.name for k in [labels]}
     assert [dict(k) for k in info] == [{"model": "stores", "version": "1", "run_id": model.run_id, "flavor": "sklearn",
-                                        "registered_name": "stores", "alias": "champion"}]
+                                        "registered_name": "stores", "alias": "champion",
+                                        "predict_path": "matrix"}]
     assert _by(series, N.PREDICTIONS.total, "version") == {"1": 1}
     # Downloaded once: the second resolution reads the cache, even with the server gone.
     assert resolve("models:/stores/1") == folder

@@ -94,8 +94,8 @@ def test_predictions_equal_pyfunc_and_metrics_add_up(stores_model, stores_profil
     assert value(s, "modelmon_request_duration_seconds_count", handler="/predict", method="POST", status="2xx") == 31
     assert value(s, "modelmon_request_duration_seconds_count", handler="/predict", method="GET", status="2xx") == 10
     info = value(s, "modelmon_model_info", model="stores", version=stores_model.version,
-                 run_id=stores_model.run_id, flavor="sklearn", registered_name="", alias="")
-    assert info == 1
+                 run_id=stores_model.run_id, flavor="sklearn", registered_name="", alias="", predict_path="matrix")
+    assert info == 1, "modelmon_model_info says the stores model takes the matrix fast path"
     # Estimated quality: each row's calibrated probabilities, by predicted and actual class.
     raw = stores_model.pyfunc.get_raw_model().predict_proba(rows)
     matrix = expected_confusion(expected, stores_profile.calibration.apply(raw))

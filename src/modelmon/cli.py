@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ModelmonError
 
 if TYPE_CHECKING:
+    from .model import LoadedModel
     from .profile import ReferenceProfile
     from .settings import Settings
 
@@ -118,7 +119,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         PredictionStore(store_url(settings.prediction_log)).close()
     metrics_at = f"http://{settings.host}:{settings.metrics_port or settings.app_port}/metrics"
     print(f"serving {model.name!r} on http://{settings.host}:{settings.app_port} with {settings.workers} "
-          f"worker(s) (docs /docs, metrics {metrics_at})", flush=True)
+          f"worker(s) (docs /docs, metrics {metrics_at}); {_predict_path_said(model)}", flush=True)
     if settings.workers > 1:
         from .workers import serve_workers
 
@@ -128,6 +129,16 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     if settings.metrics_port:
         serve_metrics_port(app.state.registry, settings.host, settings.metrics_port)
     uvicorn.run(app, host=settings.host, port=settings.app_port, log_level=settings.log_level, access_log=False)
+
+
+def _predict_path_said(model: LoadedModel) -> str:
+    """How rows reach the model, as the startup line says it (modelmon_model_info's predict_path)."""
+    path = model.predict_path
+    if path == "matrix":
+        return "rows reach the model as a plain matrix (the fast path)"
+    if path == "pyfunc":
+        return f"rows reach the model through MLflow's pyfunc ({model.flavor} flavor)"
+    return f"rows reach the model as a DataFrame: {model.path_reason}"
 
 
 def _load(model_dir: Path) -> ReferenceProfile:

@@ -189,7 +189,7 @@ class ModelMetrics:
         self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
         self._info = _gauge(N.MODEL_INFO, registry, "max").labels(
             model, version, info.get("run_id", ""), info.get("flavor", ""), info.get("registered_name", ""),
-            info.get("alias", ""))
+            info.get("alias", ""), info.get("predict_path", ""))
         self._info.set(1)
 
     def retire(self) -> None:

@@ -26,6 +26,8 @@ import yaml
 
 from .errors import ModelmonError
 
+_log = logging.getLogger("modelmon.model")
+
 MODEL_CONFIG_FILE = "modelmon.yaml"
 PROFILE_FILE = "reference_profile.json"  # the reference profile, beside MLmodel
 CLASSIFICATION = "classification"
@@ -34,6 +36,19 @@ TASKS = (CLASSIFICATION, REGRESSION)
 
 # Flavors whose raw model modelmon calls directly (predict_proba, the matrix fast path).
 _NATIVE_FLAVORS = ("sklearn", "lightgbm")
+
+# How far a probability computed from a matrix may lie from the one computed from the DataFrame
+# (absolute, and relative to the value) for the two to count as the same answer.
+# A DataFrame reaches BLAS column-major and a stacked matrix row-major, so OpenBLAS may sum the
+# same products in another order: the results then differ in their last bits (8.6e-23 was seen
+# on the stores model with scikit-learn 1.9.1 and NumPy 2.4.6). Reordering a sum of n float64
+# terms moves it by at most about n * 2**-52 * sum(|term|), and a probability moves by at most a
+# quarter of its logit's change: for the tens to hundreds of scaled terms of a served model that
+# stays under 1e-12. A model that really answers a matrix differently (columns picked by name,
+# another preprocessing) moves probabilities by 1e-3 and more on the 64 probe rows. 2**-30
+# (9.3e-10) keeps about 30 of float64's 53 bits: three orders of magnitude above the noise and
+# six below a real difference. Classes and predicted values must be identical all the same.
+PROBABILITY_TOLERANCE = 2.0 ** -30
 
 # MLflow signature types -> (feature kind, pandas dtype the model was trained with).
 _TYPES: dict[str, tuple[str, str]] = {
@@ -183,12 +198,21 @@ class LoadedModel:
         # (its argmax is the class predict gives), and a plain matrix answers as the DataFrame.
         self._argmax: np.ndarray | None = None
         self._matrix = False
+        self.path_reason = ""  # why a native model is not called on a matrix (empty when it is)
         if self._native is not None and self.flavor != "sklearn" and not self._same_as_pyfunc():
             self._native, self.classes = None, None
         if self._native is not None and self.classes is not None and self.has_probabilities:
             self._argmax = self._argmax_classes()
-        self._matrix = (self._native is not None and all(f.numeric and not f.nullable for f in self.features)
-                        and self._same_on_matrix())
+        if self._native is not None:
+            if all(f.numeric and not f.nullable for f in self.features):
+                self.path_reason = self._matrix_differs() or ""
+                level = logging.WARNING  # a numeric model off the fast path: slower, and said so
+            else:
+                self.path_reason, level = "an input is categorical or may be missing", logging.INFO
+            self._matrix = not self.path_reason
+            if self.path_reason:
+                _log.log(level, "model %s: the estimator is called on DataFrames, not on a plain matrix: %s",
+                         self.name, self.path_reason)
         if self._matrix:
             # The fast path is taken only for a model that answers a matrix exactly as the
             # DataFrame (checked above); scikit-learn's warning on each such call that the
@@ -204,10 +228,18 @@ class LoadedModel:
         return self._pyfunc
 
     @property
+    def predict_path(self) -> str:
+        """How each batch reaches the model (one of names.PREDICT_PATHS): a plain matrix to the
+        estimator (the fast path), a DataFrame to the estimator, or MLflow's pyfunc."""
+        if self._native is None:
+            return "pyfunc"
+        return "matrix" if self._matrix else "dataframe"
+
+    @property
     def info(self) -> dict[str, str]:
         """Its identity, as `modelmon_model_info`'s labels."""
         return {"version": self.version, "run_id": self.run_id, "flavor": self.flavor,
-                "registered_name": self.registered_name, "alias": self.alias}
+                "registered_name": self.registered_name, "alias": self.alias, "predict_path": self.predict_path}
 
     @property
     def feature_names(self) -> list[str]:
@@ -289,23 +321,22 @@ class LoadedModel:
             return None
         return classes if same else None
 
-    def _same_on_matrix(self) -> bool:
-        """Does the native model answer a matrix exactly as it answers the DataFrame pyfunc sees?"""
+    def _matrix_differs(self) -> str | None:
+        """Why the native model's answers on a plain matrix differ from those on the DataFrame
+        pyfunc sees, or None when they are the same: identical classes or values, probabilities
+        within PROBABILITY_TOLERANCE."""
         probe = self._probe()
         if probe is None:
-            return False
+            return "an input is not a number"
         frame = pd.DataFrame(probe)
         try:
             with warnings.catch_warnings():  # the matrix has no feature names: said once below
                 warnings.simplefilter("ignore", UserWarning)
                 expected = self._predict_native(frame)
                 got = self._predict_native(np.column_stack([probe[f.name] for f in self.features]), checked=True)
-        except Exception:
-            return False
-        same = np.array_equal(expected.values, got.values)
-        if expected.probabilities is not None and got.probabilities is not None:
-            same = same and np.array_equal(expected.probabilities, got.probabilities)
-        return bool(same)
+        except Exception as exc:
+            return f"a matrix fails ({type(exc).__name__})"
+        return answers_differ(expected, got)
 
     def _same_as_pyfunc(self) -> bool:
         """A non-scikit-learn flavor's raw model is used only if it answers as pyfunc does (a
@@ -327,6 +358,23 @@ class LoadedModel:
         if self._native is None:
             return Prediction(values=_as_1d(self.pyfunc.predict(frame)))
         return self._predict_native(frame)
+
+
+def answers_differ(expected: Prediction, got: Prediction) -> str | None:
+    """Why two answers to the same rows are not the same answer, or None: the classes or values
+    must be identical, the probabilities within PROBABILITY_TOLERANCE (see there)."""
+    if expected.values.shape != got.values.shape or not np.array_equal(expected.values, got.values):
+        return "the predicted classes or values differ"
+    if (expected.probabilities is None) != (got.probabilities is None):
+        return "one gives probabilities, the other not"
+    if expected.probabilities is not None and got.probabilities is not None:
+        a, b = np.asarray(expected.probabilities, dtype=float), np.asarray(got.probabilities, dtype=float)
+        if a.shape != b.shape:
+            return "the probabilities have another shape"
+        if not np.allclose(b, a, rtol=PROBABILITY_TOLERANCE, atol=PROBABILITY_TOLERANCE):
+            gap = float(np.max(np.abs(a - b)))
+            return f"the probabilities differ by up to {gap:.3g}, over the tolerance {PROBABILITY_TOLERANCE:.3g}"
+    return None
 
 
 @contextlib.contextmanager

@@ -85,6 +85,7 @@ OUT_OF_RANGE_SIDES = ("below", "above")
 EVENT_HALVES = ("request", "response")  # the two CloudEvents KServe's logger sends per inference
 EVENT_OUTCOMES = ("joined", "unmatched", "late", "duplicate", "invalid")
 ERROR_DIRECTIONS = ("over", "under")  # a regressor's prediction above or below the truth
+PREDICT_PATHS = ("matrix", "dataframe", "pyfunc")  # how rows reach the model: model.LoadedModel.predict_path
 RELOAD_RESULTS = ("switched", "failed")  # following a registry alias: a new version serves, or it could not load
 OTHER = "other"  # any class (or handler, method) outside the bounded set
 PREDICT_ROUTE = "/predict"
@@ -192,8 +193,11 @@ BATCH_ROWS = Family("modelmon_batch_rows", "histogram",
 MODEL_INFO = Family(
     "modelmon_model_info", "gauge",
     "The model version serving now (1), and those this process served before (0: a switch shows where one "
-    "series goes to 0 and another to 1).", (MODEL, VERSION, "run_id", "flavor", "registered_name", "alias"),
-    "`registered_name`, `alias`: the Model Registry's name and the alias followed (empty for a folder)")
+    "series goes to 0 and another to 1).",
+    (MODEL, VERSION, "run_id", "flavor", "registered_name", "alias", "predict_path"),
+    "`registered_name`, `alias`: the Model Registry's name and the alias followed (empty for a folder); "
+    f"`predict_path`: how rows reach the model, {_one_of(PREDICT_PATHS)} (`matrix` is the fast path; a numeric "
+    "model on `dataframe` answers a matrix differently, and the server's log says how)")
 MODEL_RELOADS = Family(
     "modelmon_model_reloads", "counter",
     "Times the followed registry alias moved to a new version: loaded and switched to, or failed to load (the "

@@ -47,6 +47,7 @@ def running(args: Sequence[str], ready_url: str | None = None, timeout: float = 
     env = {"MODELMON_PREDICTION_LOG": f"{stem}-predictions.sqlite", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "modelmon", *args], cwd=cwd, stdout=log,
                             stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True)
+    proc.log_path = Path(f"{stem}.log")  # type: ignore[attr-defined] - what it printed, for the test to read
     try:
         if ready_url:
             def ready():

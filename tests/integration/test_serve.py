@@ -22,7 +22,8 @@ def metric(text: str, name: str, **labels: str) -> float:
 def test_serve_answers_and_counts_over_http():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with running(["serve", "--port", str(port)], ready_url=f"{base}/ready"), httpx.Client(base_url=base) as client:
+    with running(["serve", "--port", str(port)], ready_url=f"{base}/ready") as proc, \
+            httpx.Client(base_url=base) as client:
         first = client.post("/predict", json={"items_count": 1800, "customers_count": 1400}).json()
         assert first["label"] == "success" and len(first["request_id"]) == 32
         second = client.get("/predict", params={"items_count": 1800, "customers_count": 300}).json()
@@ -33,6 +34,10 @@ def test_serve_answers_and_counts_over_http():
     assert metric(text, "modelmon_predictions_total", **{"class": "success"}) == 1
     assert metric(text, "modelmon_predictions_total", **{"class": "normal"}) == 1
     assert metric(text, "modelmon_invalid_requests_total", reason="missing_field") == 1
+    # Which way rows reach the model is said at startup and in the info series (a silent fallback
+    # to DataFrames once cost every request its speed).
+    assert metric(text, "modelmon_model_info", predict_path="matrix") == 1
+    assert "rows reach the model as a plain matrix (the fast path)" in proc.log_path.read_text()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
