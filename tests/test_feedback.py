@@ -111,11 +111,41 @@ def test_a_batch_records_the_valid_items_and_lists_the_refused(client: TestClien
     assert a.startswith(answer["request_id"]) and a != b
     response = client.post("/feedback", json=[{"request_id": a, "actual": 0}, {"request_id": "nope", "actual": 0},
                                               {"request_id": b, "actual": 1}, {"request_id": b, "actual": 1}])
-    assert response.status_code == 409  # the worst refusal
+    # Some recorded, some refused: a success status (a client raising on 4xx would drop the
+    # recorded labels, and its retry would get 409s), with each item's result.
+    assert response.status_code == 207
+    response.raise_for_status()
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (2, 2)
     assert [r["status"] for r in body["results"]] == ["accepted", "unknown_request_id", "accepted", "duplicate"]
-    assert body["field"] == "[1].request_id"
+    assert "2 of 4 items were refused" in body["message"] and "2 others were recorded" in body["message"]
+    assert "207" in client.get("/openapi.json").json()["paths"]["/feedback"]["post"]["responses"]
+    # A batch of which nothing counted is refused with the worst refusal's status.
+    again = client.post("/feedback", json=[{"request_id": a, "actual": 0}, {"request_id": "nope", "actual": 0}])
+    assert again.status_code == 409
+    assert again.json()["field"] == "[0].request_id" and again.json()["accepted"] == 0
+    assert "nothing was recorded" in again.json()["message"]
+
+
+def test_a_label_joins_only_a_prediction_of_its_own_model(stores_model, iris_model, tmp_path: Path) -> None:
+    """Two models' servers on one prediction log: a label sent to one never takes the other's
+    prediction, nor counts it, nor uses up the label the other model needs."""
+    shared = Settings(prediction_log=str(tmp_path / "shared.sqlite"))
+    with TestClient(create_app(stores_model, ReferenceProfile.load(profile_path(stores_model.path)), shared)) as stores, \
+            TestClient(create_app(iris_model, ReferenceProfile.load(profile_path(iris_model.path)), shared)) as iris:
+        stores_id = stores.post("/predict", json={"items_count": 1800, "customers_count": 1300}).json()["request_id"]
+        iris_class = ReferenceProfile.load(profile_path(iris_model.path)).classes[0].label
+        wrong = iris.post("/feedback", json={"request_id": stores_id, "actual": iris_class})
+        assert wrong.status_code == 404 and wrong.json()["reason"] == "unknown_request_id"
+        samples = scrape(iris)
+        assert not [v for (n, _), v in samples.items() if n == "modelmon_feedback_total" and v]
+        assert stores.post("/feedback", json={"request_id": stores_id, "actual": "success"}).status_code == 200
+        # The same request id logged by both models (a client's X-Request-ID) is two predictions.
+        for client, row in ((stores, {"items_count": 1800, "customers_count": 300}),
+                            (iris, dict.fromkeys(iris_model.feature_names, 1.0))):
+            assert client.post("/predict", json=row, headers={"X-Request-ID": "same-id"}).status_code == 200
+        assert stores.post("/feedback", json={"request_id": "same-id", "actual": "normal"}).status_code == 200
+        assert iris.post("/feedback", json={"request_id": "same-id", "actual": iris_class}).status_code == 200
 
 
 def test_without_a_prediction_log_feedback_says_how_to_enable_it(stores_model) -> None:
@@ -144,6 +174,6 @@ def test_a_burst_over_the_queue_drops_log_entries_never_requests(stores_model, t
         assert value(samples, "modelmon_predictions_total", model="stores", **{"class": "normal"}) + \
             value(samples, "modelmon_predictions_total", model="stores", **{"class": "success"}) == 200
     assert 100 <= dropped <= 150  # at most the writer's one batch in hand and the 50-row queue survive
-    stored = set(PredictionStore(store_url(path)).find(ids))
+    stored = set(PredictionStore(store_url(path)).find("stores", ids))
     assert len(stored) == 200 - dropped
     assert set(ids[-50:]) <= stored  # the oldest were dropped, the newest kept

@@ -88,6 +88,30 @@ def test_invocations_are_logged_for_feedback(stores_model, tmp_path):
     assert client.post("/feedback", json={"request_id": one.headers["X-Request-ID"], "actual": "success"}).status_code == 200
 
 
+@pytest.mark.parametrize("route", ["/invocations", "/predict"])
+def test_the_clients_own_request_id_names_the_request_and_its_rows(stores_model, tmp_path, route):
+    client = make_client(stores_model, Settings(prediction_log=str(tmp_path / "log.sqlite")))
+    body = {"dataframe_records": ROWS} if route == "/invocations" else {"instances": ROWS}
+    answer = client.post(route, json=body, headers={"X-Request-ID": "order-17:a.b~c_d"})
+    assert answer.status_code == 200 and answer.headers["X-Request-ID"] == "order-17:a.b~c_d"
+    labels = [{"request_id": f"order-17:a.b~c_d-{i}", "actual": "normal"} for i in range(len(ROWS))]
+    response = client.post("/feedback", json=labels)
+    assert response.status_code == 200 and response.json()["accepted"] == 3, response.text
+    single = client.post(route, json={"dataframe_records": ROWS[:1]} if route == "/invocations" else ROWS[0],
+                         headers={"X-Request-ID": "single-1"})
+    assert single.headers["X-Request-ID"] == "single-1"
+    assert client.post("/feedback", json={"request_id": "single-1", "actual": "success"}).status_code == 200
+    # A header that cannot name a prediction: 422 naming it, counted, nothing predicted.
+    for bad in ("x" * 65, "has space", "-leading", "semi;colon", ""):
+        refused = client.post(route, json=body, headers={"X-Request-ID": bad})
+        assert refused.status_code == 422, bad
+        assert (refused.json()["field"], refused.json()["reason"]) == ("X-Request-ID", "invalid_request_id")
+    samples = scrape(client)
+    assert value(samples, N.INVALID_REQUESTS.total, model="stores", reason="invalid_request_id") == 5
+    predicted = sum(value(samples, N.PREDICTIONS.total, model="stores", **{"class": c}) for c in ("normal", "success"))
+    assert predicted == len(ROWS) + 1
+
+
 @pytest.mark.parametrize("path", ["/ping", "/health", "/version"])
 def test_mlflows_other_routes_answer(stores_model, path):
     answer = make_client(stores_model).get(path)

@@ -1,6 +1,6 @@
 import pytest
 
-from modelmon.settings import SettingsError, load_settings, seconds
+from modelmon.settings import Settings, SettingsError, load_settings, seconds
 
 
 def test_profiles_differ_where_the_demo_needs_speed():
@@ -99,3 +99,11 @@ def test_readme_settings_table_is_generated():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert settings_reference() in readme, "README's settings table is stale: run `make readme`"
+
+
+def test_each_model_logs_to_a_file_of_its_own_by_default():
+    settings = Settings()
+    assert settings.prediction_log_of("stores") == "runs/stores/predictions.sqlite"
+    assert settings.prediction_log_of("../x y") == "runs/_x_y/predictions.sqlite"  # one folder, whatever the name
+    shared = Settings(prediction_log="postgresql+psycopg://db/logs")
+    assert shared.prediction_log_of("stores") == "postgresql+psycopg://db/logs"  # one store, keyed by model

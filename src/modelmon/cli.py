@@ -112,22 +112,24 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     model = load_model(folder)
     reference = args.reference or profile_path(folder)
     profile = ReferenceProfile.load(reference)
-    if settings.workers > 1 and settings.prediction_log_on:
-        from .predictionlog import PredictionStore, store_url
-
-        # Each worker opens the log after the fork; a bad URL or path must fail here, once.
-        PredictionStore(store_url(settings.prediction_log)).close()
     metrics_at = f"http://{settings.host}:{settings.metrics_port or settings.app_port}/metrics"
-    print(f"serving {model.name!r} on http://{settings.host}:{settings.app_port} with {settings.workers} "
-          f"worker(s) (docs /docs, metrics {metrics_at}); {_predict_path_said(model)}", flush=True)
+    serving = (f"serving {model.name!r} on http://{settings.host}:{settings.app_port} with {settings.workers} "
+               f"worker(s) (docs /docs, metrics {metrics_at}); {_predict_path_said(model)}")
     if settings.workers > 1:
         from .workers import serve_workers
 
+        if settings.prediction_log_on:
+            from .predictionlog import PredictionStore, store_url
+
+            # Each worker opens the log after the fork; a bad URL or path must fail here, once.
+            PredictionStore(store_url(settings.prediction_log_of(model.name))).close()
+        print(serving, flush=True)
         serve_workers(folder, reference, settings)
         return
-    app = create_app(model, profile, settings, follow=follow)
+    app = create_app(model, profile, settings, follow=follow)  # opens the log: a bad path fails before we announce
     if settings.metrics_port:
         serve_metrics_port(app.state.registry, settings.host, settings.metrics_port)
+    print(serving, flush=True)
     uvicorn.run(app, host=settings.host, port=settings.app_port, log_level=settings.log_level, access_log=False)
 
 

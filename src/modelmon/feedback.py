@@ -61,6 +61,7 @@ _MESSAGES = {
     "duplicate": "This prediction already has a label; the first one counts.",
 }
 STATUS_OF = {"unknown_request_id": 404, "duplicate": 409}
+MIXED_BATCH = 207  # a batch of which some items were recorded and some refused
 
 
 class Truths:
@@ -155,11 +156,12 @@ class FeedbackRecorder:
         """Blocking (database calls): run it off the event loop."""
         now = time.time() if now is None else now
         wanted = [item.request_id for item in items]
-        found = self.log.store.find(wanted)
+        model = self.log.model  # a label joins only a prediction of the model this server answers for
+        found = self.log.store.find(model, wanted)
         if len(found) < len(set(wanted)):
             # A label can overtake its prediction's write: write what is queued and look again.
             self.log.flush()
-            found.update(self.log.store.find([i for i in wanted if i not in found]))
+            found.update(self.log.store.find(model, [i for i in wanted if i not in found]))
         outcomes = []
         seen: set[str] = set()
         for item in items:
@@ -167,7 +169,7 @@ class FeedbackRecorder:
             if prediction is None:
                 outcomes.append(Outcome(item.request_id, "unknown_request_id", item.actual))
             elif item.request_id in seen or prediction.actual is not None or \
-                    not self.log.store.label(item.request_id, item.actual, now):
+                    not self.log.store.label(model, item.request_id, item.actual, now):
                 outcomes.append(Outcome(item.request_id, "duplicate", item.actual))
             else:
                 delay = now - prediction.predicted_at
@@ -185,7 +187,10 @@ class FeedbackRecorder:
 
 
 def answer(outcomes: list[Outcome], batch: bool) -> tuple[int, dict[str, Any]]:
-    """HTTP status and body: 200 when every item counted, else the first refusal's 404/409."""
+    """HTTP status and body. One label: 200, or its refusal's 404/409. A batch: 200 when every
+    item counted; 207 (Multi-Status) when some did and some were refused, so that a client
+    treating 4xx as failure neither drops the recorded labels nor retries them into 409s; the
+    worst refusal's 404/409 when none counted. A batch's body lists every item's result."""
     refused = [o for o in outcomes if not o.accepted]
     if not batch:
         only = outcomes[0]
@@ -195,12 +200,13 @@ def answer(outcomes: list[Outcome], batch: bool) -> tuple[int, dict[str, Any]]:
                            request_id=only.request_id)
         return refusal.status, refusal.body()
     body: dict[str, Any] = {"accepted": len(outcomes) - len(refused), "rejected": len(refused),
-            "results": [o.as_dict() for o in outcomes]}
+                            "results": [o.as_dict() for o in outcomes]}
     if not refused:
         return 200, body
+    message = f"{len(refused)} of {len(outcomes)} items were refused (see results)"
+    if body["accepted"]:
+        return MIXED_BATCH, {**body, "message": f"{message}; the {body['accepted']} others were recorded."}
     status = max(STATUS_OF[o.status] for o in refused)
     index, first = next((i, o) for i, o in enumerate(outcomes) if not o.accepted)
-    return status, ApiError(
-        status, first.status, first.status, f"[{index}].request_id",
-        f"{len(refused)} of {len(outcomes)} items were refused (see results); the {body['accepted']} others "
-        "were recorded.", None, **body).body()
+    return status, ApiError(status, first.status, first.status, f"[{index}].request_id",
+                            f"{message}; nothing was recorded.", None, **body).body()

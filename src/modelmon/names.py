@@ -78,9 +78,11 @@ INVALID_REASONS = (
     "missing_field", "extra_field", "wrong_type", "not_finite", "out_of_bounds",
     # the collector's POST /observe: not one prediction (or request id) per row
     "length_mismatch", "wrong_request_ids",
+    # a client's X-Request-ID header that cannot name a prediction (too long, or other characters)
+    "invalid_request_id",
 )
 FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
-LOG_DROP_REASONS = ("queue_full", "write_error")
+LOG_DROP_REASONS = ("queue_full", "write_error", "duplicate_id")  # duplicate_id: the model logged that id already
 OUT_OF_RANGE_SIDES = ("below", "above")
 EVENT_HALVES = ("request", "response")  # the two CloudEvents KServe's logger sends per inference
 EVENT_OUTCOMES = ("joined", "unmatched", "late", "duplicate", "invalid")

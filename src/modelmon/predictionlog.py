@@ -10,7 +10,9 @@ A request is one database row, its inputs and answers stored as columns (JSON ar
 (orjson) rather than one Python call each. Its rows are named `<request id>-<i>` (a single
 prediction: the request id), so a label for any row finds its request by that name. Labels go
 to their own table, one row per labelled prediction, whose primary key makes "labelled at most
-once" hold across replicas.
+once" hold across replicas. Both tables are keyed by model and id: several models may share one
+store (a PostgreSQL database, say), and a label only ever joins a prediction of the model whose
+server received it.
 
 Writing never sits on the request path: `PredictionLog.record` appends to a bounded in-memory
 queue and a thread writes it in batches, each flush one INSERT statement (see
@@ -23,6 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +47,7 @@ TABLE = "modelmon_logged_requests"  # one row per logged request (or per predict
 LABELS = "modelmon_labels"  # one row per labelled prediction
 COLUMNS = ("request_id", "model", "version", "predicted_at", "batch", "rows", "inputs", "predictions", "probabilities")
 _EARLIER_TABLE = "modelmon_predictions"  # one row per prediction, inputs as JSON text: not read any more
+_SCHEMA_LOCK = 0x6D6F64656C6D6F6E  # "modelmon": PostgreSQL's advisory lock while the tables are created
 _ROW_OF_BATCH = re.compile(r"^(?P<request>.+)-(?P<row>\d+)$")
 
 
@@ -128,8 +132,8 @@ class PredictionStore:
         metadata = sa.MetaData()
         self._table = sa.Table(
             TABLE, metadata,
+            sa.Column("model", sa.String(200), primary_key=True),
             sa.Column("request_id", sa.String(80), primary_key=True),
-            sa.Column("model", sa.String(200), nullable=False),
             sa.Column("version", sa.String(200), nullable=False),
             sa.Column("predicted_at", sa.Float, nullable=False, index=True),
             sa.Column("batch", sa.Boolean, nullable=False),
@@ -140,18 +144,25 @@ class PredictionStore:
         )
         self._labels = sa.Table(
             LABELS, metadata,
+            sa.Column("model", sa.String(200), primary_key=True),
             sa.Column("request_id", sa.String(100), primary_key=True),  # the prediction's (a batch row's own)
             sa.Column("actual", sa.String(200), nullable=False),
             sa.Column("labelled_at", sa.Float, nullable=False, index=True),
         )
         try:
-            metadata.create_all(self._engine)
+            _create_schema(self._engine, metadata)
+            inspector = sa.inspect(self._engine)
+            keyed_by_id = "model" not in {c["name"] for c in inspector.get_columns(LABELS)}
         except Exception as exc:
             raise PredictionLogError(
                 f"Cannot open prediction log {_safe(url)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                 "check that the database is running and reachable, or give a writable file path."
             ) from None
-        if sa.inspect(self._engine).has_table(_EARLIER_TABLE):
+        if keyed_by_id:
+            raise PredictionLogError(
+                f"Prediction log {_safe(url)!r} was written by an earlier modelmon, whose labels are keyed by "
+                "request id alone: move it away, or give --prediction-log a new path or database.")
+        if inspector.has_table(_EARLIER_TABLE):
             log.warning("prediction log %s also holds predictions in %s, the table of an earlier modelmon, "
                         "which this version does not read: labels for them are refused as unknown",
                         _safe(url), _EARLIER_TABLE)
@@ -160,27 +171,32 @@ class PredictionStore:
         self._insert = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
         self._bulk = _bulk_insert(self._engine.dialect.name, mark)
 
-    def write(self, requests: Sequence[LoggedRequest]) -> None:
-        """Insert logged requests, all in one statement where the database can unpack one.
+    def write(self, requests: Sequence[LoggedRequest]) -> int:
+        """Insert logged requests, all in one statement where the database can unpack one; the
+        number of predictions not written because their model had logged their request id
+        already (a client that reused its X-Request-ID): the first prediction keeps the id.
 
         SQLite and PostgreSQL get every request as one JSON array in one INSERT ... SELECT:
         the driver's executemany gives up and retakes the GIL around every row's insert, and
         each retake can wait out the event loop's 5 ms switch interval, so a writer thread of
         many small steps slowed the requests it shared the GIL with (measured: the writer
-        managed one flush of 1,000 rows in 2 s under load, against nine). Other databases get
-        executemany.
+        managed one flush of 1,000 rows in 2 s under load, against nine). A request whose id is
+        taken is skipped (ON CONFLICT DO NOTHING), so it cannot fail the rest of the flush. Other
+        databases get executemany, where a taken id fails the flush.
         """
         if not requests:
-            return
+            return 0
         rows = [r.as_row() for r in requests]
         with self._engine.begin() as conn:
-            if self._bulk is not None:
-                conn.exec_driver_sql(self._bulk, (orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode(),))
-            else:
+            if self._bulk is None:
                 conn.exec_driver_sql(self._insert, [_as_text(row) for row in rows])
+                return 0
+            payload = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            written = {row[0] for row in conn.exec_driver_sql(self._bulk, (payload,))}
+        return sum(len(r.labels) for r in requests) - _first_rows(requests, written)
 
-    def _requests(self, conn: Any, ids: list[str]) -> dict[str, tuple[Mapping[Any, Any], int]]:
-        """The logged request and row index of each prediction id that names one."""
+    def _requests(self, conn: Any, model: str, ids: list[str]) -> dict[str, tuple[Mapping[Any, Any], int]]:
+        """The logged request and row index of each prediction id of `model` that names one."""
         t = self._table
         stems = {}  # id -> (the batch it may be a row of, that row)
         for i in ids:
@@ -190,7 +206,8 @@ class PredictionStore:
         wanted = sorted({*ids, *(stem for stem, _ in stems.values())})  # an id is its request's, or a row's
         found: dict[str, Mapping[Any, Any]] = {}
         for chunk in range(0, len(wanted), 500):
-            for row in conn.execute(t.select().where(t.c.request_id.in_(wanted[chunk:chunk + 500]))).mappings():
+            chosen = t.select().where(t.c.model == model, t.c.request_id.in_(wanted[chunk:chunk + 500]))
+            for row in conn.execute(chosen).mappings():
                 found[row["request_id"]] = row
         out = {}
         for i in ids:
@@ -204,14 +221,15 @@ class PredictionStore:
                     out[i] = (request, index)
         return out
 
-    def find(self, request_ids: Iterable[str]) -> dict[str, LoggedPrediction]:
-        """The logged predictions of these ids (a single prediction's request id, or a batch row's)."""
+    def find(self, model: str, request_ids: Iterable[str]) -> dict[str, LoggedPrediction]:
+        """The logged predictions of `model` with these ids (a single prediction's request id, or
+        a batch row's); another model's predictions are not found, whatever their ids."""
         ids = list(dict.fromkeys(request_ids))
         if not ids:
             return {}
         with self._engine.connect() as conn:
-            located = self._requests(conn, ids)
-            labels = self._labels_of(conn, list(located))
+            located = self._requests(conn, model, ids)
+            labels = self._labels_of(conn, model, list(located))
         parsed: dict[str, tuple[dict[str, Any], list[Any], list[Any] | None]] = {}
         out = {}
         for i, (request, index) in located.items():
@@ -221,11 +239,11 @@ class PredictionStore:
             out[i] = _prediction(i, request, parsed[key], index, labels.get(i))
         return out
 
-    def _labels_of(self, conn: Any, ids: list[str]) -> dict[str, tuple[str, float]]:
+    def _labels_of(self, conn: Any, model: str, ids: list[str]) -> dict[str, tuple[str, float]]:
         t = self._labels
         out = {}
         for chunk in range(0, len(ids), 500):
-            for row in conn.execute(t.select().where(t.c.request_id.in_(ids[chunk:chunk + 500]))):
+            for row in conn.execute(t.select().where(t.c.model == model, t.c.request_id.in_(ids[chunk:chunk + 500]))):
                 out[row.request_id] = (row.actual, row.labelled_at)
         return out
 
@@ -234,7 +252,8 @@ class PredictionStore:
         t, lt = self._table, self._labels
         with self._engine.connect() as conn:
             requests = conn.execute(t.select().where(t.c.model == model).order_by(t.c.predicted_at)).mappings().all()
-            labels = {row.request_id: (row.actual, row.labelled_at) for row in conn.execute(lt.select())}
+            labels = {row.request_id: (row.actual, row.labelled_at)
+                      for row in conn.execute(lt.select().where(lt.c.model == model))}
         out = []
         for request in requests:
             parsed = _parsed(request)
@@ -244,23 +263,25 @@ class PredictionStore:
                 out.append(_prediction(name, request, parsed, index, labels.get(name)))
         return out
 
-    def label(self, request_id: str, actual: str, at: float) -> bool:
-        """Set the label once: False if it was already set (also by another replica), or if no
-        prediction has this id."""
+    def label(self, model: str, request_id: str, actual: str, at: float) -> bool:
+        """Set the label of `model`'s prediction once: False if it was already set (also by
+        another replica), or if no prediction of `model` has this id."""
         with self._engine.connect() as conn:
-            if request_id not in self._requests(conn, [request_id]):
+            if request_id not in self._requests(conn, model, [request_id]):
                 return False
         try:
             with self._engine.begin() as conn:
-                conn.execute(self._labels.insert().values(request_id=request_id, actual=actual, labelled_at=at))
+                conn.execute(self._labels.insert().values(model=model, request_id=request_id, actual=actual,
+                                                          labelled_at=at))
         except self._sa.exc.IntegrityError:  # the primary key: labelled already
             return False
         return True
 
-    def prune(self, now: float, max_age: float | None, max_rows: int | None) -> int:
-        """Delete predictions older than `max_age` seconds, then all but the newest `max_rows`
-        (whole requests: a batch is kept or deleted as one); the number of predictions deleted."""
-        sa, t = self._sa, self._table
+    def prune(self, model: str, now: float, max_age: float | None, max_rows: int | None) -> int:
+        """Delete `model`'s predictions older than `max_age` seconds, then all but its newest
+        `max_rows` (whole requests: a batch is kept or deleted as one); the number of predictions
+        deleted. Other models' predictions in the same store are theirs to keep."""
+        sa, t, lt = self._sa, self._table, self._labels
         deleted = 0
         with self._engine.begin() as conn:
             cutoffs = []
@@ -268,28 +289,48 @@ class PredictionStore:
                 cutoffs.append(now - max_age)
             if max_rows:
                 newer = sa.func.sum(t.c.rows).over(order_by=(t.c.predicted_at.desc(), t.c.request_id.desc()))
-                ranked = sa.select(t.c.predicted_at, newer.label("newer")).subquery()
+                ranked = sa.select(t.c.predicted_at, newer.label("newer")).where(t.c.model == model).subquery()
                 cutoff = conn.execute(sa.select(ranked.c.predicted_at).where(ranked.c.newer >= max_rows)
                                       .order_by(ranked.c.predicted_at.desc()).limit(1)).scalar()
                 if cutoff is not None:
                     cutoffs.append(float(cutoff))
             for cutoff in cutoffs:
-                old = t.c.predicted_at < cutoff
+                old = sa.and_(t.c.model == model, t.c.predicted_at < cutoff)
                 deleted += int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(t.c.rows), 0)).where(old)).scalar()
                                or 0)
                 conn.execute(t.delete().where(old))
                 # A label comes after its prediction: labels older than the cutoff are of deleted ones.
-                conn.execute(self._labels.delete().where(self._labels.c.labelled_at < cutoff))
+                conn.execute(lt.delete().where(lt.c.model == model, lt.c.labelled_at < cutoff))
         return deleted
 
-    def count(self) -> int:
-        """Logged predictions (rows of all requests)."""
+    def count(self, model: str | None = None) -> int:
+        """Logged predictions (rows of all requests), of `model` or of every model."""
         sa, t = self._sa, self._table
+        query = sa.select(sa.func.coalesce(sa.func.sum(t.c.rows), 0))
+        if model is not None:
+            query = query.where(t.c.model == model)
         with self._engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(t.c.rows), 0))).scalar() or 0)
+            return int(conn.execute(query).scalar() or 0)
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _create_schema(engine: Any, metadata: Any) -> None:
+    """Create the tables and indexes that are missing, safely when several processes open one
+    store at the same instant (replicas starting together): each statement is CREATE ... IF NOT
+    EXISTS, so a process that loses the race finds the table made. PostgreSQL can still fail
+    two such statements racing on its catalog, so there they run under a transaction-level
+    advisory lock, one process after the other."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        for table in metadata.sorted_tables:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _parsed(request: Mapping[Any, Any]) -> tuple[dict[str, Any], list[Any], list[Any] | None]:
@@ -308,19 +349,33 @@ def _prediction(name: str, request: Mapping[Any, Any], parsed: tuple[dict[str, A
         actual=label[0] if label else None, labelled_at=label[1] if label else None)
 
 
+def _first_rows(requests: Sequence[LoggedRequest], written: set[str]) -> int:
+    """Predictions written: of the requests whose ids were written, the first with each id (an
+    id taken earlier in the same flush is skipped like one taken before it)."""
+    seen: set[str] = set()
+    rows = 0
+    for request in requests:
+        if request.request_id in written and request.request_id not in seen:
+            seen.add(request.request_id)
+            rows += len(request.labels)
+    return rows
+
+
 def _bulk_insert(dialect: str, mark: str) -> str | None:
     """One INSERT of every row of a JSON array of rows (in COLUMNS order), where the database
-    can unpack one; the columns and answers are kept as their JSON text."""
+    can unpack one; the columns and answers are kept as their JSON text. A row whose (model,
+    request id) is taken is skipped; the ids written are returned."""
     if dialect == "sqlite":
         values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(COLUMNS)))
-        source = f"json_each({mark})"
+        source = f"json_each({mark}) WHERE true"  # WHERE: SQLite's parser wants one before ON CONFLICT
     elif dialect == "postgresql":
         cast = {"predicted_at": "::double precision", "batch": "::boolean", "rows": "::integer"}
         values = ", ".join(f"(v->>{i}){cast.get(c, '')}" for i, c in enumerate(COLUMNS))
         source = f"json_array_elements({mark}::json) AS v"
     else:
         return None
-    return f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT {values} FROM {source}"
+    return (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT {values} FROM {source} "
+            "ON CONFLICT DO NOTHING RETURNING request_id")
 
 
 def _as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -334,9 +389,20 @@ def _as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # WAL: readers (feedback lookups, other workers) do not block the writer, nor it them.
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Switching a new file to WAL answers "database is locked" at once, without waiting, while
+    # another process (a replica starting at the same instant) holds it: try again for as long
+    # as the busy timeout would have waited. Once one process has switched it, WAL stays.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
@@ -460,13 +526,17 @@ class PredictionLog:
         requests = [request for entry in entries for request in self._requests_of(entry)]
         rows = sum(len(entry.ids) for entry in entries)
         try:
-            self.store.write(requests)
+            duplicates = self.store.write(requests)
         except Exception as exc:
             self._metrics.log_dropped("write_error", rows)
             self._warn(f"could not write {rows} predictions to the log ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}); they are dropped and counted")
             return
-        self._metrics.log_written(rows)
+        if duplicates:
+            self._metrics.log_dropped("duplicate_id", duplicates)
+            self._warn(f"{duplicates} predictions were not logged: model {self.model} had logged their request "
+                       "ids already (a client reusing X-Request-ID?); labels go to the first prediction of each id")
+        self._metrics.log_written(rows - duplicates)
 
     def _requests_of(self, entry: _Entry) -> list[LoggedRequest]:
         """One LoggedRequest for a request's rows; one per prediction when they have ids of their own."""
@@ -485,7 +555,7 @@ class PredictionLog:
             return
         self._last_prune = now
         try:
-            deleted = self.store.prune(now, self.max_age_seconds, self.max_rows)
+            deleted = self.store.prune(self.model, now, self.max_age_seconds, self.max_rows)
         except Exception as exc:
             self._warn(f"could not apply the prediction log's retention ({type(exc).__name__})")
             return
@@ -505,6 +575,6 @@ def open_prediction_log(settings: Settings, model: str, version: str, metrics: F
     if not settings.prediction_log_on:
         return None
     return PredictionLog(
-        PredictionStore(store_url(settings.prediction_log)), model, version, metrics,
+        PredictionStore(store_url(settings.prediction_log_of(model))), model, version, metrics,
         queue_rows=settings.log_queue_rows, flush_seconds=settings.log_flush_seconds,
         max_age_seconds=seconds(settings.log_retention) or None, max_rows=settings.log_max_rows or None)

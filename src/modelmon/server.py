@@ -7,6 +7,7 @@ about stores, items or customers.
 from __future__ import annotations
 
 import gc
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -117,9 +118,31 @@ def _example(profile: ReferenceProfile, model: LoadedModel) -> dict[str, Any]:
 
 _INVOCATIONS_OK: dict[int | str, dict[str, Any]] = {200: {
     "description": "The model's predictions, one per row, as `mlflow models serve` gives them; X-Request-ID "
-                   "names the request (a row of several: `<id>-<i>`) for /feedback.",
+                   "names the request (a row of several: `<id>-<i>`) for /feedback: the client's own, when its "
+                   "request carried one, else one the server made.",
     "content": {"application/json": {"schema": {"type": "object", "required": ["predictions"],
                                                 "properties": {"predictions": {"type": "array"}}}}}}}
+
+
+# A client's own X-Request-ID names its request in the log and in /feedback: it must fit the
+# log's id column with a batch row's `-<i>` behind it, and stay printable in URLs and logs.
+MAX_CLIENT_ID_LENGTH = 64
+_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]*")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def request_id_of(request: Request) -> str:
+    """The id the client gave its request in X-Request-ID, or a new one; a header that cannot
+    name a prediction is refused (422, counted as invalid_request_id)."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    if not 0 < len(given) <= MAX_CLIENT_ID_LENGTH or not _CLIENT_ID.fullmatch(given):
+        raise invalid_input(422, "invalid_request_id", REQUEST_ID_HEADER,
+                            f"{REQUEST_ID_HEADER} must be 1 to {MAX_CLIENT_ID_LENGTH} characters of letters, digits "
+                            f"and . _ : ~ - (starting with a letter or digit), got {given[:80]!r}; leave it out "
+                            "and the server names the request.")
+    return given
 
 
 def _mlflow_version() -> str:
@@ -144,10 +167,12 @@ def _feedback_body(truths: Truths) -> dict[str, Any]:
 _FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
     for status, text in (
-        (200, "Every label was recorded."),
+        (200, "Every label was recorded (a batch: `accepted`, `rejected` and one entry per item in `results`)."),
+        (207, "A batch of which some labels were recorded and some refused: `results` gives each item's `status` "
+              "(accepted, unknown_request_id, duplicate); the accepted ones are recorded, do not send them again."),
         (400, "Empty body or not JSON; nothing recorded."),
-        (404, "Unknown request_id (for a batch: the others were recorded, see results)."),
-        (409, "The prediction already has a label (for a batch: the others were recorded, see results)."),
+        (404, "Unknown request_id: no logged prediction of this model has it (a batch: no item was recorded)."),
+        (409, "The prediction already has a label (a batch: no item was recorded)."),
         (413, "Body or batch over the configured limit."),
         (422, "A field is missing or extra, or the label is not one of the model's classes; nothing recorded."),
         (503, "No prediction log, or it cannot be reached; nothing recorded."),
@@ -295,16 +320,17 @@ def create_app(
         _Serving.version.monitor.metrics.invalid(exc.reason)
         return _error(exc)
 
-    def _logged(answers: Answers, batch: bool, columns: dict[str, list[Any]], version: str) -> tuple[str, list[str]]:
+    def _logged(answers: Answers, batch: bool, columns: dict[str, list[Any]], version: str,
+                request_id: str) -> tuple[str, list[str]]:
         """The request's id and each row's (a batch row's own, `<request id>-<i>`), logged for /feedback."""
-        request_id = uuid.uuid4().hex
         ids = [f"{request_id}-{i}" for i in range(len(answers))] if batch else [request_id]
         if prediction_log is not None:
             prediction_log.record(ids, time.time(), columns, answers.logged(), answers.positive_list(), version,
                                   request_id=request_id)
         return request_id, ids
 
-    async def _predicted(columns: dict[str, list[Any]], batch: bool) -> tuple[Answers, str, list[str]] | Response:
+    async def _predicted(columns: dict[str, list[Any]], batch: bool,
+                         request_id: str) -> tuple[Answers, str, list[str]] | Response:
         """The rows' answers, the request's id and the rows', or the error response of a model that failed."""
         serving = _Serving.version  # this request's version, whatever a switch does meanwhile
         try:
@@ -312,10 +338,10 @@ def create_app(
         except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _error(ApiError(500, "prediction_failed", "model_error", None, message))
-        return (answers, *_logged(answers, batch, columns, serving.model.version))
+        return (answers, *_logged(answers, batch, columns, serving.model.version, request_id))
 
-    async def _predict(columns: dict[str, list[Any]], batch: bool) -> Response:
-        predicted = await _predicted(columns, batch)
+    async def _predict(columns: dict[str, list[Any]], batch: bool, request_id: str) -> Response:
+        predicted = await _predicted(columns, batch, request_id)
         if isinstance(predicted, Response):
             return predicted
         answers, request_id, ids = predicted
@@ -325,13 +351,14 @@ def create_app(
             out = {**head, "predictions": [{"request_id": i, **row} for i, row in zip(ids, rows)]}
         else:
             out = {**head, **rows[0]}
-        return _JSON(out, headers={"X-Request-ID": request_id})
+        return _JSON(out, headers={REQUEST_ID_HEADER: request_id})
 
     @app.post(N.PREDICT_ROUTE, openapi_extra={"requestBody": request_schema(validator, _example(profile, model))},
               responses={**_OK, **_ERRORS}, summary="Predict one record or a batch of records")
     async def predict_post(request: Request) -> Response:
+        request_id = request_id_of(request)
         columns, batch = validator.parse_body(await read_body(request, settings.max_body_bytes))
-        return await _predict(columns, batch)
+        return await _predict(columns, batch, request_id)
 
     query_parameters = [
         {"name": f.name, "in": "query", "required": not f.nullable,
@@ -342,13 +369,15 @@ def create_app(
     @app.get(N.PREDICT_ROUTE, openapi_extra={"parameters": query_parameters}, responses={**_OK, **_ERRORS},
              summary="Predict one record given as query parameters")
     async def predict_get(request: Request) -> Response:
-        return await _predict(validator.parse_query(request.query_params), batch=False)
+        request_id = request_id_of(request)
+        return await _predict(validator.parse_query(request.query_params), False, request_id)
 
     names = [f.name for f in validator.features]
 
     @app.post(N.INVOCATIONS_ROUTE, openapi_extra={"requestBody": scoring_schema(validator, _example(profile, model))}, responses={**_INVOCATIONS_OK, **_ERRORS},
               summary="MLflow's scoring protocol, as `mlflow models serve` answers it: predictions as one list")
     async def invocations(request: Request) -> Response:
+        request_id = request_id_of(request)
         body = await read_body(request, settings.max_body_bytes)
         if not body.strip():
             raise invalid_input(400, "empty_body", None, "The request body is empty; send dataframe_split, "
@@ -366,11 +395,11 @@ def create_app(
                 rows = request_rows(document, names)
         except PayloadError as exc:
             raise invalid_input(422, "wrong_type", "body", f"Not an MLflow scoring request: {exc}.") from None
-        predicted = await _predicted(validator.batch(rows, field), batch=len(rows) > 1)
+        predicted = await _predicted(validator.batch(rows, field), len(rows) > 1, request_id)
         if isinstance(predicted, Response):
             return predicted
         answers, request_id, _ids = predicted
-        return _JSON({"predictions": answers.predictions}, headers={"X-Request-ID": request_id})
+        return _JSON({"predictions": answers.predictions}, headers={REQUEST_ID_HEADER: request_id})
 
     @app.get("/ping", summary="MLflow's liveness check: 200 once the model is loaded", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})

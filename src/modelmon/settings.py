@@ -70,8 +70,9 @@ class Settings:
                                                   "oldest give up first)", low=1)
     # The prediction log
     prediction_log: str = _setting(
-        "runs/predictions.sqlite",
-        "where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL, or `off`")
+        "runs/{model}/predictions.sqlite",
+        "where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL, or `off`; `{model}` in it "
+        "stands for the model's name, so that by default each model has a file of its own")
     log_queue_rows: int = _setting(10_000, "predictions held in memory before the oldest are dropped", low=1)
     log_flush_seconds: float = _setting(0.5, "how often the prediction log is written", low=0.001)
     log_retention: str = _setting("30d", "delete logged predictions older than this (0: keep)", low=0,
@@ -218,6 +219,11 @@ class Settings:
     @property
     def prediction_log_on(self) -> bool:
         return bool(self.prediction_log) and self.prediction_log.lower() != "off"
+
+    def prediction_log_of(self, model: str) -> str:
+        """The prediction log of `model`: `{model}` in the setting replaced by its name (kept to
+        letters, digits and . _ -, so that any name makes one folder of a path)."""
+        return self.prediction_log.replace("{model}", re.sub(r"[^A-Za-z0-9._-]", "_", model).lstrip(".") or "model")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

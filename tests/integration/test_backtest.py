@@ -107,7 +107,7 @@ def _log_of_a_customer_drop(path, model, profile) -> None:
                                {"items_count": [int(items[i])], "customers_count": [int(customers[i])]}, [labels[i]])
                  for i in range(n)])
     for i in range(0, n, 2):
-        store.label(f"r{i}", str(truth[i]), float(at[i]) + 30)
+        store.label("stores", f"r{i}", str(truth[i]), float(at[i]) + 30)
     store.close()
 
 

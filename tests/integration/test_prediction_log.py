@@ -134,7 +134,7 @@ def test_two_servers_share_one_postgresql_log(postgres: str) -> None:
         raced = sum(_feedback_total(url) for url in (a, b)) - counted
     assert counted == 40
     assert raced == 20
-    logged = store.find(a["request_id"] for a in from_a + from_b)
+    logged = store.find("stores", [a["request_id"] for a in from_a + from_b])
     assert len(logged) == 40 and all(p.actual is not None for p in logged.values())
     for answers in (from_a, from_b):
         assert [logged[a["request_id"]].inputs for a in answers] == ROWS
@@ -146,3 +146,37 @@ def _feedback_total(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                if s.name == "modelmon_feedback_total")
+
+
+def _open_at_once(url: str, start, errors) -> None:
+    start.wait()
+    try:
+        PredictionStore(url).close()
+    except Exception as exc:  # reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_replicas_creating_the_postgresql_schema_at_the_same_instant_all_start(postgres: str) -> None:
+    """Each of N replicas starting at once creates the tables if they are missing: none fails
+    because another created them first."""
+    import multiprocessing
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres)
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for _ in range(8):
+        with engine.begin() as conn:  # a new database each time: the tables are missing again
+            conn.exec_driver_sql("DROP TABLE IF EXISTS modelmon_logged_requests, modelmon_labels")
+        engine.dispose()
+        start = context.Barrier(6)
+        workers = [context.Process(target=_open_at_once, args=(postgres, start, errors)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+            if w.exitcode is None:
+                w.kill()
+        assert [w.exitcode for w in workers] == [0] * 6
+        assert errors.empty(), errors.get()

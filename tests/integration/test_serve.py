@@ -77,3 +77,11 @@ def test_missing_or_corrupt_profile_is_one_sentence(tmp_path):
     corrupt = run_cli("serve", str(model), "--port", str(free_port()))
     assert corrupt.returncode == 2 and "is not valid JSON" in corrupt.stderr
     assert corrupt.stderr.strip().count("\n") == 0
+
+
+def test_an_unwritable_prediction_log_fails_before_the_server_announces_itself(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_cli("serve", "--port", str(free_port()), "--prediction-log", str(tmp_path / "file" / "p.sqlite"))
+    assert result.returncode == 2
+    assert "serving" not in result.stdout, "it announced a server that never started"
+    assert "writable file path" in result.stderr and result.stderr.strip().count("\n") == 0
