@@ -194,3 +194,20 @@ def test_the_readmes_registration_example_registers_a_servable_version(tracking)
     assert example.register(STORES_DIR, "readme", "champion") == "1"
     assert example.register(STORES_DIR, "readme", "champion") == "2"
     assert load_model(resolve("models:/readme@champion")).version == "2"
+
+
+def test_a_registered_model_without_a_declared_name_is_labelled_with_its_registered_name(tracking, tmp_path):
+    """Its folder in the cache is named for the version: each version used to look like another
+    model (`model="1"`, then `model="2"`) to every per-model rule and panel."""
+    import shutil
+
+    unnamed = tmp_path / "unnamed"
+    shutil.copytree(STORES_DIR, unnamed)
+    (unnamed / "modelmon.yaml").write_text("\n".join(line for line in (unnamed / "modelmon.yaml").read_text()
+                                                     .splitlines() if not line.startswith("name:")) + "\n")
+    for _ in range(2):
+        register(tracking, unnamed, name="holdout-clf", alias="champion", artifacts=tmp_path / "artifacts")
+    names = {version: load_model(resolve(f"models:/holdout-clf/{version}")).name for version in ("1", "2")}
+    assert names == {"1": "holdout-clf", "2": "holdout-clf"}
+    assert load_model(resolve("models:/holdout-clf@champion")).name == "holdout-clf"
+    assert load_model(unnamed).name == "unnamed"  # a plain folder keeps its own name

@@ -175,7 +175,6 @@ class LoadedModel:
         self.meta = meta
         self.config = config
         self._pyfunc: Any = None
-        self.name = config.name or path.resolve().name
         self.run_id = meta.run_id
         self.version = meta.model_uuid[:12]
         self.registered_name = self.alias = ""
@@ -186,6 +185,9 @@ class LoadedModel:
             self.version = origin.label_version or self.version
             self.registered_name, self.alias = origin.registered_name, origin.alias
             self.run_id = origin.run_id or self.run_id
+        # The `model` label: what modelmon.yaml says, else the registry's name (a fetched folder
+        # is named for its version, and each version would look like another model), else the folder's.
+        self.name = config.name or self.registered_name or path.resolve().name
         self.flavor = meta.flavor
         self.features = _features_from_signature(meta, config, path)
         if native is None:  # served through pyfunc: it fails to load here, not on the first request
