@@ -75,3 +75,81 @@ def test_profile_errors_are_actionable(tmp_path, stores_model):
         ReferenceProfile.load(tmp_path / "bad.json")
     with pytest.raises(ProfileError, match="lacks the model's input column"):
         build_profile(stores_model, pd.DataFrame({"items_count": [1, 2]}))
+
+
+@pytest.fixture()
+def own_stores(tmp_path):
+    """A copy of the stores model (calibrated profile included) and its training CSV as text."""
+    import shutil
+
+    from .conftest import STORES_DIR
+
+    shutil.copytree(STORES_DIR, tmp_path / "model")
+    return tmp_path / "model", STORES_CSV.read_text().splitlines()
+
+
+def _profile_cli(capsys, model, lines, tmp_path, *args):
+    from modelmon.cli import main
+
+    csv = tmp_path / "data.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    code = main(["profile", "--model", str(model), "--data", str(csv), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _with_cell(lines, row, column, value):
+    """The CSV with data row `row` (1-based, after the header) holding `value` in `column`."""
+    header = lines[0].split(",")
+    cells = lines[row].split(",")
+    cells[header.index(column)] = value
+    return [*lines[:row], ",".join(cells), *lines[row + 1:]]
+
+
+def test_a_text_cell_in_a_numeric_column_is_one_sentence_naming_column_and_row(capsys, own_stores, tmp_path):
+    model, lines = own_stores
+    code, _, err = _profile_cli(capsys, model, _with_cell(lines, 5, "customers_count", "abc"), tmp_path,
+                                "--target", "success")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "'customers_count'" in err and "row 5" in err and "'abc'" in err and "correct or remove" in err
+
+
+def test_a_missing_cell_the_model_cannot_take_names_column_row_and_fix(capsys, own_stores, tmp_path):
+    model, lines = own_stores
+    code, _, err = _profile_cli(capsys, model, _with_cell(lines, 7, "items_count", "n/a"), tmp_path,
+                                "--target", "success")
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "'items_count'" in err and "row 7" in err and "fill or drop such rows" in err
+    reason = err[err.index("(") + 1:err.index(")")]
+    assert reason.endswith("."), f"scikit-learn's reason is quoted whole, not cut: {reason!r}"
+
+
+def test_a_target_that_is_an_input_or_not_the_label_says_so(capsys, own_stores, tmp_path):
+    model, lines = own_stores
+    code, _, err = _profile_cli(capsys, model, lines, tmp_path, "--target", "items_count")
+    assert code == 2 and "'items_count' is one of the model's inputs" in err
+    numbered = [lines[0] + ",store_id", *(f"{line},{1000 + i}" for i, line in enumerate(lines[1:]))]
+    code, _, err = _profile_cli(capsys, model, numbered, tmp_path, "--target", "store_id")
+    assert code == 2 and "'store_id' has 896 distinct values, while the model predicts 2 classes" in err
+
+
+def test_too_few_rows_to_calibrate_says_that_not_pass_target(capsys, own_stores, tmp_path):
+    model, lines = own_stores
+    code, out, _ = _profile_cli(capsys, model, lines[:151], tmp_path, "--target", "success",
+                                "--out", str(tmp_path / "small.json"))
+    assert code == 0
+    assert "Not calibrated: the held-out 30% of the training data has 45 labelled rows, under the 100" in out
+    assert "pass --target" not in out
+
+
+def test_profiling_without_target_does_not_replace_a_calibrated_profile(capsys, own_stores, tmp_path):
+    model, lines = own_stores
+    config = model / "modelmon.yaml"  # a model whose settings name no target: it comes from --target only
+    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
+                              if not line.startswith("target:")))
+    before = (model / "reference_profile.json").read_text()
+    code, out, err = _profile_cli(capsys, model, lines, tmp_path)
+    assert code == 2 and "holds a calibrated profile and this one is not (no --target was given)" in err
+    assert (model / "reference_profile.json").read_text() == before
+    code, out, _ = _profile_cli(capsys, model, lines, tmp_path, "--out", str(tmp_path / "raw.json"))
+    assert code == 0 and "pass --target" in out

@@ -130,6 +130,8 @@ def test_bad_inputs_get_4xx_are_counted_and_leave_state_alone(stores_model):
         body = response.json()
         assert body["reason"] == reason and body["message"]
         assert "field" in body
+        if reason == "body_too_large":  # the limit is a setting: the answer names it
+            assert "200-byte limit" in body["message"] and "--max-body-bytes" in body["message"]
     s = scrape(client)
     counts = {r: value(s, "modelmon_invalid_requests_total", model="stores", reason=r) for r, _, _ in cases}
     assert counts == {"missing_field": 2, "wrong_type": 2, "out_of_bounds": 1, "not_finite": 1, "extra_field": 1,

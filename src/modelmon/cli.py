@@ -51,17 +51,37 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_profile(args: argparse.Namespace) -> None:
+    import warnings
+
     from .data import read_csv
     from .model import load_model
     from .modelsource import located, log_profile
-    from .profile import build_profile, profile_path
+    from .profile import ProfileNote, ReferenceProfile, build_profile, profile_path
 
     folder, origin = located(args.model)
     model = load_model(folder)
     calibration = read_csv(args.calibration_data) if args.calibration_data else None
-    profile = build_profile(model, read_csv(args.data), target=args.target, calibration_data=calibration,
-                            calibration_source=str(args.calibration_data or ""))
-    out = profile.save(args.out or profile_path(folder))
+    data = read_csv(args.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ProfileNote)
+        profile = build_profile(model, data, target=args.target, calibration_data=calibration,
+                                calibration_source=str(args.calibration_data or ""))
+    notes = [str(w.message) for w in caught if issubclass(w.category, ProfileNote)]
+    for w in caught:
+        if not issubclass(w.category, ProfileNote):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    path = Path(args.out) if args.out else profile_path(folder)
+    if profile.calibration is None and not profile.regression and path.is_file():
+        try:
+            calibrated = ReferenceProfile.load(path).calibration is not None
+        except ModelmonError:
+            calibrated = False  # an unreadable old profile is simply replaced
+        if calibrated:
+            why = notes[0] if notes else "no --target was given"
+            raise ModelmonError(f"{path} holds a calibrated profile and this one is not ({why.rstrip('.')}): pass "
+                                "--target (and --calibration-data), or write it elsewhere with --out, or delete "
+                                "the old profile to replace it.")
+    out = profile.save(path)
     print(f"wrote the reference profile of {model.name!r} ({profile.task}; {len(profile.features)} numeric and {len(profile.categories)} categorical inputs) to {out}")
     if origin is not None:
         print(f"logged it with the model, as {log_profile(origin, out)}: every server of {args.model} reads it")
@@ -69,7 +89,9 @@ def _cmd_profile(args: argparse.Namespace) -> None:
         c = profile.calibration
         print(f"calibrated its probabilities on {c.source}: expected calibration error {c.ece_before:.3f} before, "
               f"{c.ece_after:.3f} after (cross-fitted); accuracy there {c.reference.accuracy:.1%}")
-    elif not profile.regression:
+    for note in notes:
+        print(note)
+    if profile.calibration is None and profile.probabilities and not notes:
         print("estimated quality will use the model's raw probabilities: pass --target (and --calibration-data "
               "with rows the model was not fitted on) to calibrate them")
 

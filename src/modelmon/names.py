@@ -117,7 +117,10 @@ FEATURE_LAST_VALUE = Family("modelmon_feature_last_value", "gauge",
 FEATURE_VALUE = Family(
     "modelmon_feature_value", "histogram",
     "Observed input values; buckets are the feature's edges (configured, else the training deciles).",
-    (MODEL, FEATURE))
+    (MODEL, FEATURE),
+    "no `_sum` series for a feature whose first edge is negative: a sum of values that may be negative is not "
+    "a counter, so prometheus_client (as OpenMetrics asks) leaves it out; modelmon's rules and panels read "
+    "only the buckets and `_count`")
 FEATURE_QUANTILE = Family(
     "modelmon_feature_quantile", "histogram",
     "Reference-CDF rank F_ref(x) of each input value, buckets 0.1 ... 1.0: uniform when inputs have not "
@@ -154,7 +157,8 @@ FEATURE_MISSING_REFERENCE = Family(
     "Share of training rows with this input missing, for the inputs that may be missing.", (MODEL, FEATURE))
 PREDICTION_VALUE = Family(
     "modelmon_prediction_value", "histogram",
-    "A regressor's predicted values; buckets at the deciles of its predictions on the training data.", (MODEL,))
+    "A regressor's predicted values; buckets at the deciles of its predictions on the training data.", (MODEL,),
+    "no `_sum` series when the first decile is negative (as for modelmon_feature_value)")
 PREDICTION_QUANTILE = Family(
     "modelmon_prediction_quantile", "histogram",
     "Reference-CDF rank of each predicted value of a regressor, buckets 0.1 ... 1.0: uniform when its "

@@ -14,6 +14,7 @@ categories (the rest, and anything unseen, are `other`).
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ _CDF_POINTS = 512  # enough knots that F_ref is exact to well under a bucket's w
 HELD_OUT_SHARE = 0.3
 _HELD_OUT_SEED = 0
 MIN_CALIBRATION_ROWS = 100
+
+
+class ProfileNote(UserWarning):
+    """A profile was built, but not all of it: what is missing and how to get it (the command
+    line prints these; a library caller sees them as warnings)."""
 
 
 class ProfileError(ModelmonError, ValueError):
@@ -345,6 +351,10 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     target = target or model.config.target
     if target is not None and target not in data.columns:
         raise ProfileError(f"The data has no target column {target!r}; pass --target with one it has.")
+    if target is not None and target in model.feature_names:
+        raise ProfileError(f"The target {target!r} is one of the model's inputs; pass --target with the column the "
+                           "model predicts (its label or true value).")
+    data = data.assign(**{f.name: _numbers(data, f.name) for f in model.features if f.numeric})
     features = tuple(
         profile_feature(f.name, f.kind, data[f.name], f.edges, f.minimum, f.maximum, f.nullable)
         for f in model.features
@@ -361,9 +371,17 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     try:
         prediction = model.predict(frame)
     except Exception as exc:
+        gaps = [f.name for f in served if f.nullable and complete[f.name].isna().any()]
+        if gaps:
+            row = _first(data[gaps[0]].isna())
+            raise ProfileError(
+                f"The model cannot predict on rows with a missing value ({_first_sentence(exc)}), and column "
+                f"{gaps[0]!r} has one at row {row} of the data (an empty or n/a cell): fill or drop such rows, or "
+                "profile a model that takes missing values."
+            ) from None
         raise ProfileError(
-            f"The model could not predict on its training data ({type(exc).__name__}: {str(exc)[:200]}); "
-            "if it cannot take missing values, drop those rows or declare the inputs required."
+            f"The model could not predict on its training data ({type(exc).__name__}: {_first_sentence(exc)}); "
+            "check that the data is what the model was fitted on."
         ) from None
     values = [v.item() if hasattr(v, "item") else v for v in prediction.values]
     actual = complete[target].reset_index(drop=True) if target is not None else None
@@ -435,6 +453,11 @@ def _calibrate(model: LoadedModel, served: tuple[Feature, ...], rows: pd.DataFra
     """The calibration map fitted on `rows` (None with too few labelled rows to fit one)."""
     rows = rows[rows[target].notna()]
     if len(rows) < MIN_CALIBRATION_ROWS:
+        warnings.warn(ProfileNote(
+            f"Not calibrated: the {source} has {len(rows)} labelled rows, under the {MIN_CALIBRATION_ROWS} a "
+            "calibration needs, so estimated quality will use the model's raw probabilities; pass "
+            f"--calibration-data with at least {MIN_CALIBRATION_ROWS} labelled rows the model was not fitted on."),
+            stacklevel=2)
         return None
     prediction = model.predict(model.frame({f.name: _column(rows[f.name]) for f in served}, served))
     assert prediction.probabilities is not None and prediction.classes is not None
@@ -448,6 +471,34 @@ def _calibrate(model: LoadedModel, served: tuple[Feature, ...], rows: pd.DataFra
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _first(mask: pd.Series) -> int:
+    """The 1-based row of the data (as read, header excluded) where `mask` is first true."""
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
+def _first_sentence(exc: Exception) -> str:
+    """An error's first sentence, whole (a library's message cut mid-sentence says nothing)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    return text[:end + 1] if end > 0 else text
+
+
+def _numbers(data: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric input's column as numbers; a cell of text is refused, named with its row."""
+    column = data[name]
+    if column.dtype.kind in "biuf":
+        return column
+    text = column.notna() & pd.to_numeric(column, errors="coerce").isna()
+    if text.any():
+        row = _first(text)
+        raise ProfileError(
+            f"Column {name!r} is a number for the model, but row {row} of the data holds "
+            f"{column.iloc[row - 1]!r}{f' ({int(text.sum())} such rows in all)' if text.sum() > 1 else ''}: "
+            f"correct or remove {'that row' if text.sum() == 1 else 'those rows'}, or leave such cells empty if "
+            "the value is missing.")
+    return pd.to_numeric(column)
 
 
 def _class_order(value: Any) -> tuple[int, Any]:
@@ -470,12 +521,19 @@ def _task(model: LoadedModel, values: list[Any], actual: pd.Series | None) -> st
         quantity = actual is not None and actual.dtype.kind == "f" and actual.nunique() > MAX_CLASSES
         task = REGRESSION if fractional or quantity else CLASSIFICATION
     if task == CLASSIFICATION:
-        distinct = len(set(values) | (set(actual.dropna().tolist()) if actual is not None else set()))
-        if distinct > MAX_CLASSES:
+        predicted = len(set(values))
+        if predicted > MAX_CLASSES:
             raise ProfileError(
-                f"The model {model.name!r} predicts {distinct} distinct classes, over the {MAX_CLASSES} that "
+                f"The model {model.name!r} predicts {predicted} distinct classes, over the {MAX_CLASSES} that "
                 f"modelmon can count per class; if it predicts a quantity, write `task: regression` in "
                 f"{model.path / MODEL_CONFIG_FILE}."
+            )
+        labelled = actual.nunique() if actual is not None else 0
+        if actual is not None and labelled > MAX_CLASSES:
+            raise ProfileError(
+                f"The target column {actual.name!r} has {labelled} distinct values, while the model predicts "
+                f"{predicted} classes: pass --target with the column the model was trained to predict (or, if it "
+                f"predicts a quantity, write `task: regression` in {model.path / MODEL_CONFIG_FILE})."
             )
     return task
 

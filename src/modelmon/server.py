@@ -89,7 +89,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """Read at most `limit` bytes, refusing larger bodies (413 `body_too_large`) before parsing
     any of it; the server's and the collector's."""
     declared = request.headers.get("content-length")
-    too_large = invalid_input(413, "body_too_large", "body", f"The body is over the {limit}-byte limit.")
+    too_large = invalid_input(413, "body_too_large", "body",
+                              f"The body is over the {limit}-byte limit (the server's max_body_bytes setting, "
+                              "--max-body-bytes): send fewer rows per request, or raise the limit.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks = []

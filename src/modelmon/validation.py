@@ -121,7 +121,8 @@ class RequestValidator:
         if len(rows) > self.max_batch_rows:
             raise invalid_input(
                 413, "batch_too_large", field,
-                f"'{field}' has {len(rows)} records; the limit is {self.max_batch_rows} per request.",
+                f"'{field}' has {len(rows)} records; the limit is {self.max_batch_rows} per request (the "
+                "server's max_batch_rows setting, --max-batch-rows).",
             )
         return self._validate(rows, batch=True)
 
