@@ -33,7 +33,7 @@ test-slow: system-deps venv
 bench-serving: venv
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
-	$(PY) -m pip install -q py-spy
+	$(UV) pip install --quiet --python $(PY) py-spy
 	$(PY) benchmarks/serving.py $(ARGS)
 
 readme: venv

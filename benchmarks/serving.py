@@ -335,7 +335,7 @@ def main() -> int:
             print(f"{tool} is not installed: apt-get install -y {package} (or run `make bench-serving`)", file=sys.stderr)
             return 2
     if args.profile and not (BIN / "py-spy").exists():
-        print(f"py-spy is not installed: {PY} -m pip install py-spy (or run `make bench-serving`)", file=sys.stderr)
+        print("py-spy is not installed: run `make bench-serving`, which installs it", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="modelmon-bench-") as tmp:
         models = build_models(args.models.split(","), Path(tmp))
