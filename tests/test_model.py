@@ -66,15 +66,16 @@ class _RealDifference(_Noisy):
     shift = 1e-8  # ten times the tolerance: no summation order moves a probability this far
 
 
-def _save_noisy(estimator_class, out):
+def _save_classifier(estimator_class, out, seed=5, noise=900):
+    """Fit `estimator_class` on two integer inputs (the class: a + noise > 1500), save it with MLflow."""
     import warnings
 
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     x = pd.DataFrame({"a": rng.integers(0, 3000, 400), "b": rng.integers(0, 3000, 400)})
-    y = (x.a + rng.normal(0, 900, 400) > 1500).astype("int64")
+    y = (x.a + rng.normal(0, noise, 400) > 1500).astype("int64")
     estimator = estimator_class().fit(x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -84,7 +85,7 @@ def _save_noisy(estimator_class, out):
 
 
 def test_probabilities_that_differ_by_float_noise_keep_the_fast_path(tmp_path):
-    _, x = _save_noisy(_FloatNoise, tmp_path / "m")
+    _, x = _save_classifier(_FloatNoise, tmp_path / "m")
     model = load_model(tmp_path / "m")
     assert model.predict_path == "matrix", model.path_reason
     matrix = model._native.predict_proba(x.to_numpy())
@@ -93,7 +94,7 @@ def test_probabilities_that_differ_by_float_noise_keep_the_fast_path(tmp_path):
 
 
 def test_probabilities_that_really_differ_keep_the_dataframe_path(tmp_path, caplog):
-    estimator, x = _save_noisy(_RealDifference, tmp_path / "m")
+    estimator, x = _save_classifier(_RealDifference, tmp_path / "m")
     with caplog.at_level("WARNING", logger="modelmon.model"):
         model = load_model(tmp_path / "m")
     assert model.predict_path == "dataframe"
@@ -137,19 +138,7 @@ class _Cautious(LogisticRegression):
 
 
 def test_a_classifier_whose_predict_is_not_the_argmax_is_called_for_both(tmp_path):
-    import warnings
-
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
-    rng = np.random.default_rng(3)
-    x = pd.DataFrame({"a": rng.integers(0, 3000, 400), "b": rng.integers(0, 3000, 400)})
-    y = (x.a + rng.normal(0, 600, 400) > 1500).astype("int64")
-    estimator = _Cautious().fit(x, y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mlflow.sklearn.save_model(estimator, str(tmp_path / "m"), signature=infer_signature(x, y),
-                                  serialization_format="cloudpickle")
+    estimator, x = _save_classifier(_Cautious, tmp_path / "m", seed=3, noise=600)
     model = load_model(tmp_path / "m")
     assert model._argmax is None
     columns = {"a": x.a.tolist(), "b": x.b.tolist()}

@@ -195,7 +195,7 @@ def test_a_log_of_the_earlier_schema_is_refused_with_what_to_do(tmp_path: Path) 
         PredictionStore(store_url(path))
 
 
-def _open_at_once(url: str, start: Any, errors: Any) -> None:
+def _open(url: str, start: Any, errors: Any) -> None:
     start.wait()
     try:
         PredictionStore(url).close()
@@ -203,26 +203,32 @@ def _open_at_once(url: str, start: Any, errors: Any) -> None:
         errors.put(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
 
 
+def open_at_once(url: str, processes: int = 6) -> None:
+    """Open the store at `url` from `processes` forked processes released at the same instant,
+    as replicas starting together do; every one must succeed."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    start = context.Barrier(processes)
+    workers = [context.Process(target=_open, args=(url, start, errors)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        if w.exitcode is None:
+            w.kill()
+    assert [w.exitcode for w in workers] == [0] * processes
+    assert errors.empty(), errors.get()
+
+
 def test_replicas_opening_one_new_store_at_the_same_instant_all_start(tmp_path: Path) -> None:
     """`modelmon up --replicas N` starts N servers on one log at once: each creates the schema
     if it is missing, and none may fail because another made it first (it did, now and then)."""
-    import multiprocessing
-
     PredictionStore(store_url(tmp_path / "warm.sqlite")).close()  # imports done: the children start together
-    context = multiprocessing.get_context("fork")
-    errors = context.Queue()
     for attempt in range(40):
         url = store_url(tmp_path / f"race-{attempt}.sqlite")
-        start = context.Barrier(6)
-        workers = [context.Process(target=_open_at_once, args=(url, start, errors)) for _ in range(6)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(60)
-            if w.exitcode is None:
-                w.kill()
-        assert [w.exitcode for w in workers] == [0] * 6
-        assert errors.empty(), errors.get()
+        open_at_once(url)
     store = PredictionStore(url)
     store.write([_row(1, 1.0)])
     assert store.count() == 1

@@ -15,6 +15,7 @@ import pytest
 
 from modelmon.predictionlog import PredictionStore, store_url
 
+from ..test_predictionlog import open_at_once
 from .conftest import free_port, running, wait_until
 
 ROWS = [{"items_count": 1500 + 40 * i, "customers_count": 500 + 45 * i} for i in range(20)]
@@ -148,35 +149,14 @@ def _feedback_total(url: str) -> float:
                if s.name == "modelmon_feedback_total")
 
 
-def _open_at_once(url: str, start, errors) -> None:
-    start.wait()
-    try:
-        PredictionStore(url).close()
-    except Exception as exc:  # reported to the test
-        errors.put(f"{type(exc).__name__}: {exc}")
-
-
 def test_replicas_creating_the_postgresql_schema_at_the_same_instant_all_start(postgres: str) -> None:
     """Each of N replicas starting at once creates the tables if they are missing: none fails
     because another created them first."""
-    import multiprocessing
-
     import sqlalchemy as sa
 
     engine = sa.create_engine(postgres)
-    context = multiprocessing.get_context("fork")
-    errors = context.Queue()
     for _ in range(8):
         with engine.begin() as conn:  # a new database each time: the tables are missing again
             conn.exec_driver_sql("DROP TABLE IF EXISTS modelmon_logged_requests, modelmon_labels")
         engine.dispose()
-        start = context.Barrier(6)
-        workers = [context.Process(target=_open_at_once, args=(postgres, start, errors)) for _ in range(6)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(60)
-            if w.exitcode is None:
-                w.kill()
-        assert [w.exitcode for w in workers] == [0] * 6
-        assert errors.empty(), errors.get()
+        open_at_once(postgres)
