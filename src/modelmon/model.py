@@ -338,7 +338,7 @@ class LoadedModel:
                 got = self._predict_native(np.column_stack([probe[f.name] for f in self.features]), checked=True)
         except Exception as exc:
             return f"a matrix fails ({type(exc).__name__})"
-        return answers_differ(expected, got)
+        return _answers_differ(expected, got)
 
     def _same_as_pyfunc(self) -> bool:
         """A non-scikit-learn flavor's raw model is used only if it answers as pyfunc does (a
@@ -362,7 +362,7 @@ class LoadedModel:
         return self._predict_native(frame)
 
 
-def answers_differ(expected: Prediction, got: Prediction) -> str | None:
+def _answers_differ(expected: Prediction, got: Prediction) -> str | None:
     """Why two answers to the same rows are not the same answer, or None: the classes or values
     must be identical, the probabilities within PROBABILITY_TOLERANCE (see there)."""
     if expected.values.shape != got.values.shape or not np.array_equal(expected.values, got.values):

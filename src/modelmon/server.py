@@ -323,30 +323,30 @@ def create_app(
         return _error(exc)
 
     def _logged(answers: Answers, batch: bool, columns: dict[str, list[Any]], version: str,
-                request_id: str) -> tuple[str, list[str]]:
-        """The request's id and each row's (a batch row's own, `<request id>-<i>`), logged for /feedback."""
+                request_id: str) -> list[str]:
+        """Each row's id (a batch row's own, `<request id>-<i>`), logged for /feedback."""
         ids = [f"{request_id}-{i}" for i in range(len(answers))] if batch else [request_id]
         if prediction_log is not None:
             prediction_log.record(ids, time.time(), columns, answers.logged(), answers.positive_list(), version,
                                   request_id=request_id)
-        return request_id, ids
+        return ids
 
     async def _predicted(columns: dict[str, list[Any]], batch: bool,
-                         request_id: str) -> tuple[Answers, str, list[str]] | Response:
-        """The rows' answers, the request's id and the rows', or the error response of a model that failed."""
+                         request_id: str) -> tuple[Answers, list[str]] | Response:
+        """The rows' answers and ids, or the error response of a model that failed."""
         serving = _Serving.version  # this request's version, whatever a switch does meanwhile
         try:
             answers = await serving.batcher(columns)
         except Exception as exc:
             message = f"The model failed to predict: {type(exc).__name__}: {exc}"[:300]
             return _error(ApiError(500, "prediction_failed", "model_error", None, message))
-        return (answers, *_logged(answers, batch, columns, serving.model.version, request_id))
+        return answers, _logged(answers, batch, columns, serving.model.version, request_id)
 
     async def _predict(columns: dict[str, list[Any]], batch: bool, request_id: str) -> Response:
         predicted = await _predicted(columns, batch, request_id)
         if isinstance(predicted, Response):
             return predicted
-        answers, request_id, ids = predicted
+        answers, ids = predicted
         head = {"request_id": request_id, "model": model.name}
         rows = answers.rows()
         if batch:  # each row is a prediction of its own that a label can name
@@ -400,7 +400,7 @@ def create_app(
         predicted = await _predicted(validator.batch(rows, field), len(rows) > 1, request_id)
         if isinstance(predicted, Response):
             return predicted
-        answers, request_id, _ids = predicted
+        answers, _ids = predicted
         return _JSON({"predictions": answers.predictions}, headers={REQUEST_ID_HEADER: request_id})
 
     @app.get("/ping", summary="MLflow's liveness check: 200 once the model is loaded", response_class=PlainTextResponse,
