@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 # at this version, into a folder of its own. The lock is updated with `make lock`.
 UV_VERSION := 0.13.9
 UV := build/uv/bin/uv
-# uv never downloads a Python: the machine's python3 makes the venvs.
+# uv never downloads a Python: the machine's python3 makes the venvs. It trusts the system's
+# certificate store, as pip and apt do (its own bundled roots miss a site's or proxy's CA).
 export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager docker-compose python3-venv postgresql victoria-metrics
 NEEDED_BINARIES := prometheus promtool amtool docker-compose victoria-metrics vmalert
