@@ -491,12 +491,13 @@ def _numbers(data: pd.DataFrame, name: str) -> pd.Series:
     if column.dtype.kind in "biuf":
         return column
     text = column.notna() & pd.to_numeric(column, errors="coerce").isna()
-    if text.any():
+    count = int(text.sum())
+    if count:
         row = _first(text)
         raise ProfileError(
             f"Column {name!r} is a number for the model, but row {row} of the data holds "
-            f"{column.iloc[row - 1]!r}{f' ({int(text.sum())} such rows in all)' if text.sum() > 1 else ''}: "
-            f"correct or remove {'that row' if text.sum() == 1 else 'those rows'}, or leave such cells empty if "
+            f"{column.iloc[row - 1]!r}{f' ({count} such rows in all)' if count > 1 else ''}: "
+            f"correct or remove {'that row' if count == 1 else 'those rows'}, or leave such cells empty if "
             "the value is missing.")
     return pd.to_numeric(column)
 
@@ -528,10 +529,9 @@ def _task(model: LoadedModel, values: list[Any], actual: pd.Series | None) -> st
                 f"modelmon can count per class; if it predicts a quantity, write `task: regression` in "
                 f"{model.path / MODEL_CONFIG_FILE}."
             )
-        labelled = actual.nunique() if actual is not None else 0
-        if actual is not None and labelled > MAX_CLASSES:
+        if actual is not None and actual.nunique() > MAX_CLASSES:
             raise ProfileError(
-                f"The target column {actual.name!r} has {labelled} distinct values, while the model predicts "
+                f"The target column {actual.name!r} has {actual.nunique()} distinct values, while the model predicts "
                 f"{predicted} classes: pass --target with the column the model was trained to predict (or, if it "
                 f"predicts a quantity, write `task: regression` in {model.path / MODEL_CONFIG_FILE})."
             )

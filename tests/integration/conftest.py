@@ -42,12 +42,13 @@ def running(args: Sequence[str], ready_url: str | None = None, timeout: float = 
             env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[subprocess.Popen]:
     """Run `python -m modelmon ARGS`, wait for ready_url, and always stop it (whole group)."""
     stem = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelmon-test-{os.getpid()}-{time.monotonic_ns()}"
-    log = open(f"{stem}.log", "w+")  # noqa: SIM115 - closed when the process is stopped
+    log_path = Path(f"{stem}.log")
+    log = open(log_path, "w+")  # noqa: SIM115 - closed when the process is stopped
     # Each server logs predictions to a file of its own unless the test says where.
     env = {"MODELMON_PREDICTION_LOG": f"{stem}-predictions.sqlite", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "modelmon", *args], cwd=cwd, stdout=log,
                             stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True)
-    proc.log_path = Path(f"{stem}.log")  # type: ignore[attr-defined] - what it printed, for the test to read
+    proc.log_path = log_path  # type: ignore[attr-defined] - what it printed, for the test to read
     try:
         if ready_url:
             def ready():
