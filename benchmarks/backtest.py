@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from modelmon.backtest import Result, backtest, grace_of
-from modelmon.model import load_model
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.scenarios import Scenario, load_scenario, parse_scenario
+from modelmon.backtest.run import Result, backtest, grace_of
+from modelmon.model.loading import load_model
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import Settings, load_settings, seconds
+from modelmon.simulate.scenarios import Scenario, load_scenario, parse_scenario
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "stores"
 TRAINING = {"items_count": {"normal": {"mean": 1782, "sd": 300}},

@@ -19,13 +19,13 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from modelmon.native import NativeStack, free_port
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.scenarios import load_scenario
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.simulator import Simulator
-from modelmon.stack import APP, PROMETHEUS
-from modelmon.timeline import AlertWatcher, detections
+from modelmon.simulate.scenarios import load_scenario
+from modelmon.simulate.simulator import Simulator
+from modelmon.simulate.timeline import AlertWatcher, detections
+from modelmon.targets.layout import APP, PROMETHEUS
+from modelmon.targets.native import NativeStack, free_port
 
 
 def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, settle: float,

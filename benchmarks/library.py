@@ -66,8 +66,8 @@ def main() -> int:
         observe = _median_seconds(observe_call, args.rounds, repeat)
         print(f"{rows:<16}{shape:<14}{call / rows * 1e6:>18.1f}{observe / rows * 1e6:>16.1f}{observe / call:>15.2f}")
 
-    from modelmon.collector import Joiner, event_from_http, response_answers
-    from modelmon.scoring import request_rows
+    from modelmon.serving.collector import Joiner, event_from_http, response_answers
+    from modelmon.serving.scoring import request_rows
 
     names = [f.name for f in monitor.features]
     joiner = Joiner(lambda half, outcome: None)

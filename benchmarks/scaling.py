@@ -24,12 +24,12 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.native import NativeStack, free_port
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.scenarios import parse_scenario
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings, seconds
-from modelmon.simulator import Simulator
-from modelmon.stack import APP, PROMETHEUS, VICTORIA_METRICS
+from modelmon.simulate.scenarios import parse_scenario
+from modelmon.simulate.simulator import Simulator
+from modelmon.targets.layout import APP, PROMETHEUS, VICTORIA_METRICS
+from modelmon.targets.native import NativeStack, free_port
 
 MODELS, REPLICAS, CLUSTERS = 100, 20, 3
 

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from modelmon.names import metrics_reference
+from modelmon.contract.names import metrics_reference
 from modelmon.settings import settings_reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"

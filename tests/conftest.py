@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelmon.cli import main as cli_main
-from modelmon.model import LoadedModel, load_model
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import create_app
+from modelmon.model.loading import LoadedModel, load_model
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.serving.app import create_app
 from modelmon.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

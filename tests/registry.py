@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelmon.data import generate_stores
-from modelmon.model import load_model
-from modelmon.profile import build_profile, profile_path
+from modelmon.model.loading import load_model
+from modelmon.model.profile import build_profile, profile_path
+from modelmon.workshop.data import generate_stores
 
 from .conftest import STORES_DIR
 

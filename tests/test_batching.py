@@ -4,9 +4,9 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.batching import MicroBatcher
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import create_app
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.serving.app import create_app
+from modelmon.serving.batching import MicroBatcher
 
 
 def test_concurrent_requests_share_one_call_and_get_their_own_rows():

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import Monitor
-from modelmon import names as N
-from modelmon.collector import REQUEST_TYPE, RESPONSE_TYPE, Event, Joiner, create_collector
-from modelmon.scoring import request_rows
+from modelmon.contract import names as N
+from modelmon.serving.collector import REQUEST_TYPE, RESPONSE_TYPE, Event, Joiner, create_collector
+from modelmon.serving.scoring import request_rows
 from modelmon.settings import Settings
 
 NAMES = ["items_count", "customers_count"]

@@ -1,8 +1,8 @@
 import json
 
-from modelmon.dashboards import build_dashboard, panel_queries, panel_specs
-from modelmon.rules import Names
+from modelmon.rules.files import Names
 from modelmon.settings import load_settings
+from modelmon.targets.dashboards import build_dashboard, panel_queries, panel_specs
 
 from .conftest import REPO
 
@@ -38,7 +38,7 @@ def test_quality_panel_reads_the_alerted_accuracy_and_draws_its_floor(stores_pro
 
 
 def test_every_feature_has_value_and_distribution_panels(iris_model):
-    from modelmon.profile import ReferenceProfile, profile_path
+    from modelmon.model.profile import ReferenceProfile, profile_path
 
     profile = ReferenceProfile.load(profile_path(iris_model.path))
     titles = [s.title for s in panel_specs(profile, load_settings("demo"))]

@@ -1,7 +1,7 @@
 import numpy as np
 
 from modelmon.cli import main
-from modelmon.data import generate_stores, read_csv
+from modelmon.workshop.data import generate_stores, read_csv
 
 from .conftest import STORES_CSV
 
@@ -44,7 +44,7 @@ def test_missing_csv_says_how_to_make_it(tmp_path, capsys):
     import pytest
 
     from modelmon.cli import main
-    from modelmon.data import DataError
+    from modelmon.workshop.data import DataError
 
     with pytest.raises(DataError, match="modelmon data generate"):
         read_csv(tmp_path / "nope.csv")

@@ -1,7 +1,7 @@
 import socket
 
-from modelmon.demo import ports_that_are_free
 from modelmon.settings import load_settings
+from modelmon.workshop.demo import ports_that_are_free
 
 
 def test_demo_moves_off_ports_that_are_taken(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from modelmon.drift import PSI_EPSILON, bin_shares, ks_distance, psi
+from modelmon.stats.drift import PSI_EPSILON, bin_shares, ks_distance, psi
 
 
 def _random_shares(rng: np.random.Generator, bins: int, empty: int) -> np.ndarray:

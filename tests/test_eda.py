@@ -1,5 +1,5 @@
 from modelmon.cli import main
-from modelmon.eda import explore
+from modelmon.report.eda import explore
 
 from .conftest import STORES_CSV
 

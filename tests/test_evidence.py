@@ -1,4 +1,4 @@
-"""The evidence behind the rate and drift alerts (modelmon.evidence): each bound and critical
+"""The evidence behind the rate and drift alerts (modelmon.stats.evidence): each bound and critical
 value against its definition or SciPy, and against chance: on samples drawn from the training
 distribution itself, an alert at confidence c fires in about 1 - c of the windows."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from modelmon.drift import psi
-from modelmon.evidence import (
+from modelmon.stats.drift import psi
+from modelmon.stats.evidence import (
     ks_coefficient,
     ks_critical,
     needed,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from modelmon.predictionlog import PredictionStore, store_url
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import create_app
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.monitoring.predictionlog import PredictionStore, store_url
+from modelmon.serving.app import create_app
 from modelmon.settings import Settings
 
 from .test_server import scrape, value

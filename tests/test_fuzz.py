@@ -12,9 +12,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from modelmon.model import load_model
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.server import create_app
+from modelmon.model.loading import load_model
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.serving.app import create_app
 from modelmon.settings import Settings
 
 from .conftest import STORES_DIR, build_iris
@@ -76,8 +76,8 @@ def test_regressor_api_conforms_to_its_schema(case):
 
 
 def _collector():
-    from modelmon.collector import create_collector
-    from modelmon.monitor import Monitor
+    from modelmon.monitoring.monitor import Monitor
+    from modelmon.serving.collector import create_collector
 
     log = Path(tempfile.mkdtemp(prefix="modelmon-collector-")) / "predictions.sqlite"
     # Halves wait an hour: which examples join must not depend on how long the run takes (a

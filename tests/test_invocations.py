@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelmon import names as N
+from modelmon.contract import names as N
 from modelmon.settings import Settings
 
 from .conftest import make_client

@@ -13,9 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.metrics import ModelMetrics
-from modelmon.model import load_model
-from modelmon.profile import (
+from modelmon.model.loading import load_model
+from modelmon.model.profile import (
     MAX_CATEGORIES,
     MAX_CLASSES,
     ClassProfile,
@@ -25,6 +24,7 @@ from modelmon.profile import (
     profile_category,
     profile_path,
 )
+from modelmon.monitoring.metrics import ModelMetrics
 
 from .conftest import make_client
 from .kinds import build_custom_pyfunc, build_lightgbm, build_string_classes

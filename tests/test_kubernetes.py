@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from modelmon.cli import main
-from modelmon.kubernetes import METRICS_PORT
+from modelmon.targets.kubernetes import METRICS_PORT
 
 from .conftest import REPO
 

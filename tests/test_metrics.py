@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from modelmon.metrics import observe_many
+from modelmon.monitoring.metrics import observe_many
 
 
 @pytest.mark.parametrize("values", [[0.5], [1, 2, 3, 2.5, 10, -3, 1.0000001, 4], list(np.linspace(-1, 12, 500))])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from modelmon.model import PROBABILITY_TOLERANCE, ModelLoadError, load_model
+from modelmon.model.loading import PROBABILITY_TOLERANCE, ModelLoadError, load_model
 
 from .conftest import STORES_CSV
 
@@ -95,7 +95,7 @@ def test_probabilities_that_differ_by_float_noise_keep_the_fast_path(tmp_path):
 
 def test_probabilities_that_really_differ_keep_the_dataframe_path(tmp_path, caplog):
     estimator, x = _save_classifier(_RealDifference, tmp_path / "m")
-    with caplog.at_level("WARNING", logger="modelmon.model"):
+    with caplog.at_level("WARNING", logger="modelmon.model.loading"):
         model = load_model(tmp_path / "m")
     assert model.predict_path == "dataframe"
     assert model.info["predict_path"] == "dataframe"
@@ -180,7 +180,7 @@ def test_a_scikit_learn_model_is_served_without_importing_mlflow():
 
     from .conftest import STORES_DIR
 
-    code = ("import sys; from modelmon.model import load_model; m = load_model(sys.argv[1]); "
+    code = ("import sys; from modelmon.model.loading import load_model; m = load_model(sys.argv[1]); "
             "print(m.flavor, m.version, m.predict_columns(m.columns({'items_count': [1800], 'customers_count': [1200]}))"
             ".values.tolist(), sorted(n for n in sys.modules if n == 'mlflow' or n.startswith('mlflow.')))")
     out = subprocess.run([sys.executable, "-c", code, str(STORES_DIR)], capture_output=True, text=True, check=True)

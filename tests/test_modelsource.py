@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon import names as N
 from modelmon.cli import main
-from modelmon.model import load_model
-from modelmon.modelsource import ORIGIN_FILE, ModelSourceError, fetch, locate, read_origin, resolve
-from modelmon.native import free_port
-from modelmon.profile import ProfileError, ReferenceProfile, profile_path
-from modelmon.server import create_app
+from modelmon.contract import names as N
+from modelmon.model.loading import load_model
+from modelmon.model.profile import ProfileError, ReferenceProfile, profile_path
+from modelmon.model.source import ORIGIN_FILE, ModelSourceError, fetch, locate, read_origin, resolve
+from modelmon.serving.app import create_app
 from modelmon.settings import Settings
+from modelmon.targets.native import free_port
 
 from .conftest import STORES_DIR, build_iris
 from .registry import client, register, shifted_stores, without_profile

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import Monitor
-from modelmon import names as N
-from modelmon.metrics import FeedbackMetrics, ReloadMetrics
+from modelmon.contract import names as N
+from modelmon.monitoring.metrics import FeedbackMetrics, ReloadMetrics
 from modelmon.settings import Settings
 
 from .conftest import REPO, STORES_DIR, make_client

@@ -9,13 +9,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon import names as N
-from modelmon.dashboards import build_dashboard, panel_queries
-from modelmon.names import FAMILIES, metrics_reference
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.rules import rule_files
-from modelmon.ruletests import rule_tests
+from modelmon.contract import names as N
+from modelmon.contract.names import FAMILIES, metrics_reference
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.rules.files import rule_files
+from modelmon.ruletests.suite import rule_tests
 from modelmon.settings import Settings, load_settings
+from modelmon.targets.dashboards import build_dashboard, panel_queries
 
 from .conftest import make_client
 
@@ -79,8 +79,8 @@ def test_the_exported_families_are_the_named_ones(stores_model, regressor_model,
     collect`); between them, every named one."""
     from fastapi.testclient import TestClient
 
-    from modelmon.collector import create_collector
-    from modelmon.monitor import Monitor
+    from modelmon.monitoring.monitor import Monitor
+    from modelmon.serving.collector import create_collector
 
     exported: dict[str, set[str]] = {}
     collector = TestClient(create_collector(

@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelmon.metrics import FeedbackMetrics
-from modelmon.predictionlog import LoggedRequest, PredictionLog, PredictionLogError, PredictionStore, store_url
+from modelmon.monitoring.metrics import FeedbackMetrics
+from modelmon.monitoring.predictionlog import (
+    LoggedRequest,
+    PredictionLog,
+    PredictionLogError,
+    PredictionStore,
+    store_url,
+)
 
 
 def _row(i: int, at: float) -> LoggedRequest:
@@ -63,7 +69,7 @@ def test_an_unusable_location_is_one_sentence(tmp_path: Path) -> None:
 
 
 def _log(tmp_path: Path, **settings) -> tuple[PredictionLog, CollectorRegistry]:
-    from modelmon.profile import ReferenceProfile, profile_path
+    from modelmon.model.profile import ReferenceProfile, profile_path
 
     registry = CollectorRegistry()
     profile = ReferenceProfile.load(profile_path(Path(__file__).resolve().parents[1] / "models" / "stores"))
@@ -143,7 +149,7 @@ def test_retention_by_row_count_counts_the_rows_of_batches(tmp_path: Path) -> No
 def test_a_log_of_an_earlier_version_is_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "p.sqlite"
     sqlite3.connect(path).execute("CREATE TABLE modelmon_predictions (request_id TEXT PRIMARY KEY)")
-    with caplog.at_level("WARNING", logger="modelmon.predictionlog"):
+    with caplog.at_level("WARNING", logger="modelmon.monitoring.predictionlog"):
         PredictionStore(store_url(path)).close()
     assert "modelmon_predictions, the table of an earlier modelmon" in caplog.text
 

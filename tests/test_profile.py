@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelmon.profile import (
+from modelmon.model.profile import (
     QUANTILE_BUCKETS,
     SCHEMA_VERSION,
     ProfileError,

@@ -1,6 +1,6 @@
 import httpx
 
-from modelmon.receiver import SlackReceiver, read_notifications, slack_shape_errors
+from modelmon.simulate.receiver import SlackReceiver, read_notifications, slack_shape_errors
 
 
 def test_slack_shape():

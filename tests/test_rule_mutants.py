@@ -1,6 +1,6 @@
 """Mutation testing of the generated rules: a wrong rule must fail the promtool cases.
 
-The catalogue (see modelmon.mutants) is printed with the verdict on each mutant. A mutant
+The catalogue (see tests.mutants) is printed with the verdict on each mutant. A mutant
 that survives and is not in KNOWN_SURVIVORS fails the test; so does a known survivor that is
 now killed (the list must stay true; it is empty: every mutant that can be told apart from
 its rule is killed). About three minutes per model and profile: it runs with the load tests in
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from modelmon.mutants import catalogue, report, run
-from modelmon.profile import ReferenceProfile, profile_path
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.stack import render_stack
+from modelmon.targets.layout import render_stack
+from tests.mutants import catalogue, report, run
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.rules import Names, alerts, recording_rules
+from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.rules.files import Names, alerts, recording_rules
 from modelmon.settings import load_settings
-from modelmon.stack import render_stack
+from modelmon.targets.layout import render_stack
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (make test installs it)")
 
@@ -136,7 +136,7 @@ def test_quality_formulas_agree_with_scikit_learn():
     """The Python side of the promtool cases, checked against scikit-learn on the same labels."""
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-    from modelmon.ruletests import quality_of
+    from modelmon.ruletests.suite import quality_of
 
     confusion = {("normal", "normal"): 50, ("normal", "success"): 7, ("success", "normal"): 13,
                  ("success", "success"): 30}
@@ -231,7 +231,7 @@ def test_a_regressor_gets_error_rules_and_no_class_rules(regressor_model):
 
 def test_error_formulas_agree_with_numpy():
     """The Python reference of MAE, RMSE and bias (from per-replica sums) is the textbook one."""
-    from modelmon.ruletests import Errors, errors_of
+    from modelmon.ruletests.suite import Errors, errors_of
 
     rng = np.random.default_rng(1)
     parts = [rng.normal(3, 10, 40), rng.normal(-2, 5, 25)]
@@ -260,7 +260,7 @@ def test_a_low_positive_rate_that_only_shows_summed_over_replicas_fires_once(tmp
     """Two replicas each see 10 % successful stores, each on too few rows for the Wilson bound
     to be evidence under the 20 % floor; summed (as the rules do, by model) the rows suffice:
     ModelLowPositiveRate fires, once, for the model. Either replica alone: it does not."""
-    from modelmon.ruletests import positive_needed
+    from modelmon.ruletests.suite import positive_needed
     from modelmon.settings import seconds
 
     settings = load_settings("production")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modelmon.scenarios import (
+from modelmon.simulate.scenarios import (
     Distribution,
     ScenarioError,
     TruthRule,

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.calibration import expected_confusion
-from modelmon.profile import QUANTILE_BUCKETS
+from modelmon.model.profile import QUANTILE_BUCKETS
 from modelmon.settings import Settings
+from modelmon.stats.calibration import expected_confusion
 
 from .conftest import make_client
 

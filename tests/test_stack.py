@@ -12,7 +12,7 @@ import yaml
 
 from modelmon.cli import main
 from modelmon.settings import load_settings
-from modelmon.stack import render_stack
+from modelmon.targets.layout import render_stack
 
 from .conftest import REPO, STORES_DIR
 
@@ -127,7 +127,7 @@ def test_a_fleet_shares_the_replicas_out_and_writes_to_one_store(tmp_path, store
 
 
 def test_rules_evaluated_per_cluster_run_in_every_shard_and_never_in_vmalert(tmp_path, stores_profile):
-    from modelmon.stack import VMALERT, native_instances
+    from modelmon.targets.layout import VMALERT, native_instances
 
     settings, _, configs = _fleet(tmp_path, stores_profile, rule_evaluation="cluster")
     for config in configs.values():
@@ -140,7 +140,7 @@ def test_rules_evaluated_per_cluster_run_in_every_shard_and_never_in_vmalert(tmp
 
 def test_a_fleet_whose_ports_collide_is_refused_naming_both(stores_profile):
     from modelmon.settings import SettingsError
-    from modelmon.stack import native_instances
+    from modelmon.targets.layout import native_instances
 
     with pytest.raises(SettingsError, match="prometheus-1 and app-3 would both listen on port 9002"):
         native_instances(load_settings("demo").replace(replicas=4, shards=2, app_port=9000, prometheus_port=9002))

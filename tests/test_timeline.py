@@ -1,5 +1,5 @@
-from modelmon.simulator import PhaseResult
-from modelmon.timeline import Event, detections, render_timeline
+from modelmon.simulate.simulator import PhaseResult
+from modelmon.simulate.timeline import Event, detections, render_timeline
 
 T0 = 1_800_000_000.0  # wall-clock epoch of the scenario's start
 

@@ -1,9 +1,9 @@
 import pytest
 
+from modelmon.contract.names import INVALID_REASONS as REASONS
 from modelmon.errors import ApiError
-from modelmon.model import Feature
-from modelmon.names import INVALID_REASONS as REASONS
-from modelmon.validation import RequestValidator
+from modelmon.model.loading import Feature
+from modelmon.monitoring.validation import RequestValidator
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """modelmon: monitor MLflow models in production with Prometheus and Grafana.
 
-`from modelmon import Monitor` gives the library (modelmon.monitor); it is imported on first
+`from modelmon import Monitor` gives the library (modelmon.monitoring.monitor); it is imported on first
 use, so the command line's `--help` does not pay for NumPy and the model code.
 """
 
@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["Monitor", "Observed", "__version__"]
 
 if TYPE_CHECKING:
-    from .monitor import Monitor, Observed
+    from modelmon.monitoring.monitor import Monitor, Observed
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Monitor", "Observed"):
-        from . import monitor
+        from modelmon.monitoring import monitor
 
         return getattr(monitor, name)
     raise AttributeError(f"module 'modelmon' has no attribute {name!r}")

@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelmonError
+from modelmon.errors import ModelmonError
 
 if TYPE_CHECKING:
-    from .model import LoadedModel
-    from .profile import ReferenceProfile
-    from .settings import Settings
+    from modelmon.model.loading import LoadedModel
+    from modelmon.model.profile import ReferenceProfile
+    from modelmon.settings import Settings
 
 DEFAULT_DATA = Path("data/stores.csv")
 DEFAULT_MODEL = Path("models/stores")
@@ -23,28 +23,28 @@ _MODEL_HELP = "MLflow model directory, or a model URI (models:/NAME@ALIAS, model
 
 def _model_arg(text: str) -> str | Path:
     """`--model`: a model URI stays text (resolved when used), anything else is a folder."""
-    from .modelsource import is_model_uri
+    from modelmon.model.source import is_model_uri
 
     return text if is_model_uri(text) else Path(text)
 
 
 def _local(model: str | Path) -> Path:
     """The local folder of `--model`: a URI is resolved against MLFLOW_TRACKING_URI and fetched once."""
-    from .modelsource import resolve
+    from modelmon.model.source import resolve
 
     return resolve(model)
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> None:
-    from .data import generate_stores, write_csv
+    from modelmon.workshop.data import generate_stores, write_csv
 
     path = write_csv(generate_stores(rows=args.rows, seed=args.seed), args.out)
     print(f"wrote {path} ({args.rows} rows, seed {args.seed})")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .data import read_csv
-    from .train import train_stores
+    from modelmon.workshop.data import read_csv
+    from modelmon.workshop.train import train_stores
 
     out = train_stores(read_csv(args.data), args.out)
     print(f"saved the stores model, its settings and reference profile to {out}")
@@ -53,10 +53,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_profile(args: argparse.Namespace) -> None:
     import warnings
 
-    from .data import read_csv
-    from .model import load_model
-    from .modelsource import located, log_profile
-    from .profile import ProfileNote, ReferenceProfile, build_profile, profile_path
+    from modelmon.model.loading import load_model
+    from modelmon.model.profile import ProfileNote, ReferenceProfile, build_profile, profile_path
+    from modelmon.model.source import located, log_profile
+    from modelmon.workshop.data import read_csv
 
     folder, origin = located(args.model)
     model = load_model(folder)
@@ -103,21 +103,21 @@ _SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows",
 
 def _cmd_serve(args: argparse.Namespace) -> None:
     args.model = args.model or args.model_path or DEFAULT_MODEL
-    from .settings import load_settings
+    from modelmon.settings import load_settings
 
     settings = load_settings(args.profile, args.settings, flags={k: getattr(args, k) for k in _SERVE_FLAGS})
     if settings.workers > 1:
-        from .workers import enable_multiprocess
+        from modelmon.serving.workers import enable_multiprocess
 
         enable_multiprocess(args.multiproc_dir)
     import uvicorn
 
-    from .exposition import serve_metrics_port
-    from .model import load_model
-    from .modelsource import located
-    from .native import check_port_free
-    from .profile import ReferenceProfile, profile_path
-    from .server import create_app
+    from modelmon.model.loading import load_model
+    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.source import located
+    from modelmon.monitoring.exposition import serve_metrics_port
+    from modelmon.serving.app import create_app
+    from modelmon.targets.native import check_port_free
 
     check_port_free(settings.host, settings.app_port, "the app", hint="pass --port")
     if settings.metrics_port:
@@ -138,10 +138,10 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     serving = (f"serving {model.name!r} on http://{settings.host}:{settings.app_port} with {settings.workers} "
                f"worker(s) (docs /docs, metrics {metrics_at}); {_predict_path_said(model)}")
     if settings.workers > 1:
-        from .workers import serve_workers
+        from modelmon.serving.workers import serve_workers
 
         if settings.prediction_log_on:
-            from .predictionlog import PredictionStore, store_url
+            from modelmon.monitoring.predictionlog import PredictionStore, store_url
 
             # Each worker opens the log after the fork; a bad URL or path must fail here, once.
             PredictionStore(store_url(settings.prediction_log_of(model.name))).close()
@@ -167,8 +167,8 @@ def _predict_path_said(model: LoadedModel) -> str:
 
 def _load(model_dir: Path) -> ReferenceProfile:
     """The profile of a servable model folder (loading it checks that it can be served)."""
-    from .model import load_model
-    from .profile import ReferenceProfile, profile_path
+    from modelmon.model.loading import load_model
+    from modelmon.model.profile import ReferenceProfile, profile_path
 
     load_model(model_dir)
     return ReferenceProfile.load(profile_path(model_dir))
@@ -178,14 +178,14 @@ _FLEET_FLAGS = ("replicas", "shards", "rule_evaluation")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from .settings import load_settings
+    from modelmon.settings import load_settings
 
     return load_settings(args.profile, args.settings,
                          flags={k: getattr(args, k) for k in _FLEET_FLAGS if hasattr(args, k)})
 
 
 def _cmd_stack_render(args: argparse.Namespace) -> None:
-    from .stack import render_kubernetes, render_stack
+    from modelmon.targets.layout import render_kubernetes, render_stack
 
     folder = _local(args.model)
     profile = _load(folder)
@@ -199,9 +199,9 @@ def _cmd_stack_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_receive(args: argparse.Namespace) -> None:
-    from .native import check_port_free
-    from .receiver import SLACK_PATH, SlackReceiver
-    from .settings import load_settings
+    from modelmon.settings import load_settings
+    from modelmon.simulate.receiver import SLACK_PATH, SlackReceiver
+    from modelmon.targets.native import check_port_free
 
     settings = load_settings(flags={"host": args.host, "receiver_port": args.port})
     host, port = settings.host, settings.receiver_port
@@ -214,10 +214,10 @@ def _cmd_receive(args: argparse.Namespace) -> None:
 def _cmd_collect(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .collector import create_collector
-    from .monitor import Monitor
-    from .native import check_port_free
-    from .settings import load_settings
+    from modelmon.monitoring.monitor import Monitor
+    from modelmon.serving.collector import create_collector
+    from modelmon.settings import load_settings
+    from modelmon.targets.native import check_port_free
 
     settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.port,
                                                                   "prediction_log": args.prediction_log})
@@ -230,7 +230,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _cmd_up(args: argparse.Namespace) -> None:
-    from .native import NativeStack
+    from modelmon.targets.native import NativeStack
 
     folder = _local(args.model)
     profile = _load(folder)
@@ -249,8 +249,8 @@ def _cmd_up(args: argparse.Namespace) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from .scenarios import builtin_scenarios, load_scenario
-    from .simulator import Simulator
+    from modelmon.simulate.scenarios import builtin_scenarios, load_scenario
+    from modelmon.simulate.simulator import Simulator
 
     if args.list:
         for name in builtin_scenarios():
@@ -259,7 +259,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         return
     scenario = load_scenario(args.scenario)
     if args.duration:
-        from .settings import seconds
+        from modelmon.settings import seconds
 
         scenario = scenario.lasting(seconds(args.duration))
     if args.speed != 1.0:
@@ -270,11 +270,11 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> None:
-    from .backtest import backtest, backtest_log, grace_of, write_outputs
-    from .model import load_model
-    from .profile import ReferenceProfile, profile_path
-    from .scenarios import load_scenario, parse_rate
-    from .settings import seconds
+    from modelmon.backtest.run import backtest, backtest_log, grace_of, write_outputs
+    from modelmon.model.loading import load_model
+    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.settings import seconds
+    from modelmon.simulate.scenarios import load_scenario, parse_rate
 
     settings = _settings(args)
     folder = _local(args.model)
@@ -296,7 +296,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
+    from modelmon.workshop.demo import run_demo
 
     settings = _settings(args)
     run_dir = (args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -305,13 +305,13 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_explore(args: argparse.Namespace) -> None:
-    from .eda import explore
+    from modelmon.report.eda import explore
 
     if not args.data.exists():
         raise ModelmonError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
     profile = None
     if args.model is not None:
-        from .profile import ReferenceProfile, profile_path
+        from modelmon.model.profile import ReferenceProfile, profile_path
 
         profile = ReferenceProfile.load(profile_path(_local(args.model)))
         if profile.calibration is None:
@@ -323,9 +323,9 @@ def _cmd_data_explore(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     import json
 
-    from .dashboards import build_dashboard
-    from .report import PhaseMark, board_for, stack_settings, write_report
-    from .settings import seconds
+    from modelmon.report.writer import PhaseMark, board_for, stack_settings, write_report
+    from modelmon.settings import seconds
+    from modelmon.targets.dashboards import build_dashboard
 
     profile = _load(_local(args.model))
     if args.dashboard:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ModelmonError
+from modelmon.errors import ModelmonError
 
 PROFILES = ("production", "demo")
 RULE_EVALUATIONS = ("global", "cluster")
@@ -117,7 +117,7 @@ class Settings:
     mae_ratio: float = _setting(1.5, "ModelQualityDrop (regressors): MAE on the labels of the quality window over "
                                      "this multiple of the training MAE", low=1.001)
     # Evidence: a rate or drift alert fires only when its window's count makes the effect
-    # unlikely to be chance (modelmon.evidence), on top of the effect thresholds above.
+    # unlikely to be chance (modelmon.stats.evidence), on top of the effect thresholds above.
     confidence: float = _setting(0.9999, "confidence of the evidence that ModelLowPositiveRate, ModelFeatureDrift, "
                                         "ModelPredictionDrift, ModelEstimatedQualityDrop and ModelConceptDrift need: "
                                         "the Wilson bounds of the positive rate and of the accuracies, the KS and PSI "

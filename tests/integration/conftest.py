@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmon.native import free_port
-from modelmon.scenarios import Scenario, parse_scenario
 from modelmon.settings import load_settings
-from modelmon.simulator import Simulator
-from modelmon.timeline import AlertWatcher
+from modelmon.simulate.scenarios import Scenario, parse_scenario
+from modelmon.simulate.simulator import Simulator
+from modelmon.simulate.timeline import AlertWatcher
+from modelmon.targets.native import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from modelmon.backtest import backtest, backtest_log, grace_of
-from modelmon.predictionlog import LoggedRequest, PredictionStore, store_url
-from modelmon.scenarios import load_scenario, parse_scenario
+from modelmon.backtest.run import backtest, backtest_log, grace_of
+from modelmon.monitoring.predictionlog import LoggedRequest, PredictionStore, store_url
 from modelmon.settings import load_settings
+from modelmon.simulate.scenarios import load_scenario, parse_scenario
 
 from .conftest import REPO, TRAINING_INPUTS, native_stack, play, wait_until
 

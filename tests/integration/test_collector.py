@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from modelmon.native import NativeStack, free_port
-from modelmon.profile import ReferenceProfile, profile_path
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.stack import APP, PROMETHEUS
+from modelmon.targets.layout import APP, PROMETHEUS
+from modelmon.targets.native import NativeStack, free_port
 
 from .conftest import REPO, prom_query, wait_until
 

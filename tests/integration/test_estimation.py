@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelmon.backtest import backtest
-from modelmon.scenarios import load_scenario
+from modelmon.backtest.run import backtest
 from modelmon.settings import load_settings
+from modelmon.simulate.scenarios import load_scenario
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # 25 s of backtests: with `make test-slow`
 
@@ -51,7 +51,7 @@ def test_an_estimate_under_the_floor_fires_before_any_label(stores_model, stores
     """Stores pushed to the decision boundary (customers ~ N(965, 60)): the model is unsure of
     most, its calibrated probabilities say so, and ModelEstimatedQualityDrop fires with no
     label sent at all."""
-    from modelmon.scenarios import parse_scenario
+    from modelmon.simulate.scenarios import parse_scenario
 
     boundary = parse_scenario({"name": "boundary", "rate": 20, "phases": [
         {"name": "normal", "healthy": True, "duration": "10m", "features": {

@@ -10,11 +10,11 @@ import time
 import httpx
 import pytest
 
-from modelmon.native import NativeStack
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.receiver import SlackReceiver, read_notifications
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.stack import APP, PROMETHEUS
+from modelmon.simulate.receiver import SlackReceiver, read_notifications
+from modelmon.targets.layout import APP, PROMETHEUS
+from modelmon.targets.native import NativeStack
 
 from .conftest import REPO, free_port, wait_until
 from .load import NORMAL, SUCCESS

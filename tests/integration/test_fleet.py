@@ -19,15 +19,15 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon import names as N
-from modelmon.dashboards import panel_queries
-from modelmon.drift import bin_shares, ks_distance, psi
-from modelmon.native import NativeStack, find_binary, free_port
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.scenarios import parse_scenario
+from modelmon.contract import names as N
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.simulator import Simulator
-from modelmon.stack import APP, PROMETHEUS, VICTORIA_METRICS, Instance, prometheus_config
+from modelmon.simulate.scenarios import parse_scenario
+from modelmon.simulate.simulator import Simulator
+from modelmon.stats.drift import bin_shares, ks_distance, psi
+from modelmon.targets.dashboards import panel_queries
+from modelmon.targets.layout import APP, PROMETHEUS, VICTORIA_METRICS, Instance, prometheus_config
+from modelmon.targets.native import NativeStack, find_binary, free_port
 
 from .conftest import REPO, TRAINING_INPUTS, TRAINING_TRUTH, prom_query, wait_until
 
@@ -192,7 +192,7 @@ def test_global_counts_equal_what_every_replica_was_sent(fleet):
 
 
 def test_global_ks_and_psi_equal_python_over_all_rows(fleet):
-    """vmalert's KS and PSI per input, over every replica, equal `modelmon.drift` computed
+    """vmalert's KS and PSI per input, over every replica, equal `modelmon.stats.drift` computed
     from the same summed counts (the windows cover the whole run)."""
     store, window = fleet["store"], fleet["settings"].drift_window
     now = time.time()

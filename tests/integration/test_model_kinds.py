@@ -15,9 +15,9 @@ import sys
 
 import pytest
 
-from modelmon.dashboards import panel_queries
-from modelmon.scenarios import parse_scenario
-from modelmon.timeline import detections
+from modelmon.simulate.scenarios import parse_scenario
+from modelmon.simulate.timeline import detections
+from modelmon.targets.dashboards import panel_queries
 
 from ..kinds import COUNTRIES, build_categorical, build_regressor
 from .conftest import REPO, native_stack, play, prom_query

@@ -11,11 +11,11 @@ import sys
 import httpx
 import pytest
 
-from modelmon.dashboards import panel_queries
-from modelmon.receiver import read_notifications
-from modelmon.rules import Names
-from modelmon.scenarios import load_scenario
-from modelmon.timeline import detections, phase_at
+from modelmon.rules.files import Names
+from modelmon.simulate.receiver import read_notifications
+from modelmon.simulate.scenarios import load_scenario
+from modelmon.simulate.timeline import detections, phase_at
+from modelmon.targets.dashboards import panel_queries
 
 from .conftest import (
     REPO,
@@ -160,8 +160,8 @@ def test_children_never_outlive_a_program_that_forgets_to_stop(tmp_path):
     ports = {name: free_port() for name in ("app", "prometheus", "alertmanager", "receiver")}
     program = (
         "from pathlib import Path\n"
-        "from modelmon.native import NativeStack\n"
-        "from modelmon.profile import ReferenceProfile, profile_path\n"
+        "from modelmon.targets.native import NativeStack\n"
+        "from modelmon.model.profile import ReferenceProfile, profile_path\n"
         "from modelmon.settings import load_settings\n"
         f"settings = load_settings('demo').replace(**{ {f'{k}_port': v for k, v in ports.items()} !r})\n"
         f"model = Path({str(REPO / 'models' / 'stores')!r})\n"

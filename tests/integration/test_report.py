@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from modelmon.native import NativeStack
-from modelmon.profile import ReferenceProfile, profile_path
-from modelmon.scenarios import load_scenario
+from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.simulator import Simulator
-from modelmon.stack import APP, PROMETHEUS
+from modelmon.simulate.scenarios import load_scenario
+from modelmon.simulate.simulator import Simulator
+from modelmon.targets.layout import APP, PROMETHEUS
+from modelmon.targets.native import NativeStack
 
 from .conftest import REPO, free_port, wait_until
 

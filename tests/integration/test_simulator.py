@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
-from modelmon.scenarios import ScenarioError, load_scenario, parse_scenario
-from modelmon.simulator import Simulator
+from modelmon.simulate.scenarios import ScenarioError, load_scenario, parse_scenario
+from modelmon.simulate.simulator import Simulator
 
 from .conftest import REPO, concept_drift, free_port, running
 
