@@ -199,8 +199,9 @@ def _cmd_stack_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_receive(args: argparse.Namespace) -> None:
+    from modelmon.contract.routes import SLACK_PATH
     from modelmon.settings import load_settings
-    from modelmon.simulate.receiver import SLACK_PATH, SlackReceiver
+    from modelmon.simulate.receiver import SlackReceiver
     from modelmon.targets.native import check_port_free
 
     settings = load_settings(flags={"host": args.host, "receiver_port": args.port})

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from modelmon.contract import alerts as A
 from modelmon.contract import names as N
 from modelmon.contract.names import bound_label
 from modelmon.model.profile import QUANTILE_BUCKETS, ReferenceProfile
@@ -642,7 +643,7 @@ def _estimated_quality_alerts(n: Names, s: Settings) -> list[Alert]:
     bound, which stays above any floor on too few rows."""
     return [
         Alert(
-            "ModelEstimatedQualityDrop",
+            A.ESTIMATED_QUALITY_DROP,
             f"{n.estimated_accuracy}\nand on (model) {n.estimated_accuracy_upper} < {s.accuracy_floor}",
             s.alert_for, "warning",
             f"{{{{ $labels.model }}}}: estimated accuracy {{{{ $value | humanizePercentage }}}}, under "
@@ -653,7 +654,7 @@ def _estimated_quality_alerts(n: Names, s: Settings) -> list[Alert]:
             "are needed; it assumes what makes a row positive has not changed (ModelConceptDrift says when it has).",
         ),
         Alert(
-            "ModelConceptDrift",
+            A.CONCEPT_DRIFT,
             f"{n.estimated_accuracy} - {n.accuracy}\n"
             f"and {n.accuracy_upper} < {n.estimated_accuracy} - {s.concept_drift_margin!r}",
             s.alert_for, "warning",
@@ -676,7 +677,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     within = _windows_clause(s)
     if positive is not None and low_rate_alerted(profile, s):
         out.append(Alert(
-            "ModelLowPositiveRate",
+            A.LOW_POSITIVE_RATE,
             # No traffic guard: Wilson's bound holds on few rows (it stays above the floor on
             # fewer than z^2 (1 - floor) / floor, 38 at the defaults, whatever they show).
             _either(f"{x.positive_ratio}\nand on (model) {x.positive_upper} < {s.positive_rate_floor}"
@@ -692,7 +693,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         # Categorical inputs alert on PSI alone: their total variation distance (recorded, on
         # the dashboard) moves with it, and a threshold on both would be two names for one knob.
         out.append(Alert(
-            "ModelFeatureDrift",
+            A.FEATURE_DRIFT,
             _either(_feature_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: input '{{ $labels.feature }}' drifted (PSI {{ $value | printf \"%.3f\" }})",
@@ -703,7 +704,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         ))
     if profile.nullable:
         out.append(Alert(
-            "ModelFeatureMissing",
+            A.FEATURE_MISSING,
             f"{n.missing_share}\nand on (model, feature) (\n"
             f"  abs({n.missing_share} - on (model, feature) {n.missing_reference}) > {s.missing_share_tolerance}\n)\n"
             f"and on (model) {n.model_increase_drift} >= {s.min_drift_samples}",
@@ -716,7 +717,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         ))
     if profile.regression:
         out.append(Alert(
-            "ModelPredictionDrift",
+            A.PREDICTION_DRIFT,
             _either(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: predicted values drifted (PSI {{ $value | printf \"%.3f\" }})",
@@ -728,7 +729,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         if profile.errors is not None:
             ceiling = s.mae_ratio * profile.errors.mae
             out.append(Alert(
-                "ModelQualityDrop",
+                A.QUALITY_DROP,
                 f"{n.mae} > {ceiling!r}\nand on (model) {n.labels_increase} >= {s.min_labels}",
                 s.alert_for, "critical",
                 f"{{{{ $labels.model }}}}: MAE {{{{ $value | printf \"%.3f\" }}}} on labelled predictions, over "
@@ -740,7 +741,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             ))
     else:
         out.append(Alert(
-            "ModelPredictionDrift",
+            A.PREDICTION_DRIFT,
             _either(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in _branches(s)),
             s.alert_for, "warning",
             "{{ $labels.model }}: predicted classes drifted (PSI {{ $value | printf \"%.3f\" }})",
@@ -750,7 +751,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{_percent(s.confidence)}.",
         ))
         out.append(Alert(
-            "ModelQualityDrop",
+            A.QUALITY_DROP,
             f"{n.accuracy} < {s.accuracy_floor}\nand on (model) {n.labels_increase} >= {s.min_labels}",
             s.alert_for, "critical",
             f"{{{{ $labels.model }}}}: accuracy {{{{ $value | humanizePercentage }}}} on labelled predictions, "
@@ -762,7 +763,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         if profile.probabilities:
             out += _estimated_quality_alerts(n, s)
     out.append(Alert(
-        "ModelInvalidInputRate",
+        A.INVALID_INPUT_RATE,
         f"{n.invalid_ratio} > {s.invalid_ratio_threshold}\nand on (model) (\n"
         f"  sum by (model) (increase({N.INVALID_REQUESTS.total}[{s.rate_window}]))\n"
         f"  + sum by (model) (increase({N.MODEL_PREDICT_SECONDS.count}[{s.rate_window}]))\n) >= {guard}",
@@ -774,7 +775,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
     ))
     predict_total = f'sum by (job) (increase({N.REQUEST_DURATION.count}{{{SCORING}}}[{s.rate_window}]))'
     out.append(Alert(
-        "ModelServerErrors",
+        A.SERVER_ERRORS,
         f"{n.error_ratio} > {s.error_ratio_threshold}\nand on (job) {predict_total} >= {guard}",
         s.alert_for, "critical",
         f"{profile.model}: {{{{ $value | humanizePercentage }}}} of predictions fail",
@@ -783,7 +784,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         model,
     ))
     out.append(Alert(
-        "ModelHighLatency",
+        A.HIGH_LATENCY,
         f"{n.latency(99)} > {s.latency_p99_seconds}\nand on (job) {predict_total} >= {guard}",
         s.alert_for, "warning",
         f"{profile.model}: p99 latency {{{{ $value | printf \"%.3f\" }}}} s",
@@ -792,7 +793,7 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
         model,
     ))
     out.append(Alert(
-        "ModelServerDown",
+        A.SERVER_DOWN,
         f'up{{job="{JOB}"}} == 0',
         s.down_for, "critical",
         f"{profile.model}: model server {{{{ $labels.instance }}}} is down",

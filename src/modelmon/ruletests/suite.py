@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmon.contract import alerts as A
 from modelmon.contract import names as N
 from modelmon.contract.names import bound_label
 from modelmon.model.profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, ReferenceProfile
@@ -501,38 +502,38 @@ def _conditions(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> lis
     out = []
     if profile.positive is not None and low_rate_alerted(profile, s) and rows:
         ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
-        out.append(_Condition("ModelLowPositiveRate", model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
+        out.append(_Condition(A.LOW_POSITIVE_RATE, model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
                               0.0, positive_needed(ratio, s)))
     if rows:
         value, count = _prediction_drift(profile, s, traffic.prediction_bins(profile) if profile.regression else
                                          np.array([traffic.classes.get(c.label, 0.0) for c in profile.classes]))
-        out.append(_Condition("ModelPredictionDrift", model, value, count is not None, 2 * rows, d, 0.0, count))
+        out.append(_Condition(A.PREDICTION_DRIFT, model, value, count is not None, 2 * rows, d, 0.0, count))
     for f in profile.features:
         counts = traffic.features[f.name]
         value, count = _feature_drift(f, s, counts)
-        out.append(_Condition("ModelFeatureDrift", {**model, "feature": f.name}, value, count is not None,
+        out.append(_Condition(A.FEATURE_DRIFT, {**model, "feature": f.name}, value, count is not None,
                               2 * counts.sum(), d, 0.0, count))
     for category in profile.categories:
         counts = traffic.category_counts(category, profile)
         value, count = _category_drift(category, s, counts)
-        out.append(_Condition("ModelFeatureDrift", {**model, "feature": category.name}, value, count is not None,
+        out.append(_Condition(A.FEATURE_DRIFT, {**model, "feature": category.name}, value, count is not None,
                               2 * counts.sum(), d, 0.0, count))
     for nullable in profile.nullable if rows else ():
         share = traffic.missing_rows(nullable) / rows
-        out.append(_Condition("ModelFeatureMissing", {**model, "feature": nullable.name}, share,
+        out.append(_Condition(A.FEATURE_MISSING, {**model, "feature": nullable.name}, share,
                               abs(share - nullable.missing_share) > s.missing_share_tolerance, 2 * rows, d,
                               s.min_drift_samples))
     checked = traffic.invalid + traffic.predicted
     if checked:
         ratio = traffic.invalid / checked
-        out.append(_Condition("ModelInvalidInputRate", model, ratio, ratio > s.invalid_ratio_threshold, 2 * checked,
+        out.append(_Condition(A.INVALID_INPUT_RATE, model, ratio, ratio > s.invalid_ratio_threshold, 2 * checked,
                               w, s.min_samples))
     if traffic.requests:
         ratio = traffic.errors / traffic.requests
-        out.append(_Condition("ModelServerErrors", job, ratio, ratio > s.error_ratio_threshold, 2 * traffic.requests,
+        out.append(_Condition(A.SERVER_ERRORS, job, ratio, ratio > s.error_ratio_threshold, 2 * traffic.requests,
                               w, s.min_samples))
         p99 = _p_in_bucket(traffic.slow_bucket, 0.99)
-        out.append(_Condition("ModelHighLatency", job, p99, p99 > s.latency_p99_seconds, 2 * traffic.requests, w,
+        out.append(_Condition(A.HIGH_LATENCY, job, p99, p99 > s.latency_p99_seconds, 2 * traffic.requests, w,
                               s.min_samples))
     return out
 
@@ -813,9 +814,9 @@ def _boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval
             conditions = _conditions(profile, s, traffic)
             if prediction_psi:
                 # Its rows are guarded over the drift window, as the missing share's are.
-                conditions = [c for c in conditions if c.alert in ("ModelPredictionDrift", "ModelFeatureMissing")]
+                conditions = [c for c in conditions if c.alert in (A.PREDICTION_DRIFT, A.FEATURE_MISSING)]
             if ks_alone:
-                conditions = [c for c in conditions if c.alert == "ModelFeatureDrift"]
+                conditions = [c for c in conditions if c.alert == A.FEATURE_DRIFT]
             if title.endswith("for"):
                 # Each alert halfway between becoming active and firing: pending, not firing.
                 for c in conditions:
@@ -835,7 +836,7 @@ def _quality_boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, 
     end = (steps - 2) * interval
     hold = seconds(s.alert_for)
     mix = {c.label: c.prior * 40 for c in profile.classes}
-    alert = by_name["ModelQualityDrop"]
+    alert = by_name[A.QUALITY_DROP]
     out = []
     for title, past, volume in (("just under the accuracy floor, 1.5x min_labels", True, 1.5),
                                 ("just above the accuracy floor", False, 10.0),
@@ -906,7 +907,7 @@ def _as_in_training(profile: ReferenceProfile, like: Traffic, pace: float) -> Tr
 # before the long windows are convinced, and only for a hard enough change. What holds at each
 # evaluation is computed from the counts in each window by the Python model below.
 
-EVIDENCE_ALERTS = ("ModelLowPositiveRate", "ModelFeatureDrift", "ModelPredictionDrift")
+EVIDENCE_ALERTS = (A.LOW_POSITIVE_RATE, A.FEATURE_DRIFT, A.PREDICTION_DRIFT)
 
 
 def _drift_holds(psi_value: float, psi_threshold: float, bins: int, reference_count: float, n: float, s: Settings,
@@ -946,7 +947,7 @@ def _holding(profile: ReferenceProfile, s: Settings, before: Traffic, after: Tra
             rows = float(classes_w.sum())
             share = float(classes_w[labels.index(positive.label)]) / rows
             if share < s.positive_rate_floor and wilson_upper(share, rows, z) < s.positive_rate_floor:
-                out["ModelLowPositiveRate"].setdefault("", (model, share))
+                out[A.LOW_POSITIVE_RATE].setdefault("", (model, share))
         if profile.regression:
             bins = counts(before.prediction_bins(profile), after.prediction_bins(profile), d)
             assert profile.prediction is not None
@@ -956,27 +957,27 @@ def _holding(profile: ReferenceProfile, s: Settings, before: Traffic, after: Tra
             if _drift_holds(value, factor * s.prediction_psi_threshold, len(QUANTILE_BUCKETS), profile.rows,
                             float(bins.sum()), s, ks_distance(live, reference) if weigh_ks else None,
                             factor * s.ks_threshold):
-                out["ModelPredictionDrift"].setdefault("", (model, value))
+                out[A.PREDICTION_DRIFT].setdefault("", (model, value))
         else:
             classes_d = counts([before.classes.get(c, 0.0) for c in labels],
                                [after.classes.get(c, 0.0) for c in labels], d)
             value = psi(classes_d / classes_d.sum(), [c.prior for c in profile.classes])
             if _drift_holds(value, factor * s.prediction_psi_threshold, len(labels), profile.rows,
                             float(classes_d.sum()), s):
-                out["ModelPredictionDrift"].setdefault("", (model, value))
+                out[A.PREDICTION_DRIFT].setdefault("", (model, value))
         for f in profile.features:
             bins = counts(before.features[f.name], after.features[f.name], d)
             live = np.cumsum(bins) / bins.sum()
             value = psi(bin_shares(live), bin_shares(f.quantile_reference))
             if _drift_holds(value, factor * s.psi_threshold, len(QUANTILE_BUCKETS), f.count, float(bins.sum()), s,
                             ks_distance(live, f.quantile_reference) if weigh_ks else None, factor * s.ks_threshold):
-                out["ModelFeatureDrift"].setdefault(f.name, ({**model, "feature": f.name}, value))
+                out[A.FEATURE_DRIFT].setdefault(f.name, ({**model, "feature": f.name}, value))
         for category in profile.categories:
             values = counts(before.category_counts(category, profile), after.category_counts(category, profile), d)
             value = psi(values / values.sum(), category_reference(category))
             if _drift_holds(value, factor * s.psi_threshold, len(category.values) + 1, category.count,
                             float(values.sum()), s):
-                out["ModelFeatureDrift"].setdefault(category.name, ({**model, "feature": category.name}, value))
+                out[A.FEATURE_DRIFT].setdefault(category.name, ({**model, "feature": category.name}, value))
     return out
 
 
@@ -1265,7 +1266,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
         _expect_estimated(healthy, n, q_end, profile, {k: v * window / q_interval for k, v in _summed(estimate).items()},
                           window)
     healthy.expect(n.label_coverage, q_end, labels, sum(confusion.values()) / total)
-    _quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"], by_name, url)
+    _quiet(healthy, q_end, [name for name in by_name if name != A.SERVER_DOWN], by_name, url)
     quality_cases.append(healthy)
 
     # Concept drift: the same inputs and predictions, but the model is now often wrong. The
@@ -1282,16 +1283,16 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     labels_in_window = sum(summed.values()) * seconds(s.quality_window) / q_interval
     if estimate is not None:  # the probabilities did not see it coming: concept drift
         estimated = (1 + s.accuracy_floor) / 2
-        _check_alerts(wrong, [_Condition("ModelConceptDrift", labels, estimated - expected_quality["accuracy"], True,
+        _check_alerts(wrong, [_Condition(A.CONCEPT_DRIFT, labels, estimated - expected_quality["accuracy"], True,
                                          sum(summed.values()), window, 1.0,
                                          concept_needed(expected_quality["accuracy"], estimated, s))],
                       by_name, q_end, url)
     wrong.expect(n.labels_increase, q_end, labels, labels_in_window)
     for cell, per_step in summed.items():
         wrong.expect(n.confusion_rate, q_end, {**labels, "actual": cell[0], "predicted": cell[1]}, per_step / q_interval)
-    wrong.alert(by_name["ModelQualityDrop"], hold / 2, [], url)
-    wrong.alert(by_name["ModelQualityDrop"], q_end, [(labels, expected_quality["accuracy"])], url)
-    _quiet(wrong, q_end, ["ModelFeatureDrift", "ModelPredictionDrift", "ModelLowPositiveRate"], by_name, url)
+    wrong.alert(by_name[A.QUALITY_DROP], hold / 2, [], url)
+    wrong.alert(by_name[A.QUALITY_DROP], q_end, [(labels, expected_quality["accuracy"])], url)
+    _quiet(wrong, q_end, [A.FEATURE_DRIFT, A.PREDICTION_DRIFT, A.LOW_POSITIVE_RATE], by_name, url)
     quality_cases.append(wrong)
 
     # The same disagreement on too few labels: the accuracy is noise, nothing fires.
@@ -1300,7 +1301,7 @@ def _classification_quality_cases(profile: ReferenceProfile, s: Settings, q_step
     _standard_inputs(few, profile, mix, confusion=[{k: v * scale for k, v in wrong_a.items()},
                                                    {k: v * scale for k, v in wrong_b.items()}])
     few.expect(n.accuracy, q_end, labels, expected_quality["accuracy"])
-    few.alert(by_name["ModelQualityDrop"], q_end, [], url)
+    few.alert(by_name[A.QUALITY_DROP], q_end, [], url)
     quality_cases.append(few)
 
     return quality_cases
@@ -1364,9 +1365,9 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
     _label_inputs(case, profile, mix, no_labels, [a, b])
     per_step = {cell: value for cell, value in _summed([a, b]).items()}
     quality = _expect_estimated(case, n, end, profile, {k: v * window / interval for k, v in per_step.items()}, window)
-    check(case, _Condition("ModelEstimatedQualityDrop", labels, quality["accuracy"], True, sum(per_step.values()),
+    check(case, _Condition(A.ESTIMATED_QUALITY_DROP, labels, quality["accuracy"], True, sum(per_step.values()),
                            window, 1.0, estimated_needed(quality["accuracy"], s)))
-    _quiet(case, end, ["ModelConceptDrift", "ModelQualityDrop"], by_name, url)  # no labels, no verdict from them
+    _quiet(case, end, [A.CONCEPT_DRIFT, A.QUALITY_DROP], by_name, url)  # no labels, no verdict from them
     out.append(case)
 
     # Just past and short of the rows that make it evidence, and just above the floor.
@@ -1382,7 +1383,7 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
         _label_inputs(case, profile, mix, no_labels, [matrix, matrix])
         case.expect(n.estimated_accuracy, end, labels, value)
         case.expect(n.estimated_accuracy_upper, end, labels, wilson_upper(value, count, z))
-        check(case, _Condition("ModelEstimatedQualityDrop", labels, value, True, 2 * step_rows, window, 1.0, need))
+        check(case, _Condition(A.ESTIMATED_QUALITY_DROP, labels, value, True, 2 * step_rows, window, 1.0, need))
         out.append(case)
 
     # Labels under a healthy estimate: by twice the margin (on and around the labels that make
@@ -1404,9 +1405,9 @@ def _estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int,
         case.expect(n.accuracy, end, labels, accuracy)
         case.expect(n.accuracy_upper, end, labels, wilson_upper(accuracy, count, z))
         case.expect(n.estimated_accuracy, end, labels, estimate)
-        check(case, _Condition("ModelConceptDrift", labels, estimate - accuracy, True, 2 * step_labels, window, 1.0,
+        check(case, _Condition(A.CONCEPT_DRIFT, labels, estimate - accuracy, True, 2 * step_labels, window, 1.0,
                                need))
-        _quiet(case, end, ["ModelEstimatedQualityDrop"], by_name, url)
+        _quiet(case, end, [A.ESTIMATED_QUALITY_DROP], by_name, url)
         out.append(case)
     return out
 
@@ -1427,11 +1428,11 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     for metric, expected in errors_of(errors).items():
         healthy.expect(getattr(n, metric), q_end, labels, expected)
     healthy.expect(n.label_coverage, q_end, labels, errors[0].count / total)
-    _quiet(healthy, q_end, [name for name in by_name if name != "ModelServerDown"], by_name, url)
+    _quiet(healthy, q_end, [name for name in by_name if name != A.SERVER_DOWN], by_name, url)
     out.append(healthy)
-    if "ModelQualityDrop" not in by_name or profile.errors is None:
+    if A.QUALITY_DROP not in by_name or profile.errors is None:
         return out  # no training MAE (no target when profiled): no alert to test
-    alert = by_name["ModelQualityDrop"]
+    alert = by_name[A.QUALITY_DROP]
     ceiling = s.mae_ratio * profile.errors.mae
     # The truth moved: one replica's labels a little past the ceiling, the other's far past;
     # the statistics are those of both together, one over- and one under-estimating.
@@ -1446,7 +1447,7 @@ def _regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: i
     case.expect(n.labels_increase, q_end, labels, labels_in_window)
     case.alert(alert, hold / 2, [], url)
     case.alert(alert, q_end, [(labels, far["mae"])], url)
-    _quiet(case, q_end, ["ModelFeatureDrift", "ModelPredictionDrift"], by_name, url)
+    _quiet(case, q_end, [A.FEATURE_DRIFT, A.PREDICTION_DRIFT], by_name, url)
     out.append(case)
     # Boundary: the MAE just past and inside its ceiling, over and under min_labels, mid-`for`.
     q = seconds(s.quality_window)
@@ -1584,7 +1585,7 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     else:
         quality_cases = _classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
 
-    if positive is not None and "ModelLowPositiveRate" in by_name:
+    if positive is not None and A.LOW_POSITIVE_RATE in by_name:
         # The workshop's alert: positive-class rate under the floor, with enough traffic.
         low = _Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps, interval)
         others = [c.label for c in profile.classes if c.label != positive.label]
@@ -1595,16 +1596,16 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         low.expect(n.model_increase, end, labels, 2 * 20 * seconds(s.rate_window) / interval)
         shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
         low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
-        low.alert(by_name["ModelLowPositiveRate"], hold / 2, [], url)
+        low.alert(by_name[A.LOW_POSITIVE_RATE], hold / 2, [], url)
         # Fires where the window's rows make the low rate evidence (a floor near 0 needs more).
         needs = positive_needed(ratio, s)
         evident = needs is not None and 2 * 20 * seconds(s.rate_window) / interval >= needs
-        low.alert(by_name["ModelLowPositiveRate"], end, [(labels, ratio)] if evident else [], url)
+        low.alert(by_name[A.LOW_POSITIVE_RATE], end, [(labels, ratio)] if evident else [], url)
         # The class shares moved too: prediction drift, if past its threshold with enough traffic.
         low_psi = psi(shares, [prior[c.label] for c in profile.classes])
         drifted_too = _drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
                                    2 * 20 * seconds(s.drift_window) / interval, s)
-        low.alert(by_name["ModelPredictionDrift"], end, [(labels, low_psi)] if drifted_too else [], url)
+        low.alert(by_name[A.PREDICTION_DRIFT], end, [(labels, low_psi)] if drifted_too else [], url)
         cases.append(low)
 
         # The same mix under the traffic guard: nothing fires.
@@ -1612,8 +1613,8 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
         per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (2 * window)
         _standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
         guarded.expect(n.positive_ratio, end, labels, ratio)
-        guarded.alert(by_name["ModelLowPositiveRate"], end, [], url)
-        guarded.alert(by_name["ModelPredictionDrift"], end, [], url)
+        guarded.alert(by_name[A.LOW_POSITIVE_RATE], end, [], url)
+        guarded.alert(by_name[A.PREDICTION_DRIFT], end, [], url)
         cases.append(guarded)
 
     cases += _feature_drift_cases(profile, s, steps, interval, end, by_name, url)
@@ -1663,8 +1664,8 @@ def _feature_drift_cases(profile: ReferenceProfile, s: Settings, steps: int, int
     drift.expect(n.ks, end, flabels, expected_ks)
     drift.expect(n.psi, end, flabels, expected_psi)
     drift.expect(n.feature_increase, end, flabels, 2 * counts.sum() * seconds(s.drift_window) / interval)
-    drift.alert(by_name["ModelFeatureDrift"], hold / 2, [], url)
-    drift.alert(by_name["ModelFeatureDrift"], end, [(flabels, expected_psi)], url)
+    drift.alert(by_name[A.FEATURE_DRIFT], hold / 2, [], url)
+    drift.alert(by_name[A.FEATURE_DRIFT], end, [(flabels, expected_psi)], url)
     return [drift]
 
 
@@ -1687,9 +1688,9 @@ def _service_cases(profile: ReferenceProfile, s: Settings, steps: int, interval:
     broken.expect(n.error_ratio, end, {"job": JOB}, error_ratio)
     for q in (50, 95, 99):
         broken.expect(n.latency(q), end, {"job": JOB}, _p_in_bucket(slow, q / 100))
-    broken.alert(by_name["ModelInvalidInputRate"], end, [(labels, invalid_ratio)], url)
-    broken.alert(by_name["ModelServerErrors"], end, [({"job": JOB}, error_ratio)], url)
-    broken.alert(by_name["ModelHighLatency"], end, [({"job": JOB}, _p_in_bucket(slow, 0.99))], url)
+    broken.alert(by_name[A.INVALID_INPUT_RATE], end, [(labels, invalid_ratio)], url)
+    broken.alert(by_name[A.SERVER_ERRORS], end, [({"job": JOB}, error_ratio)], url)
+    broken.alert(by_name[A.HIGH_LATENCY], end, [({"job": JOB}, _p_in_bucket(slow, 0.99))], url)
 
     # One replica down: fires after down_for, for that replica only.
     down = _Case("a replica that cannot be scraped fires ModelServerDown after its for", s, steps, interval)
@@ -1697,7 +1698,7 @@ def _service_cases(profile: ReferenceProfile, s: Settings, steps: int, interval:
     down.series = [x for x in down.series if not x["series"].startswith("up{")]
     down.gauge("up", 0.0, instances=INSTANCES[:1])
     down.gauge("up", 1.0, instances=INSTANCES[1:])
-    down.alert(by_name["ModelServerDown"], seconds(s.down_for) / 2, [], url)
-    down.alert(by_name["ModelServerDown"], seconds(s.down_for) + 3 * interval,
+    down.alert(by_name[A.SERVER_DOWN], seconds(s.down_for) / 2, [], url)
+    down.alert(by_name[A.SERVER_DOWN], seconds(s.down_for) + 3 * interval,
                [({"job": JOB, "instance": INSTANCES[0]}, 0.0)], url)
     return [broken, down]

@@ -15,13 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-SLACK_PATH = "/slack"
-# Alertmanager groups notifications by these labels; each message carries them, its status and
-# how many alerts fire as Slack attachment fields (a table in Slack), so a reader - this
-# receiver, the demo's timeline - gets structured data instead of parsing a title.
-GROUP_BY = ("alertname", "model")
-STATUS_FIELD = "status"
-FIRING_FIELD = "firing"
+from modelmon.contract.routes import SLACK_PATH
+from modelmon.rules.alertmanager import GROUP_BY, STATUS_FIELD
 
 
 def slack_shape_errors(payload: Any) -> list[str]:

@@ -33,12 +33,10 @@ from typing import Any
 import yaml
 
 from modelmon import __version__
-from modelmon.contract.names import MODEL
 from modelmon.model.profile import ReferenceProfile
-from modelmon.rules.alertmanager import SLACK_TEXT, SLACK_TITLE, slack_fields
+from modelmon.rules.alertmanager import alertmanager_config_spec
 from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
 from modelmon.settings import Settings
-from modelmon.simulate.receiver import GROUP_BY
 
 HTTP_PORT = 8000
 METRICS_PORT = 9100
@@ -196,41 +194,11 @@ def _prometheus_rule(profile: ReferenceProfile, settings: Settings) -> dict[str,
 
 
 def _alertmanager_config(profile: ReferenceProfile, settings: Settings) -> dict[str, Any]:
-    def slack(color: str) -> dict[str, Any]:
-        return {
-            "apiURL": {"name": SLACK_SECRET[0], "key": SLACK_SECRET[1]},
-            "channel": settings.slack_channel,
-            "sendResolved": True,
-            "username": "modelmon",
-            "title": SLACK_TITLE,
-            "text": SLACK_TEXT,
-            "color": f'{{{{ if eq .Status "firing" }}}}{color}{{{{ else }}}}good{{{{ end }}}}',
-            "fields": slack_fields(),
-        }
-
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",
         "metadata": _metadata(profile, **_release(settings)),
-        "spec": {
-            "route": {
-                "receiver": "slack-warning",
-                "groupBy": list(GROUP_BY),
-                "groupWait": settings.group_wait,
-                "groupInterval": settings.group_interval,
-                "repeatInterval": settings.repeat_interval,
-                "matchers": [{"name": MODEL, "value": profile.model, "matchType": "="}],
-                "routes": [{"receiver": "slack-critical",
-                            "matchers": [{"name": "severity", "value": "critical", "matchType": "="}]}],
-            },
-            "inhibitRules": [{
-                "sourceMatch": [{"name": "alertname", "value": "ModelServerDown", "matchType": "="}],
-                "targetMatch": [{"name": "severity", "value": "warning", "matchType": "="}],
-                "equal": [MODEL],
-            }],
-            "receivers": [{"name": "slack-critical", "slackConfigs": [slack("danger")]},
-                          {"name": "slack-warning", "slackConfigs": [slack("warning")]}],
-        },
+        "spec": alertmanager_config_spec(settings, profile.model, SLACK_SECRET),
     }
 
 

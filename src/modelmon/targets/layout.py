@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from modelmon import __version__
+from modelmon.contract.routes import SLACK_PATH
 from modelmon.model.profile import ReferenceProfile
 from modelmon.rules.alertmanager import SLACK_TEMPLATES, TEMPLATE_FILE, alertmanager_config
 from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
@@ -519,7 +520,7 @@ def render_stack(
         # The dashboard itself is already among the files: rendered once, for every topology.
         files.update({rel(layout.grafana_provisioning / name): text
                       for name, text in _grafana_provisioning(settings).items()})
-        files[rel(layout.webhook_example)] = f"http://{RECEIVER.address(settings, topology)}/slack\n"
+        files[rel(layout.webhook_example)] = f"http://{RECEIVER.address(settings, topology)}{SLACK_PATH}\n"
         files[rel(layout.compose)] = _compose(mount, layout.dashboard.name, settings)
         files["Dockerfile"] = _dockerfile()
         files[".env.example"] = _env_example(settings)

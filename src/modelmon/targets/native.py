@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 
+from modelmon.contract.routes import SLACK_PATH
 from modelmon.errors import ModelmonError
 from modelmon.model.profile import ReferenceProfile
 from modelmon.settings import Settings
-from modelmon.simulate.receiver import SLACK_PATH
 from modelmon.targets.layout import (
     ALERTMANAGER,
     APP,
