@@ -24,8 +24,9 @@ from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import load_scenario
 from modelmon.simulate.simulator import Simulator
 from modelmon.simulate.timeline import AlertWatcher, detections
+from modelmon.targets.host import free_port
 from modelmon.targets.layout import APP, PROMETHEUS
-from modelmon.targets.native import NativeStack, free_port
+from modelmon.targets.native import NativeStack
 
 
 def run_once(model_dir: Path, profile_name: str, scenario_name: str, seed: int, settle: float,

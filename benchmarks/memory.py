@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.serving import rss_mb, wait_ready  # noqa: E402
-from modelmon.targets.native import free_port  # noqa: E402
+from modelmon.targets.host import free_port  # noqa: E402
 from tests import kinds  # noqa: E402
 
 Row = Callable[[np.random.Generator], dict[str, Any]]

@@ -28,8 +28,9 @@ from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings, seconds
 from modelmon.simulate.scenarios import parse_scenario
 from modelmon.simulate.simulator import Simulator
+from modelmon.targets.host import free_port
 from modelmon.targets.layout import APP, PROMETHEUS, VICTORIA_METRICS
-from modelmon.targets.native import NativeStack, free_port
+from modelmon.targets.native import NativeStack
 
 MODELS, REPLICAS, CLUSTERS = 100, 20, 3
 

@@ -35,7 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.kinds builds the other model kinds
 
-from modelmon.targets.native import free_port  # noqa: E402
+from modelmon.targets.host import free_port  # noqa: E402
 from modelmon.workshop.data import generate_stores  # noqa: E402
 
 PY = sys.executable

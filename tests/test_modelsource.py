@@ -12,12 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.cli import main
 from modelmon.contract import names as N
+from modelmon.model.files import ORIGIN_FILE
 from modelmon.model.loading import load_model
 from modelmon.model.profile import ProfileError, ReferenceProfile, profile_path
-from modelmon.model.source import ORIGIN_FILE, ModelSourceError, fetch, locate, read_origin, resolve
+from modelmon.model.source import ModelSourceError, fetch, locate, read_origin, resolve
 from modelmon.serving.app import create_app
 from modelmon.settings import Settings
-from modelmon.targets.native import free_port
+from modelmon.targets.host import free_port
 
 from .conftest import STORES_DIR, build_iris
 from .registry import client, register, shifted_stores, without_profile

@@ -117,7 +117,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     from modelmon.model.source import located
     from modelmon.monitoring.exposition import serve_metrics_port
     from modelmon.serving.app import create_app
-    from modelmon.targets.native import check_port_free
+    from modelmon.targets.host import check_port_free
 
     check_port_free(settings.host, settings.app_port, "the app", hint="pass --port")
     if settings.metrics_port:
@@ -202,7 +202,7 @@ def _cmd_receive(args: argparse.Namespace) -> None:
     from modelmon.contract.routes import SLACK_PATH
     from modelmon.settings import load_settings
     from modelmon.simulate.receiver import SlackReceiver
-    from modelmon.targets.native import check_port_free
+    from modelmon.targets.host import check_port_free
 
     settings = load_settings(flags={"host": args.host, "receiver_port": args.port})
     host, port = settings.host, settings.receiver_port
@@ -218,7 +218,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     from modelmon.monitoring.monitor import Monitor
     from modelmon.serving.collector import create_collector
     from modelmon.settings import load_settings
-    from modelmon.targets.native import check_port_free
+    from modelmon.targets.host import check_port_free
 
     settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.port,
                                                                   "prediction_log": args.prediction_log})

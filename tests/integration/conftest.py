@@ -18,7 +18,7 @@ from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import Scenario, parse_scenario
 from modelmon.simulate.simulator import Simulator
 from modelmon.simulate.timeline import AlertWatcher
-from modelmon.targets.native import free_port
+from modelmon.targets.host import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

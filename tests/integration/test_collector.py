@@ -10,8 +10,9 @@ import pytest
 
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
+from modelmon.targets.host import free_port
 from modelmon.targets.layout import APP, PROMETHEUS
-from modelmon.targets.native import NativeStack, free_port
+from modelmon.targets.native import NativeStack
 
 from .conftest import REPO, prom_query, wait_until
 

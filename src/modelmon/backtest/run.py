@@ -57,7 +57,7 @@ from modelmon.rules.files import JOB, Names, rule_files
 from modelmon.serving.predictor import Answers, Predictor
 from modelmon.settings import Settings, seconds
 from modelmon.simulate.scenarios import Phase, Scenario
-from modelmon.targets.native import check_port_free, find_binary, free_port
+from modelmon.targets.host import check_port_free, find_binary, free_port
 
 # The simulated clock starts here (a fixed instant, so runs are reproducible to the sample).
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -25,11 +25,11 @@ import pandas as pd
 import yaml
 
 from modelmon.errors import ModelmonError
+from modelmon.model.files import MODEL_CONFIG_FILE
+from modelmon.model.source import read_origin
 
 _log = logging.getLogger("modelmon.model.loading")
 
-MODEL_CONFIG_FILE = "modelmon.yaml"
-PROFILE_FILE = "reference_profile.json"  # the reference profile, beside MLmodel
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -178,8 +178,6 @@ class LoadedModel:
         self.run_id = meta.run_id
         self.version = meta.model_uuid[:12]
         self.registered_name = self.alias = ""
-        from modelmon.model.source import read_origin
-
         origin = read_origin(path)  # a folder fetched from a tracking server: the registry's identity
         if origin is not None:
             self.version = origin.label_version or self.version

@@ -24,7 +24,8 @@ import pandas as pd
 
 from modelmon.contract.names import OTHER
 from modelmon.errors import ModelmonError
-from modelmon.model.loading import CLASSIFICATION, MODEL_CONFIG_FILE, PROFILE_FILE, REGRESSION, Feature, LoadedModel
+from modelmon.model.files import MODEL_CONFIG_FILE, PROFILE_FILE
+from modelmon.model.loading import CLASSIFICATION, REGRESSION, Feature, LoadedModel
 from modelmon.stats import calibration as calibrating
 from modelmon.stats.calibration import Calibration, Quality
 

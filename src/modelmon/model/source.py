@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from modelmon.errors import ModelmonError
-from modelmon.model.loading import PROFILE_FILE
+from modelmon.model.files import ORIGIN_FILE, PROFILE_FILE
 
-ORIGIN_FILE = "modelmon-origin.json"
 _SCHEMES = ("models", "runs")
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))/?$")
 _RUNS = re.compile(r"^runs:/(?P<run>[0-9a-zA-Z]+)/(?P<path>.+?)/?$")

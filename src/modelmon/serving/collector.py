@@ -35,7 +35,7 @@ from modelmon.monitoring.feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from modelmon.monitoring.metrics import CollectorMetrics, FeedbackMetrics
 from modelmon.monitoring.monitor import Monitor, Observed
 from modelmon.monitoring.predictionlog import open_prediction_log
-from modelmon.serving.app import add_feedback, read_body
+from modelmon.serving.http import add_feedback, read_body
 from modelmon.serving.predictor import Answers
 from modelmon.serving.scoring import PayloadError, request_rows, tensor_values
 from modelmon.settings import Settings

@@ -18,8 +18,9 @@ from modelmon.settings import Settings
 from modelmon.simulate.scenarios import load_scenario
 from modelmon.simulate.simulator import Simulator
 from modelmon.simulate.timeline import AlertWatcher, render_timeline
+from modelmon.targets.host import StackError, check_port_free, free_port
 from modelmon.targets.layout import ALERTMANAGER, APP, NATIVE_PARTS, PROMETHEUS
-from modelmon.targets.native import NativeStack, StackError, check_port_free, free_port
+from modelmon.targets.native import NativeStack
 
 
 def ensure_stores_model(model_dir: Path, data_csv: Path) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from modelmon.model.loading import MODEL_CONFIG_FILE, load_model
+from modelmon.model.files import MODEL_CONFIG_FILE
+from modelmon.model.loading import load_model
 from modelmon.model.profile import build_profile, profile_path
 from modelmon.workshop.data import CALIBRATION_ROWS, CALIBRATION_SEED, FEATURES, TARGET, generate_stores
 
