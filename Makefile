@@ -23,10 +23,12 @@ demo: system-deps venv
 test: system-deps venv lint
 	$(PY) -m pytest -m "not slow" --durations=15
 
-# ruff (rules in pyproject.toml) and mypy --strict on src/; also run by `make test`.
+# ruff (rules in pyproject.toml), mypy --strict on src/, and the import contract (the
+# subpackages' layers, no circles: [tool.importlinter] in pyproject.toml); also run by `make test`.
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test-slow: system-deps venv
 	$(PY) -m pytest -m slow --durations=15
