@@ -107,3 +107,41 @@ def test_each_model_logs_to_a_file_of_its_own_by_default():
     assert settings.prediction_log_of("../x y") == "runs/_x_y/predictions.sqlite"  # one folder, whatever the name
     shared = Settings(prediction_log="postgresql+psycopg://db/logs")
     assert shared.prediction_log_of("stores") == "postgresql+psycopg://db/logs"  # one store, keyed by model
+
+
+def test_cli_flags_are_the_settings_own() -> None:
+    """Every option that overrides a setting takes its help, type and choices from the field,
+    and leaves the default to the settings (None: the profile, file and MODELMON_* decide)."""
+    import argparse
+
+    from modelmon.cli import _FLEET_FLAGS, _SERVE_FLAGS, _parser
+    from modelmon.settings import setting_doc
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found: dict[str, argparse.ArgumentParser] = {}
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found[name] = sub
+                    found.update({f"{name} {k}": v for k, v in subparsers(sub).items()})
+        return found
+
+    commands = subparsers(_parser())
+    fields = set(Settings.__dataclass_fields__)
+    checked = {}
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if action.dest in fields and action.dest != "profile":
+                doc = setting_doc(action.dest)
+                assert action.default is None, (command, action.dest)
+                assert doc.doc.replace("%", "%%") in (action.help or ""), (command, action.dest)
+                assert f"setting {action.dest};" in (action.help or ""), (command, action.dest)
+                assert action.choices == doc.choices or action.const is not None, (command, action.dest)
+                checked.setdefault(command, set()).add(action.dest)
+    assert checked["serve"] == set(_SERVE_FLAGS)
+    assert set(_FLEET_FLAGS) <= checked["stack render"] and set(_FLEET_FLAGS) <= checked["up"]
+    assert {"host", "app_port", "prediction_log"} <= checked["collect"]
+    args = _parser().parse_args(["serve", "--port", "8123", "--no-monitoring"])
+    assert (args.app_port, args.monitoring, args.workers) == (8123, False, None)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["stack", "render", "--rule-evaluation", "everywhere"])

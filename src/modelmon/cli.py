@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelmon.errors import ModelmonError
+from modelmon.settings import PROFILES
 
 if TYPE_CHECKING:
     from modelmon.model.loading import LoadedModel
@@ -204,7 +205,7 @@ def _cmd_receive(args: argparse.Namespace) -> None:
     from modelmon.simulate.receiver import SlackReceiver
     from modelmon.targets.host import check_port_free
 
-    settings = load_settings(flags={"host": args.host, "receiver_port": args.port})
+    settings = load_settings(flags={"host": args.host, "receiver_port": args.receiver_port})
     host, port = settings.host, settings.receiver_port
     check_port_free(host, port, "receiver", hint="pass --port")
     receiver = SlackReceiver(host, port, args.log)
@@ -220,7 +221,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     from modelmon.settings import load_settings
     from modelmon.targets.host import check_port_free
 
-    settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.port,
+    settings = load_settings(args.profile, args.settings, flags={"host": args.host, "app_port": args.app_port,
                                                                   "prediction_log": args.prediction_log})
     check_port_free(settings.host, settings.app_port, "the collector", hint="pass --port")
     monitor = Monitor.from_model_dir(_local(args.model))
@@ -344,6 +345,26 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {page} (and a PNG per panel in {out / 'panels'})")
 
 
+def _setting_flag(sub: argparse.ArgumentParser, name: str, flag: str | None = None, metavar: str | None = None
+                  ) -> None:
+    """An option that overrides the setting `name`: its type, choices, help and defaults are the
+    setting's own (settings.py); the option's default is None, so the profile, the settings file
+    and MODELMON_* decide unless it is given."""
+    from modelmon.settings import setting_doc
+
+    doc = setting_doc(name)
+    option = flag or "--" + name.replace("_", "-")
+    shown = f"default {doc.default!r}" + ("" if doc.demo is None else f", demo {doc.demo!r}")
+    text = f"{doc.doc} (setting {name}; {shown})".replace("%", "%%")
+    if doc.kind is bool:
+        negated = option if option.startswith("--no-") else "--no-" + option[2:]
+        sub.add_argument(negated if doc.default else option, dest=name, action="store_const",
+                         const=not doc.default, help=("turn off: " if doc.default else "turn on: ") + text)
+        return
+    sub.add_argument(option, dest=name, type=doc.kind, choices=doc.choices,
+                     metavar=metavar or (None if doc.choices else option[2:].upper().replace("-", "_")), help=text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelmon", description="Monitor an MLflow model with Prometheus and Grafana."
@@ -351,7 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     def settings_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--profile", choices=("production", "demo"),
+        sub.add_argument("--profile", choices=PROFILES,
                          help="settings profile: windows, intervals, for durations (default: the settings file's, "
                               "else production)")
         sub.add_argument("--settings", type=Path, help="YAML file overriding settings (MODELMON_* variables too)")
@@ -400,38 +421,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", type=_model_arg, help="the same, as an option")
     serve.add_argument("--reference", type=Path, help="reference profile JSON (default: inside the model directory)")
     settings_options(serve)
-    # Each flag overrides the setting of the same name; its default is the setting's (see the README).
-    serve.add_argument("--host", help="address to bind (setting host)")
-    serve.add_argument("--port", dest="app_port", type=int, help="port (setting app_port)")
-    serve.add_argument("--max-batch-rows", type=int, help="records per request (setting max_batch_rows)")
-    serve.add_argument("--max-body-bytes", type=int, help="body size limit (setting max_body_bytes)")
-    serve.add_argument("--log-level", help="uvicorn log level (setting log_level)")
-    serve.add_argument("--workers", type=int,
-                       help="worker processes; above 1, metrics are summed across them (setting workers)")
+    # Each of these overrides the setting of the same name (the README's settings table).
+    _setting_flag(serve, "host")
+    _setting_flag(serve, "app_port", "--port")
+    for name in ("max_batch_rows", "max_body_bytes", "log_level", "workers"):
+        _setting_flag(serve, name)
     serve.add_argument("--multiproc-dir", type=Path,
                        help="folder for the workers' metric files, emptied at start (default: a new temp folder)")
-    serve.add_argument("--batch-rows", type=int,
-                       help="micro-batching: rows of concurrent requests predicted together (1: off; setting batch_rows)")
-    serve.add_argument("--batch-wait-ms", type=float,
-                       help="how long a micro-batch waits for more requests (setting batch_wait_ms)")
-    serve.add_argument("--no-monitoring", dest="monitoring", action="store_const", const=False,
-                       help="do not observe metrics (only to measure what monitoring costs)")
-    serve.add_argument("--metrics-port", type=int,
-                       help="serve /metrics on this port only, not on the API port (setting metrics_port)")
-    serve.add_argument("--prediction-log", metavar="PATH_OR_URL",
-                       help="where predictions are logged for /feedback: a SQLite file, a SQLAlchemy URL "
-                            "(postgresql+psycopg://... for several replicas), or 'off' (setting prediction_log)")
-    serve.add_argument("--log-queue-rows", type=int,
-                       help="predictions held in memory before the oldest are dropped (setting log_queue_rows)")
-    serve.add_argument("--log-flush-seconds", type=float,
-                       help="how often the prediction log is written (setting log_flush_seconds)")
-    serve.add_argument("--log-retention",
-                       help="delete logged predictions older than this, e.g. 7d, 12h; 0: keep (setting log_retention)")
-    serve.add_argument("--log-max-rows", type=int,
-                       help="keep at most this many logged predictions, the newest; 0: no limit (setting log_max_rows)")
-    serve.add_argument("--follow-alias", metavar="DURATION",
-                       help="with models:/NAME@ALIAS: ask the registry this often (e.g. 60s) and switch to the "
-                            "version the alias moves to (setting follow_alias)")
+    for name in ("batch_rows", "batch_wait_ms", "monitoring", "metrics_port"):
+        _setting_flag(serve, name)
+    _setting_flag(serve, "prediction_log", metavar="PATH_OR_URL")
+    for name in ("log_queue_rows", "log_flush_seconds", "log_retention", "log_max_rows"):
+        _setting_flag(serve, name)
+    _setting_flag(serve, "follow_alias", metavar="DURATION")
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model", type=_model_arg, default=DEFAULT_MODEL,
@@ -439,12 +441,8 @@ def _parser() -> argparse.ArgumentParser:
         settings_options(sub)
 
     def fleet_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--replicas", type=int, help="app processes (setting replicas)")
-        sub.add_argument("--shards", type=int,
-                         help="Prometheus servers; above 1, with VictoriaMetrics and vmalert (setting shards)")
-        sub.add_argument("--rule-evaluation", choices=("global", "cluster"),
-                         help="with shards: rules in vmalert over all clusters, or in each shard "
-                              "(setting rule_evaluation)")
+        for name in _FLEET_FLAGS:
+            _setting_flag(sub, name)
 
     stack = verbs.add_parser("stack", help="The monitoring stack as code.", description="The monitoring stack as code.")
     stack_verbs = stack.add_subparsers(dest="stack_verb", required=True, metavar="COMMAND")
@@ -516,15 +514,14 @@ def _parser() -> argparse.ArgumentParser:
                    "Monitor a model another server answers: KServe's payload logger events, or POST /observe.")
     collect.add_argument("--model", type=_model_arg, default=DEFAULT_MODEL,
                          help=_MODEL_HELP + ", with its reference profile (default: %(default)s)")
-    collect.add_argument("--host", help="address to bind (setting host)")
-    collect.add_argument("--port", type=int, help="port (setting app_port)")
-    collect.add_argument("--prediction-log", metavar="PATH_OR_URL",
-                         help="where observed rows are logged for /feedback, or 'off' (setting prediction_log)")
+    _setting_flag(collect, "host")
+    _setting_flag(collect, "app_port", "--port")
+    _setting_flag(collect, "prediction_log", metavar="PATH_OR_URL")
     settings_options(collect)
 
     receive = verb("receive", _cmd_receive, "A local Slack-compatible webhook receiver that logs notifications.")
-    receive.add_argument("--host", help="address to bind (setting host)")
-    receive.add_argument("--port", type=int, help="port (setting receiver_port)")
+    _setting_flag(receive, "host")
+    _setting_flag(receive, "receiver_port", "--port")
     receive.add_argument("--log", type=Path, default=Path("notifications.jsonl"),
                          help="JSON-lines file of received notifications (default: %(default)s)")
     return parser

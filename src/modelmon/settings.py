@@ -37,11 +37,12 @@ class SettingsError(ModelmonError, ValueError):
 
 
 def _setting(default: Any, doc: str, *, demo: Any = None, low: float | None = None, high: float | None = None,
-             duration: bool = False) -> Any:
+             duration: bool = False, choices: tuple[str, ...] | None = None) -> Any:
     """A field with its documentation: `low`/`high` bound numbers (inclusive), `duration`
-    marks a Prometheus duration (`30s`, `5m`), which must be positive unless `low` is 0."""
+    marks a Prometheus duration (`30s`, `5m`), which must be positive unless `low` is 0;
+    `choices`, the values a text setting may take."""
     return dataclasses.field(default=default, metadata={
-        "doc": doc, "demo": demo, "low": low, "high": high, "duration": duration})
+        "doc": doc, "demo": demo, "low": low, "high": high, "duration": duration, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ class Settings:
                               "into one VictoriaMetrics (the global store)", low=1, high=16)
     rule_evaluation: str = _setting(
         "global", "fleet with shards: where the rules run: `global` (vmalert over the global store: sums over "
-                  "every cluster) or `cluster` (each Prometheus over its own replicas); never both")
+                  "every cluster) or `cluster` (each Prometheus over its own replicas); never both",
+        choices=RULE_EVALUATIONS)
     victoria_metrics_port: int = _setting(8428, "fleet: VictoriaMetrics' port (the global store)", low=1,
                                           high=65535)
     vmalert_port: int = _setting(8880, "fleet: vmalert's port", low=1, high=65535)
@@ -190,9 +192,6 @@ class Settings:
         if self.kubernetes_max_replicas < self.kubernetes_min_replicas:
             raise SettingsError(f"Setting kubernetes_max_replicas ({self.kubernetes_max_replicas}) must be at least "
                                 f"kubernetes_min_replicas ({self.kubernetes_min_replicas}).")
-        if self.rule_evaluation not in RULE_EVALUATIONS:
-            raise SettingsError(f"Setting rule_evaluation must be one of {', '.join(RULE_EVALUATIONS)}, "
-                                f"got {self.rule_evaluation!r}.")
         for name in ("kubernetes_namespace", "kubernetes_monitoring_namespace", "kubernetes_release"):
             value = getattr(self, name)
             if not _DNS_LABEL.fullmatch(value):
@@ -253,6 +252,9 @@ def _check(f: dataclasses.Field[Any], value: Any) -> None:
         if number <= 0 and meta.get("low") != 0:
             raise SettingsError(f"Setting {f.name} must be a positive duration, got {value!r}.")
         return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise SettingsError(f"Setting {f.name} must be one of {', '.join(choices)}, got {value!r}.")
     low, high = meta.get("low"), meta.get("high")
     if low is not None and value < low:
         raise SettingsError(f"Setting {f.name} must be >= {low}, got {value!r}.")
@@ -282,6 +284,25 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
 
 def _fields() -> dict[str, dataclasses.Field[Any]]:
     return {f.name: f for f in dataclasses.fields(Settings)}
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """What one setting is, for a command-line flag that overrides it: its type, defaults,
+    allowed values and help, as the field declares them (written once, there)."""
+
+    name: str
+    kind: type
+    default: Any
+    demo: Any
+    doc: str
+    choices: tuple[str, ...] | None
+
+
+def setting_doc(name: str) -> SettingDoc:
+    f = _fields()[name]
+    meta = f.metadata
+    return SettingDoc(name, _TYPES[str(f.type)], f.default, meta["demo"], meta["doc"], meta["choices"])
 
 
 def load_settings(
