@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmon.contract.names import InvalidReason
+
 
 class ModelmonError(Exception):
     """Something the user can fix; the message says what to do."""
@@ -42,11 +44,18 @@ class ApiError(Exception):
         return out
 
 
-def invalid_input(status: int, reason: str, field: str | None, message: str,
-                  errors: list[dict[str, Any]] | None = None) -> ApiError:
+class InvalidInputError(ApiError):
+    """A request whose inputs were refused; `reason` is the label it is counted under
+    (`modelmon_invalid_requests_total`)."""
+
+    reason: InvalidReason
+
+
+def invalid_input(status: int, reason: InvalidReason, field: str | None, message: str,
+                  errors: list[dict[str, Any]] | None = None) -> InvalidInputError:
     """A request whose inputs were refused; `errors` lists every problem (at least this one)."""
-    return ApiError(status, "invalid_input", reason, field, message,
-                    errors or [{"field": field, "reason": reason, "message": message}])
+    return InvalidInputError(status, "invalid_input", reason, field, message,
+                        errors or [{"field": field, "reason": reason, "message": message}])
 
 
 # The body's JSON Schema, for the OpenAPI documentation of every error answer.

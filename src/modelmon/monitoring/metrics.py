@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from modelmon.contract import names as N
 from modelmon.contract.names import OTHER as OTHER_CLASS
-from modelmon.contract.names import bound_label
+from modelmon.contract.names import InvalidReason, bound_label
 from modelmon.model.profile import (
     MAX_CATEGORIES,
     MAX_CLASSES,
@@ -261,7 +261,7 @@ class ModelMetrics:
             observe_many(self._predict_seconds, np.full(requests, seconds))
         self._batch_rows.observe(rows)
 
-    def invalid(self, reason: str) -> None:
+    def invalid(self, reason: InvalidReason) -> None:
         self._invalid[reason].inc()
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from modelmon.errors import ApiError
+from modelmon.errors import InvalidInputError
 from modelmon.model.loading import Feature, LoadedModel
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.monitoring.exposition import exposition_registry, render
@@ -141,14 +141,14 @@ class Monitor:
         try:
             self.validator.columns(rows)
             return list(range(len(rows)))
-        except ApiError:
+        except InvalidInputError:
             pass
         keep = []
         for i, row in enumerate(rows):
             try:
                 self.validator.columns([row])
                 keep.append(i)
-            except ApiError as exc:
+            except InvalidInputError as exc:
                 self.metrics.invalid(exc.reason)
         return keep
 

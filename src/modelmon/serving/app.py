@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelmon.contract import names as N
-from modelmon.errors import ERROR_SCHEMA, ApiError, ModelmonError, invalid_input
+from modelmon.errors import ERROR_SCHEMA, ApiError, InvalidInputError, ModelmonError, invalid_input
 from modelmon.model.loading import LoadedModel, load_model
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.model.source import Origin, fetch
@@ -205,8 +205,9 @@ def create_app(
         return error_response(ApiError(exc.status_code, reason, reason, None, str(exc.detail)), headers)
 
     @app.exception_handler(ApiError)
-    async def _invalid(request: Request, exc: ApiError) -> Response:
-        _Serving.version.monitor.metrics.invalid(exc.reason)
+    async def _refused(request: Request, exc: ApiError) -> Response:
+        if isinstance(exc, InvalidInputError):  # refused inputs are counted by reason
+            _Serving.version.monitor.metrics.invalid(exc.reason)
         return error_response(exc)
 
     def _logged(answers: Answers, batch: bool, columns: dict[str, list[Any]], version: str,

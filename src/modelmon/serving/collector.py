@@ -30,7 +30,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from modelmon.errors import ERROR_SCHEMA, ApiError
+from modelmon.contract.names import InvalidReason
+from modelmon.errors import ERROR_SCHEMA, ApiError, InvalidInputError
 from modelmon.monitoring.feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from modelmon.monitoring.metrics import CollectorMetrics, FeedbackMetrics
 from modelmon.monitoring.monitor import Monitor, Observed
@@ -213,7 +214,7 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
     def refused(status: int, reason: str, message: str) -> JSONResponse:
         return JSONResponse(ApiError(status, "invalid_payload", reason, None, message).body(), status)
 
-    def refused_observation(status: int, reason: str, message: str) -> JSONResponse:
+    def refused_observation(status: int, reason: InvalidReason, message: str) -> JSONResponse:
         """A refused /observe body, counted like a refused request to `modelmon serve`."""
         monitor.metrics.invalid(reason)
         return refused(status, reason, message)
@@ -265,7 +266,7 @@ def create_collector(monitor: Monitor, settings: Settings | None = None) -> Fast
     async def observe(request: Request) -> Response:
         try:
             raw = await read_body(request, settings.max_body_bytes)
-        except ApiError as exc:
+        except InvalidInputError as exc:
             monitor.metrics.invalid(exc.reason)
             return JSONResponse(exc.body(), exc.status)
         try:
