@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.model.profile import QUANTILE_BUCKETS
+from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.settings import Settings
 from modelmon.stats.calibration import expected_confusion
 

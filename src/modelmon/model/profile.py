@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelmon.contract.buckets import PROBABILITY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import OTHER
 from modelmon.errors import ModelmonError
 from modelmon.model.files import MODEL_CONFIG_FILE, PROFILE_FILE
@@ -36,9 +37,6 @@ MAX_CATEGORIES = 30
 MAX_RARE = 10_000  # rare training categories remembered; past that, rarer ones would read as unseen
 PREDICTION = "prediction"  # the name a regressor's predicted value is profiled under
 
-# Buckets of the rank histogram: F_ref(x) of each live value. Uniform when nothing drifted.
-QUANTILE_BUCKETS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 11))
-PROBABILITY_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 _CDF_POINTS = 512  # enough knots that F_ref is exact to well under a bucket's width
 # Without --calibration-data, this share of the training rows (those a seeded shuffle puts
 # last) calibrates the probabilities. Honest only if the model was not fitted on them.

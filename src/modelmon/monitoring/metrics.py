@@ -16,22 +16,22 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from modelmon.contract import names as N
+from modelmon.contract.buckets import (
+    BATCH_BUCKETS,
+    ERROR_MULTIPLES,
+    FEEDBACK_DELAY_BUCKETS,
+    LATENCY_BUCKETS,
+    QUANTILE_BUCKETS,
+)
 from modelmon.contract.names import OTHER as OTHER_CLASS
 from modelmon.contract.names import InvalidReason, bound_label
 from modelmon.model.profile import (
     MAX_CATEGORIES,
     MAX_CLASSES,
-    QUANTILE_BUCKETS,
     CategoryProfile,
     ReferenceProfile,
     category_label,
 )
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
-# A regressor's absolute error, in multiples of its training MAE.
-ERROR_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-FEEDBACK_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
 
 
 def _counter(family: N.Family, registry: CollectorRegistry | None) -> Counter:

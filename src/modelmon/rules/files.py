@@ -19,8 +19,9 @@ import yaml
 
 from modelmon.contract import alerts as A
 from modelmon.contract import names as N
+from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import QUANTILE_BUCKETS, ReferenceProfile
+from modelmon.model.profile import ReferenceProfile
 from modelmon.settings import Settings, seconds
 from modelmon.stats.drift import PSI_EPSILON
 from modelmon.stats.evidence import ks_coefficient, psi_coefficient, z_of

@@ -23,9 +23,9 @@ import numpy as np
 
 from modelmon.contract import alerts as A
 from modelmon.contract import names as N
+from modelmon.contract.buckets import LATENCY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import QUANTILE_BUCKETS, CategoryProfile, FeatureProfile, ReferenceProfile
-from modelmon.monitoring.metrics import LATENCY_BUCKETS
+from modelmon.model.profile import CategoryProfile, FeatureProfile, ReferenceProfile
 from modelmon.rules.files import (
     JOB,
     LATENCY_QUANTILES,
