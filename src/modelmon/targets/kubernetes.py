@@ -37,8 +37,9 @@ from modelmon.model.profile import ReferenceProfile
 from modelmon.rules.alertmanager import alertmanager_config_spec
 from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
 from modelmon.settings import Settings
+from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
 
-HTTP_PORT = 8000
+HTTP_PORT = CONTAINER_PORT
 METRICS_PORT = 9100
 # Labels every object carries; the selector labels pick this model's pods.
 PART_OF = "app.kubernetes.io/part-of"
@@ -92,7 +93,7 @@ def _deployment(profile: ReferenceProfile, settings: Settings, image: str) -> di
                         "image": image,
                         "args": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
                                  "--metrics-port", str(METRICS_PORT), "--workers", "1"],
-                        "env": [{"name": "MODELMON_PREDICTION_LOG", "value": "/var/lib/modelmon/predictions.sqlite"}],
+                        "env": [{"name": "MODELMON_PREDICTION_LOG", "value": CONTAINER_LOG}],
                         "ports": [{"name": "http", "containerPort": HTTP_PORT},
                                   {"name": "metrics", "containerPort": METRICS_PORT}],
                         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, **probe},
@@ -101,7 +102,7 @@ def _deployment(profile: ReferenceProfile, settings: Settings, image: str) -> di
                         "resources": RESOURCES,
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}},
-                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/modelmon"},
+                        "volumeMounts": [{"name": "data", "mountPath": CONTAINER_DATA},
                                          {"name": "tmp", "mountPath": "/tmp"}],
                     }],
                     "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],

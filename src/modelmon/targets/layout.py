@@ -23,6 +23,7 @@ from modelmon.rules.alertmanager import SLACK_TEMPLATES, TEMPLATE_FILE, alertman
 from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
 from modelmon.ruletests.suite import rule_tests
 from modelmon.settings import Settings, SettingsError, seconds, settings_yaml
+from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
 from modelmon.targets.dashboards import DATASOURCE_UID, dashboard_json
 from modelmon.targets.kubernetes import kubernetes_files
 
@@ -66,7 +67,7 @@ class Part:
         return f"http://{settings.host}:{self.port(settings)}"
 
 
-APP = Part("app", "app_port", "/ready", compose_port=8000)
+APP = Part("app", "app_port", "/ready", compose_port=CONTAINER_PORT)
 PROMETHEUS = Part("prometheus", "prometheus_port", "/-/ready", compose_port=9090)
 ALERTMANAGER = Part("alertmanager", "alertmanager_port", "/-/ready", compose_port=9093)
 RECEIVER = Part("receiver", "receiver_port", "/health", compose_port=9099)
@@ -339,7 +340,7 @@ def _grafana_provisioning(settings: Settings) -> dict[str, str]:
             "uid": DATASOURCE_UID,
             "type": "prometheus",
             "access": "proxy",
-            "url": "http://prometheus:9090",
+            "url": f"http://{PROMETHEUS.address(settings, 'compose')}",
             "isDefault": True,
             "jsonData": {"timeInterval": settings.scrape_interval},
         }],
@@ -363,25 +364,32 @@ def _grafana_provisioning(settings: Settings) -> dict[str, str]:
 def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
     app_image = f"modelmon:{__version__}"
     wget = ["CMD", "wget", "-q", "-O", "/dev/null"]
+
+    def published(part: Part, host_port: int | None = None) -> list[str]:
+        return [f"{host_port or part.compose_port}:{part.compose_port}"]
+
+    def ready(part: Part) -> list[str]:
+        return [*wget, f"http://localhost:{part.compose_port}{part.ready_path}"]
+
     compose = {
         "services": {
             "app": {
                 "build": {"context": "..", "dockerfile": "deploy/Dockerfile"},
                 "image": app_image,
-                "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000",
-                            "--prediction-log", "${PREDICTION_LOG:-/var/lib/modelmon/predictions.sqlite}"],
-                "volumes": [f"{model_mount}:/model:ro", "prediction-log:/var/lib/modelmon"],
-                "ports": ["8000:8000"],
+                "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", str(APP.compose_port),
+                            "--prediction-log", f"${{PREDICTION_LOG:-{CONTAINER_LOG}}}"],
+                "volumes": [f"{model_mount}:/model:ro", f"prediction-log:{CONTAINER_DATA}"],
+                "ports": published(APP),
                 "healthcheck": {
-                    "test": ["CMD", "python", "-c",
-                             "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready')"],
+                    "test": ["CMD", "python", "-c", "import urllib.request; "
+                             f"urllib.request.urlopen('http://127.0.0.1:{APP.compose_port}{APP.ready_path}')"],
                     "interval": "10s", "timeout": "3s", "retries": 5, "start_period": "20s",
                 },
                 "restart": "unless-stopped",
             },
             "receiver": {
                 "image": app_image,
-                "command": ["modelmon", "receive", "--host", "0.0.0.0", "--port", "9099",
+                "command": ["modelmon", "receive", "--host", "0.0.0.0", "--port", str(RECEIVER.compose_port),
                             "--log", "/data/notifications.jsonl"],
                 "volumes": ["receiver-data:/data"],
                 "depends_on": ["app"],
@@ -396,8 +404,8 @@ def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
                     "--web.enable-lifecycle",
                 ],
                 "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-                "ports": ["9090:9090"],
-                "healthcheck": {"test": [*wget, "http://localhost:9090/-/ready"], "interval": "10s", "retries": 5},
+                "ports": published(PROMETHEUS),
+                "healthcheck": {"test": ready(PROMETHEUS), "interval": "10s", "retries": 5},
                 "depends_on": {"app": {"condition": "service_healthy"}},
                 "restart": "unless-stopped",
             },
@@ -406,8 +414,8 @@ def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
                 "command": ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
                 "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
                 "secrets": ["slack_webhook_url"],
-                "ports": ["9093:9093"],
-                "healthcheck": {"test": [*wget, "http://localhost:9093/-/ready"], "interval": "10s", "retries": 5},
+                "ports": published(ALERTMANAGER),
+                "healthcheck": {"test": ready(ALERTMANAGER), "interval": "10s", "retries": 5},
                 "restart": "unless-stopped",
             },
             "grafana": {
@@ -423,8 +431,8 @@ def _compose(model_mount: str, dashboard_file: str, settings: Settings) -> str:
                     "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
                     "grafana-data:/var/lib/grafana",
                 ],
-                "ports": [f"{settings.grafana_port}:3000"],
-                "healthcheck": {"test": [*wget, "http://localhost:3000/api/health"], "interval": "10s", "retries": 5},
+                "ports": published(GRAFANA, settings.grafana_port),
+                "healthcheck": {"test": ready(GRAFANA), "interval": "10s", "retries": 5},
                 "depends_on": {"prometheus": {"condition": "service_healthy"}},
                 "restart": "unless-stopped",
             },
@@ -444,11 +452,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir '.[postgres]' && useradd --system --uid 10001 modelmon \
-    && mkdir -p /var/lib/modelmon && chown modelmon /var/lib/modelmon
+    && mkdir -p {CONTAINER_DATA} && chown modelmon {CONTAINER_DATA}
 USER modelmon
-EXPOSE 8000
-CMD ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "8000", \
-     "--prediction-log", "/var/lib/modelmon/predictions.sqlite"]
+EXPOSE {APP.compose_port}
+CMD ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", "{APP.compose_port}", \
+     "--prediction-log", "{CONTAINER_LOG}"]
 """
 
 
