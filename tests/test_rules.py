@@ -136,13 +136,13 @@ def test_quality_formulas_agree_with_scikit_learn():
     """The Python side of the promtool cases, checked against scikit-learn on the same labels."""
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-    from modelmon.ruletests.suite import quality_of
+    from modelmon.ruletests.inputs import confusion_quality
 
     confusion = {("normal", "normal"): 50, ("normal", "success"): 7, ("success", "normal"): 13,
                  ("success", "success"): 30}
     actual = [a for (a, _), k in confusion.items() for _ in range(k)]
     predicted = [p for (_, p), k in confusion.items() for _ in range(k)]
-    got = quality_of(confusion, "success")
+    got = confusion_quality(confusion, "success")
     assert got["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
     assert got["precision"] == pytest.approx(precision_score(actual, predicted, pos_label="success"))
     assert got["recall"] == pytest.approx(recall_score(actual, predicted, pos_label="success"))
@@ -231,7 +231,7 @@ def test_a_regressor_gets_error_rules_and_no_class_rules(regressor_model):
 
 def test_error_formulas_agree_with_numpy():
     """The Python reference of MAE, RMSE and bias (from per-replica sums) is the textbook one."""
-    from modelmon.ruletests.suite import Errors, errors_of
+    from modelmon.ruletests.inputs import Errors, errors_of
 
     rng = np.random.default_rng(1)
     parts = [rng.normal(3, 10, 40), rng.normal(-2, 5, 25)]
@@ -260,7 +260,7 @@ def test_a_low_positive_rate_that_only_shows_summed_over_replicas_fires_once(tmp
     """Two replicas each see 10 % successful stores, each on too few rows for the Wilson bound
     to be evidence under the 20 % floor; summed (as the rules do, by model) the rows suffice:
     ModelLowPositiveRate fires, once, for the model. Either replica alone: it does not."""
-    from modelmon.ruletests.suite import positive_needed
+    from modelmon.ruletests.oracle import positive_needed
     from modelmon.settings import seconds
 
     settings = load_settings("production")
