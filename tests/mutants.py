@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from modelmon.rules.files import Names
+from modelmon.rules.series import Names
 from modelmon.settings import Settings
 from modelmon.targets.layout import Layout
 

@@ -1,6 +1,6 @@
 import json
 
-from modelmon.rules.files import Names
+from modelmon.rules.series import Names
 from modelmon.settings import load_settings
 from modelmon.targets.dashboards import build_dashboard, panel_queries, panel_specs
 

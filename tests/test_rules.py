@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from modelmon.model.profile import ReferenceProfile, profile_path
-from modelmon.rules.files import Names, alerts, recording_rules
+from modelmon.rules.alerts import alerts
+from modelmon.rules.recording import recording_rules
+from modelmon.rules.series import Names
 from modelmon.settings import load_settings
 from modelmon.targets.layout import render_stack
 

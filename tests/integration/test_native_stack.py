@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from modelmon.rules.files import Names
+from modelmon.rules.series import Names
 from modelmon.simulate.receiver import read_notifications
 from modelmon.simulate.scenarios import load_scenario
 from modelmon.simulate.timeline import detections, phase_at

@@ -53,7 +53,8 @@ from modelmon.monitoring.feedback import Truths
 from modelmon.monitoring.metrics import FeedbackMetrics
 from modelmon.monitoring.monitor import Monitor
 from modelmon.monitoring.predictionlog import LoggedPrediction, PredictionStore, store_url
-from modelmon.rules.files import JOB, Names, rule_files
+from modelmon.rules.files import rule_files
+from modelmon.rules.series import JOB, Names
 from modelmon.serving.predictor import Answers, Predictor
 from modelmon.settings import Settings, seconds
 from modelmon.simulate.scenarios import Phase, Scenario

@@ -22,7 +22,8 @@ import httpx
 from modelmon.errors import ModelmonError
 from modelmon.model.profile import ReferenceProfile
 from modelmon.report.plotting import pyplot
-from modelmon.rules.files import Names, group_names
+from modelmon.rules.files import group_names
+from modelmon.rules.series import Names
 from modelmon.settings import Settings, read_settings_file
 from modelmon.targets.dashboards import board_panels
 from modelmon.targets.layout import layout_of

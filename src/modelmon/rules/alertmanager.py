@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from modelmon.contract import alerts as A
 from modelmon.contract.names import MODEL
-from modelmon.rules.files import dump_yaml
+from modelmon.rules.render import dump_yaml
 from modelmon.settings import Settings
 
 __all__ = [

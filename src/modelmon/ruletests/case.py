@@ -9,10 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelmon.rules.files import (
-    JOB,
-    Alert,
-)
+from modelmon.rules.alerts import Alert
+from modelmon.rules.series import JOB
 from modelmon.settings import Settings
 
 INSTANCES = ("replica-a:8000", "replica-b:8000")

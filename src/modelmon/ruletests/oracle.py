@@ -15,11 +15,8 @@ import numpy as np
 from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.model.profile import CategoryProfile, FeatureProfile, ReferenceProfile
-from modelmon.rules.files import (
-    JOB,
-    Alert,
-    low_rate_alerted,
-)
+from modelmon.rules.alerts import Alert, low_rate_alerted
+from modelmon.rules.series import JOB
 from modelmon.ruletests.case import Case
 from modelmon.ruletests.inputs import category_reference, p_in_bucket, standard_inputs
 from modelmon.ruletests.solve import FAST_BUCKET, window_increase

@@ -9,10 +9,8 @@ from collections.abc import Mapping, Sequence
 
 from modelmon.contract import alerts as A
 from modelmon.model.profile import ReferenceProfile
-from modelmon.rules.files import (
-    Alert,
-    Names,
-)
+from modelmon.rules.alerts import Alert
+from modelmon.rules.series import Names
 from modelmon.ruletests.case import INSTANCES, Case
 from modelmon.ruletests.inputs import (
     Confusion,

@@ -12,11 +12,8 @@ from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
 from modelmon.model.profile import ReferenceProfile
-from modelmon.rules.files import (
-    JOB,
-    Alert,
-    Names,
-)
+from modelmon.rules.alerts import Alert
+from modelmon.rules.series import JOB, Names
 from modelmon.ruletests.case import INSTANCES, Case
 from modelmon.ruletests.inputs import drift_past, mix_of, p_in_bucket, slow_bucket_index, standard_inputs
 from modelmon.settings import Settings, seconds

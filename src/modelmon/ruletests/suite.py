@@ -21,14 +21,10 @@ from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
 from modelmon.model.profile import ReferenceProfile
-from modelmon.rules.files import (
-    JOB,
-    Names,
-    alerts,
-    dashboard_uid,
-    dump_yaml,
-    group_names,
-)
+from modelmon.rules.alerts import alerts, dashboard_uid
+from modelmon.rules.files import group_names
+from modelmon.rules.render import dump_yaml
+from modelmon.rules.series import JOB, Names
 from modelmon.ruletests.boundary import boundary_cases, quality_boundary_cases
 from modelmon.ruletests.case import Case, duration_text
 from modelmon.ruletests.changes import abrupt_cases, change_cases, expect_categories, quality_change_cases

@@ -26,7 +26,8 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from modelmon.contract import names as N
 from modelmon.model.profile import MAX_CLASSES, ReferenceProfile
-from modelmon.rules.files import LATENCY_QUANTILES, Names, dashboard_uid, low_rate_alerted
+from modelmon.rules.alerts import dashboard_uid, low_rate_alerted
+from modelmon.rules.series import LATENCY_QUANTILES, Names
 from modelmon.settings import Settings
 
 DATASOURCE_UID = "modelmon-prometheus"

@@ -35,7 +35,10 @@ import yaml
 from modelmon import __version__
 from modelmon.model.profile import ReferenceProfile
 from modelmon.rules.alertmanager import alertmanager_config_spec
-from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
+from modelmon.rules.alerts import dashboard_uid
+from modelmon.rules.files import rule_files
+from modelmon.rules.render import dump_yaml
+from modelmon.rules.series import JOB
 from modelmon.settings import Settings
 from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
 

@@ -20,7 +20,10 @@ from modelmon import __version__
 from modelmon.contract.routes import SLACK_PATH
 from modelmon.model.profile import ReferenceProfile
 from modelmon.rules.alertmanager import SLACK_TEMPLATES, TEMPLATE_FILE, alertmanager_config
-from modelmon.rules.files import JOB, dashboard_uid, dump_yaml, rule_files
+from modelmon.rules.alerts import dashboard_uid
+from modelmon.rules.files import rule_files
+from modelmon.rules.render import dump_yaml
+from modelmon.rules.series import JOB
 from modelmon.ruletests.suite import rule_tests
 from modelmon.settings import Settings, SettingsError, seconds, settings_yaml
 from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
