@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from modelmon.backtest.run import Result, backtest, grace_of
+from modelmon.backtest.result import Result, grace_of
+from modelmon.backtest.run import backtest
 from modelmon.model.loading import load_model
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import Settings, load_settings, seconds

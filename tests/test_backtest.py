@@ -4,7 +4,8 @@ whole backtest, against real promtool and Prometheus, is in tests/integration/te
 
 import pytest
 
-from modelmon.backtest.run import Episode, PhaseSpan, Result, _levels, episodes_of
+from modelmon.backtest.engine import _levels, episodes_of
+from modelmon.backtest.result import Episode, PhaseSpan, Result
 
 
 def test_for_fires_after_holding_and_an_evaluation_without_the_series_ends_it():

@@ -272,7 +272,8 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> None:
-    from modelmon.backtest.run import backtest, backtest_log, grace_of, write_outputs
+    from modelmon.backtest.result import grace_of, write_outputs
+    from modelmon.backtest.run import backtest, backtest_log
     from modelmon.model.loading import load_model
     from modelmon.model.profile import ReferenceProfile, profile_path
     from modelmon.settings import seconds

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from modelmon.backtest.run import backtest, backtest_log, grace_of
+from modelmon.backtest.result import grace_of
+from modelmon.backtest.run import backtest, backtest_log
 from modelmon.monitoring.predictionlog import LoggedRequest, PredictionStore, store_url
 from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import load_scenario, parse_scenario
