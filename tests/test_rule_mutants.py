@@ -13,7 +13,7 @@ import pytest
 
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
-from modelmon.targets.layout import render_stack
+from modelmon.targets.stack import render_stack
 from tests.mutants import catalogue, report, run
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from modelmon.rules.alerts import alerts
 from modelmon.rules.recording import recording_rules
 from modelmon.rules.series import Names
 from modelmon.settings import load_settings
-from modelmon.targets.layout import render_stack
+from modelmon.targets.stack import render_stack
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (make test installs it)")
 

@@ -12,7 +12,7 @@ import yaml
 
 from modelmon.cli import main
 from modelmon.settings import load_settings
-from modelmon.targets.layout import render_stack
+from modelmon.targets.stack import render_stack
 
 from .conftest import REPO, STORES_DIR
 

@@ -186,7 +186,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_stack_render(args: argparse.Namespace) -> None:
-    from modelmon.targets.layout import render_kubernetes, render_stack
+    from modelmon.targets.stack import render_kubernetes, render_stack
 
     folder = _local(args.model)
     profile = _load(folder)

@@ -27,8 +27,9 @@ from modelmon.simulate.simulator import Simulator
 from modelmon.stats.drift import bin_shares, ks_distance, psi
 from modelmon.targets.dashboards import panel_queries
 from modelmon.targets.host import find_binary, free_port
-from modelmon.targets.layout import APP, PROMETHEUS, VICTORIA_METRICS, Instance, prometheus_config
+from modelmon.targets.layout import APP, PROMETHEUS, VICTORIA_METRICS, Instance
 from modelmon.targets.native import NativeStack
+from modelmon.targets.prometheus import prometheus_config
 
 from .conftest import REPO, TRAINING_INPUTS, TRAINING_TRUTH, prom_query, wait_until
 

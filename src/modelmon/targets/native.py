@@ -36,10 +36,9 @@ from modelmon.targets.layout import (
     layout_of,
     native_instances,
     part_named,
-    render_stack,
-    victoria_metrics_args,
-    vmalert_args,
 )
+from modelmon.targets.prometheus import victoria_metrics_args, vmalert_args
+from modelmon.targets.stack import render_stack
 
 
 @dataclass
