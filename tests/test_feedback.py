@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelmon.model.profile import ReferenceProfile, profile_path
-from modelmon.monitoring.predictionlog import PredictionStore, store_url
+from modelmon.monitoring.predictionstore import PredictionStore, store_url
 from modelmon.serving.app import create_app
 from modelmon.settings import Settings
 

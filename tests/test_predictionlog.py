@@ -12,13 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmon.monitoring.metrics import FeedbackMetrics
-from modelmon.monitoring.predictionlog import (
-    LoggedRequest,
-    PredictionLog,
-    PredictionLogError,
-    PredictionStore,
-    store_url,
-)
+from modelmon.monitoring.predictionlog import PredictionLog
+from modelmon.monitoring.predictionstore import LoggedRequest, PredictionLogError, PredictionStore, store_url
 
 
 def _row(i: int, at: float) -> LoggedRequest:

@@ -26,7 +26,7 @@ _PUBLIC = {
     "ModelLoadError": "modelmon.model.loading",
     "ModelSourceError": "modelmon.model.source",
     "ProfileError": "modelmon.model.profile",
-    "PredictionLogError": "modelmon.monitoring.predictionlog",
+    "PredictionLogError": "modelmon.monitoring.predictionstore",
 }
 __all__ = [
     "ApiError", "ModelLoadError", "ModelSourceError", "ModelmonError", "Monitor", "Observed", "PredictionLogError",
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from modelmon.model.profile import ProfileError
     from modelmon.model.source import ModelSourceError
     from modelmon.monitoring.monitor import Monitor, Observed
-    from modelmon.monitoring.predictionlog import PredictionLogError
+    from modelmon.monitoring.predictionstore import PredictionLogError
     from modelmon.settings import Settings, SettingsError, load_settings
 
 

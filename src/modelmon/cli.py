@@ -142,7 +142,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         from modelmon.serving.workers import serve_workers
 
         if settings.prediction_log_on:
-            from modelmon.monitoring.predictionlog import PredictionStore, store_url
+            from modelmon.monitoring.predictionstore import PredictionStore, store_url
 
             # Each worker opens the log after the fork; a bad URL or path must fail here, once.
             PredictionStore(store_url(settings.prediction_log_of(model.name))).close()

@@ -12,7 +12,7 @@ import pytest
 
 from modelmon.backtest.result import grace_of
 from modelmon.backtest.run import backtest, backtest_log
-from modelmon.monitoring.predictionlog import LoggedRequest, PredictionStore, store_url
+from modelmon.monitoring.predictionstore import LoggedRequest, PredictionStore, store_url
 from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import load_scenario, parse_scenario
 

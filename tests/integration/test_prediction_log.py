@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmon.monitoring.predictionlog import PredictionStore, store_url
+from modelmon.monitoring.predictionstore import PredictionStore, store_url
 
 from ..test_predictionlog import open_at_once
 from .conftest import free_port, running, wait_until

@@ -21,7 +21,7 @@ from modelmon.model.profile import ReferenceProfile
 from modelmon.monitoring.feedback import Truths
 from modelmon.monitoring.metrics import FeedbackMetrics
 from modelmon.monitoring.monitor import Monitor
-from modelmon.monitoring.predictionlog import LoggedPrediction
+from modelmon.monitoring.predictionstore import LoggedPrediction
 from modelmon.serving.predictor import Answers, Predictor
 from modelmon.settings import Settings, seconds
 from modelmon.simulate.scenarios import Phase, Scenario

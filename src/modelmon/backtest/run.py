@@ -34,7 +34,7 @@ from modelmon.backtest.player import Played, play, play_log
 from modelmon.backtest.result import Result
 from modelmon.model.loading import LoadedModel
 from modelmon.model.profile import ReferenceProfile
-from modelmon.monitoring.predictionlog import PredictionStore, store_url
+from modelmon.monitoring.predictionstore import PredictionStore, store_url
 from modelmon.rules.files import rule_files
 from modelmon.rules.series import Names
 from modelmon.settings import Settings, seconds

@@ -312,7 +312,6 @@ def board_for(dashboard: Path) -> dict[str, Any]:
                           "--dashboard FILE.") from None
 
 
-
 def stack_settings(prometheus: str, settings: Settings, stack: Path | None, profile: ReferenceProfile) -> Settings:
     """The settings of the stack a report reads: its folder's, when given; else `settings`
     with the windows of the recording rules that its Prometheus runs for this model."""

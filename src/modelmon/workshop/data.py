@@ -27,7 +27,6 @@ CUSTOMERS_MEAN, CUSTOMERS_SD = 786.0, 265.0
 SUCCESS_SHARE = 0.25
 
 
-
 class DataError(ModelmonError):
     """A data file that cannot be read; the message says what to do."""
 
