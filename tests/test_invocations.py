@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from modelmon.contract import names as N
+from modelmon.contract.reasons import INVALID_REASONS
 from modelmon.settings import Settings
 
 from .conftest import make_client
@@ -68,7 +69,7 @@ def test_a_bad_scoring_request_is_a_4xx_that_names_the_field_and_is_counted(stor
         assert answer.status_code == status, (body, answer.text)
         assert answer.json()["reason"] == reason, (body, answer.json())
     s = scrape(client)
-    assert sum(value(s, N.INVALID_REQUESTS.total, model="stores", reason=r) for r in N.INVALID_REASONS) == len(cases)
+    assert sum(value(s, N.INVALID_REQUESTS.total, model="stores", reason=r) for r in INVALID_REASONS) == len(cases)
     assert sum(v for (n, _), v in s.items() if n == N.PREDICTIONS.total) == 0
 
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import Monitor
 from modelmon.contract import names as N
+from modelmon.contract.reasons import INVALID_REASONS
 from modelmon.monitoring.metrics import FeedbackMetrics, ReloadMetrics
 from modelmon.settings import Settings
 
@@ -121,7 +122,7 @@ def test_invalid_rows_are_counted_by_reason_and_never_raised(monitor_factory, st
     assert (observed.rows, observed.invalid) == (1, 3)
     series = _series(TestClient(monitor.metrics_app()).get("/").text)
     invalid = {dict(k)["reason"]: v for (name, k), v in series.items() if name == N.INVALID_REQUESTS.total and v}
-    assert sum(invalid.values()) == 3 and set(invalid) <= set(N.INVALID_REASONS)
+    assert sum(invalid.values()) == 3 and set(invalid) <= set(INVALID_REASONS)
     assert series[(N.PREDICTIONS.total, (("class", "normal"), ("model", "stores"), ("version", stores_model.version)))] == 1
 
 

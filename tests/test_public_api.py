@@ -37,7 +37,9 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_importing_modelmon_stays_light() -> None:
-    """`import modelmon` (and so `modelmon --help`) does not load NumPy or the model code."""
-    code = "import sys, modelmon; print(sorted(m for m in ('numpy', 'modelmon.monitoring') if m in sys.modules))"
+    """`import modelmon` and its command line (so `modelmon --help`) load neither NumPy nor the
+    model code, nor prometheus_client, which `modelmon serve --workers` must configure first."""
+    code = ("import sys, modelmon, modelmon.cli; "
+            "print(sorted(m for m in ('numpy', 'modelmon.monitoring', 'prometheus_client') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

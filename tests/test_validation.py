@@ -1,6 +1,6 @@
 import pytest
 
-from modelmon.contract.names import INVALID_REASONS as REASONS
+from modelmon.contract.reasons import INVALID_REASONS as REASONS
 from modelmon.errors import ApiError
 from modelmon.model.loading import Feature
 from modelmon.monitoring.validation import RequestValidator

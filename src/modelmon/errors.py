@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmon.contract.names import InvalidReason
+from modelmon.contract.reasons import InvalidReason
 
 
 class ModelmonError(Exception):

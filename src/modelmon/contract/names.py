@@ -9,9 +9,11 @@ reasons of a refusal, the sides of a range) live here too: they bound the series
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from prometheus_client.utils import floatToGoString
+
+from modelmon.contract.reasons import INVALID_REASONS
 
 Kind = Literal["counter", "gauge", "histogram"]
 
@@ -72,17 +74,7 @@ class Family:
         return self.total if self.kind == "counter" else self.name
 
 
-# Bounded label values. A reason is a Literal type, so that a misspelt one fails mypy where it is
-# raised instead of a KeyError where it is counted.
-InvalidReason = Literal[
-    "empty_body", "invalid_json", "body_too_large", "batch_too_large", "empty_batch",
-    "missing_field", "extra_field", "wrong_type", "not_finite", "out_of_bounds",
-    # the collector's POST /observe: not one prediction (or request id) per row
-    "length_mismatch", "wrong_request_ids",
-    # a client's X-Request-ID header that cannot name a prediction (too long, or other characters)
-    "invalid_request_id",
-]
-INVALID_REASONS: tuple[InvalidReason, ...] = get_args(InvalidReason)
+# Bounded label values. Invalid-input reasons: contract.reasons (a Literal type).
 FEEDBACK_REJECTIONS = ("unknown_request_id", "duplicate", "invalid_label", "invalid_body", "log_off")
 LOG_DROP_REASONS = ("queue_full", "write_error", "duplicate_id")  # duplicate_id: the model logged that id already
 OUT_OF_RANGE_SIDES = ("below", "above")

@@ -24,7 +24,8 @@ from modelmon.contract.buckets import (
     QUANTILE_BUCKETS,
 )
 from modelmon.contract.names import OTHER as OTHER_CLASS
-from modelmon.contract.names import InvalidReason, bound_label
+from modelmon.contract.names import bound_label
+from modelmon.contract.reasons import INVALID_REASONS, InvalidReason
 from modelmon.model.profile import (
     MAX_CATEGORIES,
     MAX_CLASSES,
@@ -191,7 +192,7 @@ class ModelMetrics:
             for c in classes:
                 ratio.labels(model, c.label).set(c.prior)
 
-        self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, N.INVALID_REASONS)
+        self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, INVALID_REASONS)
         self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
         self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
         self._info = _gauge(N.MODEL_INFO, registry, "max").labels(

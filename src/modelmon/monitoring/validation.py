@@ -2,7 +2,7 @@
 
 One pydantic model per served model, built once at start-up, gives both the checks and the
 OpenAPI schema shown in /docs. Every rejection carries a bounded `reason` (one of
-`names.INVALID_REASONS`, the label of `modelmon_invalid_requests_total`), the offending field, and a sentence a client can act on.
+`contract.reasons.INVALID_REASONS`, the label of `modelmon_invalid_requests_total`), the offending field, and a sentence a client can act on.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from modelmon.contract.names import InvalidReason
+from modelmon.contract.reasons import InvalidReason
 from modelmon.errors import ERROR_SCHEMA, ApiError, InvalidInputError
 from modelmon.monitoring.feedback import MAX_ID_LENGTH, FeedbackRecorder, Truths
 from modelmon.monitoring.metrics import CollectorMetrics, FeedbackMetrics
