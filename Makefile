@@ -20,8 +20,11 @@ NEEDED_BINARIES := prometheus promtool amtool docker-compose victoria-metrics vm
 demo: system-deps venv
 	$(VENV)/bin/modelmon demo
 
+# Four pytest workers (pytest-xdist) on two cores: most integration tests wait on real processes
+# and clocks, so their waits overlap the CPU-bound tests. `make test PYTEST_WORKERS=0`: one process.
+PYTEST_WORKERS ?= 4
 test: system-deps venv lint
-	$(PY) -m pytest -m "not slow" --durations=15
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --durations=15
 
 # ruff (rules in pyproject.toml), mypy --strict on src/, and the import contract (the
 # subpackages' layers, no circles: [tool.importlinter] in pyproject.toml); also run by `make test`.
