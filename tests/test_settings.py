@@ -114,7 +114,8 @@ def test_cli_flags_are_the_settings_own() -> None:
     and leaves the default to the settings (None: the profile, file and MODELMON_* decide)."""
     import argparse
 
-    from modelmon.cli import _FLEET_FLAGS, _SERVE_FLAGS, _parser
+    from modelmon.cli.commands import FLEET_FLAGS, SERVE_FLAGS
+    from modelmon.cli.parser import build_parser
     from modelmon.settings import setting_doc
 
     def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -126,7 +127,7 @@ def test_cli_flags_are_the_settings_own() -> None:
                     found.update({f"{name} {k}": v for k, v in subparsers(sub).items()})
         return found
 
-    commands = subparsers(_parser())
+    commands = subparsers(build_parser())
     fields = set(Settings.__dataclass_fields__)
     checked = {}
     for command, sub in commands.items():
@@ -138,10 +139,10 @@ def test_cli_flags_are_the_settings_own() -> None:
                 assert f"setting {action.dest};" in (action.help or ""), (command, action.dest)
                 assert action.choices == doc.choices or action.const is not None, (command, action.dest)
                 checked.setdefault(command, set()).add(action.dest)
-    assert checked["serve"] == set(_SERVE_FLAGS)
-    assert set(_FLEET_FLAGS) <= checked["stack render"] and set(_FLEET_FLAGS) <= checked["up"]
+    assert checked["serve"] == set(SERVE_FLAGS)
+    assert set(FLEET_FLAGS) <= checked["stack render"] and set(FLEET_FLAGS) <= checked["up"]
     assert {"host", "app_port", "prediction_log"} <= checked["collect"]
-    args = _parser().parse_args(["serve", "--port", "8123", "--no-monitoring"])
+    args = build_parser().parse_args(["serve", "--port", "8123", "--no-monitoring"])
     assert (args.app_port, args.monitoring, args.workers) == (8123, False, None)
     with pytest.raises(SystemExit):
-        _parser().parse_args(["stack", "render", "--rule-evaluation", "everywhere"])
+        build_parser().parse_args(["stack", "render", "--rule-evaluation", "everywhere"])

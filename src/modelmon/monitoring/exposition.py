@@ -11,12 +11,14 @@ for a scraper that asks for it (Prometheus does by default), the text format oth
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
 
 from modelmon.settings import MULTIPROC_ENV
 
@@ -57,6 +59,19 @@ def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]
     """The body and content type for a scraper that sent `Accept: accept`."""
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
+
+
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
+    """The one /metrics handler of a Starlette or FastAPI app (the server's, the collector's and
+    `Monitor.instrument`'s): `registry` as `exposition_registry` exports it, in the format the
+    scraper asks for."""
+    exported = exposition_registry(registry)
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = render(exported, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
+
+    return metrics
 
 
 def serve_metrics_port(registry: CollectorRegistry, host: str, port: int) -> None:

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from modelmon.errors import InvalidInputError
 from modelmon.model.loading import Feature, LoadedModel
 from modelmon.model.profile import ReferenceProfile, profile_path
-from modelmon.monitoring.exposition import exposition_registry, render
+from modelmon.monitoring.exposition import exposition_registry, metrics_endpoint, render
 from modelmon.monitoring.metrics import HttpMetrics, ModelMetrics
 from modelmon.monitoring.validation import RequestValidator
 from modelmon.stats.calibration import expected_confusion
@@ -214,16 +214,7 @@ class Monitor:
         (`modelmon_request_duration_seconds`, by route and status class); call it after the
         app's routes are declared."""
         if metrics_path:
-            from starlette.requests import Request
-            from starlette.responses import Response
-
-            exported = exposition_registry(self.registry)
-
-            async def metrics(request: Request) -> Response:
-                body, content_type = render(exported, request.headers.get("accept"))
-                return Response(body, headers={"Content-Type": content_type})
-
-            app.add_route(metrics_path, metrics, methods=["GET"], include_in_schema=False)
+            app.add_route(metrics_path, metrics_endpoint(self.registry), methods=["GET"], include_in_schema=False)
         handlers = [getattr(route, "path", "") for route in app.routes]
         app.add_middleware(Timing, metrics=HttpMetrics(self.registry, handlers))
 

@@ -24,7 +24,7 @@ from modelmon.errors import ERROR_SCHEMA, ApiError, InvalidInputError, ModelmonE
 from modelmon.model.loading import LoadedModel, load_model
 from modelmon.model.profile import ReferenceProfile, profile_path
 from modelmon.model.source import Origin, fetch
-from modelmon.monitoring.exposition import exposition_registry, render
+from modelmon.monitoring.exposition import metrics_endpoint
 from modelmon.monitoring.feedback import FeedbackRecorder, Truths
 from modelmon.monitoring.metrics import FeedbackMetrics, HttpMetrics, ReloadMetrics
 from modelmon.monitoring.monitor import Monitor, Timing
@@ -304,15 +304,11 @@ def create_app(
     add_feedback(app, recorder, feedback_metrics, truths, settings)
 
     if settings.metrics_on_app:
-        exported = exposition_registry(registry)
-
-        @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                 responses={200: {"description": "Prometheus text format, or OpenMetrics when Accept asks for it",
-                                  "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}},
-                                              OPENMETRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
-        async def metrics_endpoint(request: Request) -> Response:
-            body, content_type = render(exported, request.headers.get("accept"))
-            return Response(body, headers={"Content-Type": content_type})
+        app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"description": "Prometheus text format, or OpenMetrics when Accept asks for it",
+                                 "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}},
+                                             OPENMETRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+                )(metrics_endpoint(registry))
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict[str, str]:
