@@ -88,7 +88,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
               "with rows the model was not fitted on) to calibrate them")
 
 
-_SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows", "max_body_bytes", "batch_rows",
+SERVE_FLAGS = ("host", "app_port", "metrics_port", "workers", "max_batch_rows", "max_body_bytes", "batch_rows",
                 "batch_wait_ms", "monitoring", "log_level", "prediction_log", "log_queue_rows", "log_flush_seconds",
                 "log_retention", "log_max_rows", "follow_alias")
 
@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     args.model = args.model or args.model_path or DEFAULT_MODEL
     from modelmon.settings import load_settings
 
-    settings = load_settings(args.profile, args.settings, flags={k: getattr(args, k) for k in _SERVE_FLAGS})
+    settings = load_settings(args.profile, args.settings, flags={k: getattr(args, k) for k in SERVE_FLAGS})
     if settings.workers > 1:
         from modelmon.serving.workers import enable_multiprocess
 
