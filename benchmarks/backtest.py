@@ -17,7 +17,7 @@ from pathlib import Path
 from modelmon.backtest.result import Result, grace_of
 from modelmon.backtest.run import backtest
 from modelmon.model.loading import load_model
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import Settings, load_settings, seconds
 from modelmon.simulate.scenarios import Scenario, load_scenario, parse_scenario
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import load_scenario
 from modelmon.simulate.simulator import Simulator

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings, seconds
 from modelmon.simulate.scenarios import parse_scenario
 from modelmon.simulate.simulator import Simulator

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from modelmon.cli import main as cli_main
 from modelmon.model.loading import LoadedModel, load_model
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.serving.app import create_app
 from modelmon.settings import Settings
 

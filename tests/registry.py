@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from modelmon.model.loading import load_model
-from modelmon.model.profile import build_profile, profile_path
+from modelmon.model.profile import build_profile
+from modelmon.model.reference import profile_path
 from modelmon.workshop.data import generate_stores
 
 from .conftest import STORES_DIR

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelmon.model.profile import HELD_OUT_SHARE, ReferenceProfile, build_profile, held_out
+from modelmon.model.profile import HELD_OUT_SHARE, build_profile, held_out
+from modelmon.model.reference import ReferenceProfile
 from modelmon.stats import calibration
 
 from .conftest import STORES_CSV

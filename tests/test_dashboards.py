@@ -38,7 +38,7 @@ def test_quality_panel_reads_the_alerted_accuracy_and_draws_its_floor(stores_pro
 
 
 def test_every_feature_has_value_and_distribution_panels(iris_model):
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
 
     profile = ReferenceProfile.load(profile_path(iris_model.path))
     titles = [s.title for s in panel_specs(profile, load_settings("demo"))]

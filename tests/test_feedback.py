@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.monitoring.predictionstore import PredictionStore, store_url
 from modelmon.serving.app import create_app
 from modelmon.settings import Settings

@@ -14,14 +14,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.model.loading import load_model
-from modelmon.model.profile import (
+from modelmon.model.profile import build_profile, profile_category
+from modelmon.model.reference import (
     MAX_CATEGORIES,
     MAX_CLASSES,
     ClassProfile,
     ProfileError,
     ReferenceProfile,
-    build_profile,
-    profile_category,
     profile_path,
 )
 from modelmon.monitoring.metrics import ModelMetrics

@@ -14,7 +14,7 @@ from modelmon.cli import main
 from modelmon.contract import names as N
 from modelmon.model.files import ORIGIN_FILE
 from modelmon.model.loading import load_model
-from modelmon.model.profile import ProfileError, ReferenceProfile, profile_path
+from modelmon.model.reference import ProfileError, ReferenceProfile, profile_path
 from modelmon.model.source import ModelSourceError, fetch, locate, read_origin, resolve
 from modelmon.serving.app import create_app
 from modelmon.settings import Settings

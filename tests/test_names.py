@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.contract import names as N
 from modelmon.contract.names import FAMILIES, metrics_reference
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.rules.files import rule_files
 from modelmon.ruletests.suite import rule_tests
 from modelmon.settings import Settings, load_settings

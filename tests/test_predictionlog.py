@@ -64,7 +64,7 @@ def test_an_unusable_location_is_one_sentence(tmp_path: Path) -> None:
 
 
 def _log(tmp_path: Path, **settings) -> tuple[PredictionLog, CollectorRegistry]:
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
 
     registry = CollectorRegistry()
     profile = ReferenceProfile.load(profile_path(Path(__file__).resolve().parents[1] / "models" / "stores"))

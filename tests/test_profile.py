@@ -4,14 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelmon.model.profile import (
-    QUANTILE_BUCKETS,
-    SCHEMA_VERSION,
-    ProfileError,
-    ReferenceProfile,
-    build_profile,
-    profile_feature,
-)
+from modelmon.contract.buckets import QUANTILE_BUCKETS
+from modelmon.model.profile import build_profile, profile_feature
+from modelmon.model.reference import SCHEMA_VERSION, ProfileError, ReferenceProfile
 
 from .conftest import STORES_CSV
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.targets.stack import render_stack
 from tests.mutants import catalogue, report, run

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.rules.alerts import alerts
 from modelmon.rules.recording import recording_rules
 from modelmon.rules.series import Names

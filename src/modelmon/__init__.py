@@ -25,7 +25,7 @@ _PUBLIC = {
     "SettingsError": "modelmon.settings",
     "ModelLoadError": "modelmon.model.loading",
     "ModelSourceError": "modelmon.model.source",
-    "ProfileError": "modelmon.model.profile",
+    "ProfileError": "modelmon.model.reference",
     "PredictionLogError": "modelmon.monitoring.predictionstore",
 }
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 if TYPE_CHECKING:
     from modelmon.errors import ApiError, ModelmonError
     from modelmon.model.loading import ModelLoadError
-    from modelmon.model.profile import ProfileError
+    from modelmon.model.reference import ProfileError
     from modelmon.model.source import ModelSourceError
     from modelmon.monitoring.monitor import Monitor, Observed
     from modelmon.monitoring.predictionstore import PredictionLogError

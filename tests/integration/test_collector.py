@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.targets.host import free_port
 from modelmon.targets.layout import APP, PROMETHEUS

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.simulate.receiver import SlackReceiver, read_notifications
 from modelmon.targets.layout import APP, PROMETHEUS

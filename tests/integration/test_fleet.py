@@ -20,7 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.contract import names as N
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import parse_scenario
 from modelmon.simulate.simulator import Simulator

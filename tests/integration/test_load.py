@@ -110,7 +110,7 @@ def test_every_request_is_counted_exactly(tmp_path, workers, capsys):
     # Gauges are not multiplied by the workers: one model_info series at 1, reference gauges
     # exactly the profile's (multiprocess mode `max`, not `sum`).
     assert counted["info"] == [1.0]
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
 
     from .conftest import REPO
 

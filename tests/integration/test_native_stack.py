@@ -161,7 +161,7 @@ def test_children_never_outlive_a_program_that_forgets_to_stop(tmp_path):
     program = (
         "from pathlib import Path\n"
         "from modelmon.targets.native import NativeStack\n"
-        "from modelmon.model.profile import ReferenceProfile, profile_path\n"
+        "from modelmon.model.reference import ReferenceProfile, profile_path\n"
         "from modelmon.settings import load_settings\n"
         f"settings = load_settings('demo').replace(**{ {f'{k}_port': v for k, v in ports.items()} !r})\n"
         f"model = Path({str(REPO / 'models' / 'stores')!r})\n"

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.contract import names as N
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from tests.registry import client, register, shifted_stores
 
 from .conftest import REPO, free_port, running, wait_until

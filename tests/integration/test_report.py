@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.settings import load_settings
 from modelmon.simulate.scenarios import load_scenario
 from modelmon.simulate.simulator import Simulator

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from modelmon.backtest.recorder import EPOCH, Scrapes, json_of, typed_samples
 from modelmon.backtest.result import BacktestError, PhaseSpan
 from modelmon.model.loading import LoadedModel, Prediction
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.monitoring.feedback import Truths
 from modelmon.monitoring.metrics import FeedbackMetrics
 from modelmon.monitoring.monitor import Monitor

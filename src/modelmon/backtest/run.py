@@ -33,7 +33,7 @@ from modelmon.backtest.engine import evaluate, rule_names
 from modelmon.backtest.player import Played, play, play_log
 from modelmon.backtest.result import Result
 from modelmon.model.loading import LoadedModel
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.monitoring.predictionstore import PredictionStore, store_url
 from modelmon.rules.files import rule_files
 from modelmon.rules.series import Names

@@ -13,7 +13,7 @@ from modelmon.errors import ModelmonError
 
 if TYPE_CHECKING:
     from modelmon.model.loading import LoadedModel
-    from modelmon.model.profile import ReferenceProfile
+    from modelmon.model.reference import ReferenceProfile
     from modelmon.settings import Settings
 
 DEFAULT_DATA = Path("data/stores.csv")
@@ -46,7 +46,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
     import warnings
 
     from modelmon.model.loading import load_model
-    from modelmon.model.profile import ProfileNote, ReferenceProfile, build_profile, profile_path
+    from modelmon.model.profile import ProfileNote, build_profile
+    from modelmon.model.reference import ReferenceProfile, profile_path
     from modelmon.model.source import located, log_profile
     from modelmon.workshop.data import read_csv
 
@@ -105,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from modelmon.model.loading import load_model
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
     from modelmon.model.source import located
     from modelmon.monitoring.exposition import serve_metrics_port
     from modelmon.serving.app import create_app
@@ -160,7 +161,7 @@ def _predict_path_said(model: LoadedModel) -> str:
 def _load(model_dir: Path) -> ReferenceProfile:
     """The profile of a servable model folder (loading it checks that it can be served)."""
     from modelmon.model.loading import load_model
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
 
     load_model(model_dir)
     return ReferenceProfile.load(profile_path(model_dir))
@@ -266,7 +267,7 @@ def cmd_backtest(args: argparse.Namespace) -> None:
     from modelmon.backtest.result import grace_of, write_outputs
     from modelmon.backtest.run import backtest, backtest_log
     from modelmon.model.loading import load_model
-    from modelmon.model.profile import ReferenceProfile, profile_path
+    from modelmon.model.reference import ReferenceProfile, profile_path
     from modelmon.settings import seconds
     from modelmon.simulate.scenarios import load_scenario, parse_rate
 
@@ -305,7 +306,7 @@ def cmd_data_explore(args: argparse.Namespace) -> None:
         raise ModelmonError(f"No data file at {args.data}: run `modelmon data generate` or pass --data PATH.")
     profile = None
     if args.model is not None:
-        from modelmon.model.profile import ReferenceProfile, profile_path
+        from modelmon.model.reference import ReferenceProfile, profile_path
 
         profile = ReferenceProfile.load(profile_path(_local(args.model)))
         if profile.calibration is None:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from modelmon.errors import ApiError
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.monitoring.metrics import FeedbackMetrics
 from modelmon.monitoring.predictionlog import PredictionLog
 

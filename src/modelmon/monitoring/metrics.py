@@ -26,13 +26,7 @@ from modelmon.contract.buckets import (
 from modelmon.contract.names import OTHER as OTHER_CLASS
 from modelmon.contract.names import bound_label
 from modelmon.contract.reasons import INVALID_REASONS, InvalidReason
-from modelmon.model.profile import (
-    MAX_CATEGORIES,
-    MAX_CLASSES,
-    CategoryProfile,
-    ReferenceProfile,
-    category_label,
-)
+from modelmon.model.reference import MAX_CATEGORIES, MAX_CLASSES, CategoryProfile, ReferenceProfile, category_label
 
 
 def _counter(family: N.Family, registry: CollectorRegistry | None) -> Counter:

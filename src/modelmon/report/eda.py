@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelmon.model.profile import MAX_CATEGORIES, ReferenceProfile
+from modelmon.model.reference import MAX_CATEGORIES, ReferenceProfile
 from modelmon.report.plotting import pyplot
 from modelmon.stats.calibration import Calibration
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from modelmon.errors import ModelmonError
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.report.plotting import pyplot
 from modelmon.rules.files import group_names
 from modelmon.rules.series import Names

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelmon.contract import alerts as A
 from modelmon.contract import names as N
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.promql import either_of, ks_clause, percent, window_branches, windows_clause
 from modelmon.rules.series import JOB, SCORING, Names
 from modelmon.settings import Settings

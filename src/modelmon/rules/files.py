@@ -8,7 +8,7 @@ their tests and the dashboards alike.
 
 from __future__ import annotations
 
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import alerts, dashboard_uid
 from modelmon.rules.recording import recording_rules
 from modelmon.rules.render import YamlDumper, dump_yaml, represent_str

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.series import Names
 from modelmon.settings import Settings
 from modelmon.stats.drift import PSI_EPSILON

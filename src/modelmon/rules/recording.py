@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from modelmon.contract import names as N
 from modelmon.contract.buckets import QUANTILE_BUCKETS
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import low_rate_alerted
 from modelmon.rules.promql import or_each, psi_expr, quote, rank_bins, wilson_upper
 from modelmon.rules.series import LATENCY_QUANTILES, SCORING, Names

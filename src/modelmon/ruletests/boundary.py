@@ -11,7 +11,7 @@ import numpy as np
 
 from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
 from modelmon.ruletests.case import Case
 from modelmon.ruletests.inputs import category_reference, confusion_with_accuracy, standard_inputs

@@ -10,7 +10,7 @@ import numpy as np
 
 from modelmon.contract.buckets import LATENCY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import CategoryProfile, ReferenceProfile
+from modelmon.model.reference import CategoryProfile, ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
 from modelmon.rules.series import JOB, LATENCY_QUANTILES, Names
 from modelmon.ruletests.boundary import boundary_traffic

@@ -13,7 +13,7 @@ import numpy as np
 from modelmon.contract import names as N
 from modelmon.contract.buckets import LATENCY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import CategoryProfile, ReferenceProfile
+from modelmon.model.reference import CategoryProfile, ReferenceProfile
 from modelmon.ruletests.case import INSTANCES, Case
 from modelmon.settings import Settings
 from modelmon.stats import calibration

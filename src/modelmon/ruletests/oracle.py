@@ -14,7 +14,7 @@ import numpy as np
 
 from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
-from modelmon.model.profile import CategoryProfile, FeatureProfile, ReferenceProfile
+from modelmon.model.reference import CategoryProfile, FeatureProfile, ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
 from modelmon.rules.series import JOB
 from modelmon.ruletests.case import Case

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from modelmon.contract import alerts as A
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert
 from modelmon.rules.series import Names
 from modelmon.ruletests.case import INSTANCES, Case

@@ -11,7 +11,7 @@ import numpy as np
 from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert
 from modelmon.rules.series import JOB, Names
 from modelmon.ruletests.case import INSTANCES, Case

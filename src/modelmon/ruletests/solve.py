@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modelmon.contract.buckets import LATENCY_BUCKETS
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.ruletests.inputs import p_in_bucket, slow_bucket_index
 from modelmon.stats.drift import ks_distance, psi
 

@@ -20,7 +20,7 @@ import numpy as np
 from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import alerts, dashboard_uid
 from modelmon.rules.files import group_names
 from modelmon.rules.render import dump_yaml

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelmon.contract import names as N
 from modelmon.errors import ERROR_SCHEMA, ApiError, InvalidInputError, ModelmonError, invalid_input
 from modelmon.model.loading import LoadedModel, load_model
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.model.source import Origin, fetch
 from modelmon.monitoring.exposition import metrics_endpoint
 from modelmon.monitoring.feedback import FeedbackRecorder, Truths

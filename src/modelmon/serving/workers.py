@@ -41,7 +41,7 @@ def enable_multiprocess(folder: Path | None) -> Path:
 def app_from_environment() -> Any:
     """The ASGI app of one worker (gunicorn imports this after forking)."""
     from modelmon.model.loading import load_model
-    from modelmon.model.profile import ReferenceProfile
+    from modelmon.model.reference import ReferenceProfile
     from modelmon.serving.app import create_app
 
     config = json.loads(os.environ[ENV_CONFIG])

@@ -25,7 +25,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from modelmon.contract import names as N
-from modelmon.model.profile import MAX_CLASSES, ReferenceProfile
+from modelmon.model.reference import MAX_CLASSES, ReferenceProfile
 from modelmon.rules.alerts import dashboard_uid, low_rate_alerted
 from modelmon.rules.series import LATENCY_QUANTILES, Names
 from modelmon.settings import Settings

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from modelmon import __version__
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alertmanager import alertmanager_config_spec
 from modelmon.rules.alerts import dashboard_uid
 from modelmon.rules.files import rule_files

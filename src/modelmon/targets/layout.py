@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import dashboard_uid
 from modelmon.settings import Settings, SettingsError
 from modelmon.targets.container import CONTAINER_PORT

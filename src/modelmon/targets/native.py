@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from modelmon.contract.routes import SLACK_PATH
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.settings import Settings
 from modelmon.targets.host import StackError, check_port_free, find_binary
 from modelmon.targets.layout import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelmon.contract.routes import SLACK_PATH
-from modelmon.model.profile import ReferenceProfile
+from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alertmanager import SLACK_TEMPLATES, TEMPLATE_FILE, alertmanager_config
 from modelmon.rules.files import rule_files
 from modelmon.ruletests.suite import rule_tests

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from modelmon.model.profile import ReferenceProfile, profile_path
+from modelmon.model.reference import ReferenceProfile, profile_path
 from modelmon.report.writer import PhaseMark, write_report
 from modelmon.settings import Settings
 from modelmon.simulate.scenarios import load_scenario

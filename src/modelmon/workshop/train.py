@@ -16,7 +16,8 @@ import yaml
 
 from modelmon.model.files import MODEL_CONFIG_FILE
 from modelmon.model.loading import load_model
-from modelmon.model.profile import build_profile, profile_path
+from modelmon.model.profile import build_profile
+from modelmon.model.reference import profile_path
 from modelmon.workshop.data import CALIBRATION_ROWS, CALIBRATION_SEED, FEATURES, TARGET, generate_stores
 
 # The workshop's histogram edges: items 1000..2750 by 250, customers 200..1600 by 200.
