@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from modelmon.model.loading import PROBABILITY_TOLERANCE, ModelLoadError, load_model
+from modelmon.model.loading import PROBABILITY_TOLERANCE, load_model
+from modelmon.model.signature import ModelLoadError
 
 from .conftest import STORES_CSV
 

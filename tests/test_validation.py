@@ -2,7 +2,7 @@ import pytest
 
 from modelmon.contract.reasons import INVALID_REASONS as REASONS
 from modelmon.errors import ApiError
-from modelmon.model.loading import Feature
+from modelmon.model.signature import Feature
 from modelmon.monitoring.validation import RequestValidator
 
 

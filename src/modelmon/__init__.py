@@ -23,7 +23,7 @@ _PUBLIC = {
     "ModelmonError": "modelmon.errors",
     "ApiError": "modelmon.errors",
     "SettingsError": "modelmon.settings",
-    "ModelLoadError": "modelmon.model.loading",
+    "ModelLoadError": "modelmon.model.signature",
     "ModelSourceError": "modelmon.model.source",
     "ProfileError": "modelmon.model.reference",
     "PredictionLogError": "modelmon.monitoring.predictionstore",
@@ -35,8 +35,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from modelmon.errors import ApiError, ModelmonError
-    from modelmon.model.loading import ModelLoadError
     from modelmon.model.reference import ProfileError
+    from modelmon.model.signature import ModelLoadError
     from modelmon.model.source import ModelSourceError
     from modelmon.monitoring.monitor import Monitor, Observed
     from modelmon.monitoring.predictionstore import PredictionLogError

@@ -10,32 +10,35 @@ would, without importing MLflow (a second and 50 MB at start); other flavors loa
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pickle
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from modelmon.errors import ModelmonError
-from modelmon.model.files import MODEL_CONFIG_FILE
+from modelmon.model.signature import (
+    CLASSIFICATION,
+    REGRESSION,
+    Feature,
+    MLmodel,
+    ModelConfig,
+    ModelLoadError,
+    features_from_signature,
+)
 from modelmon.model.source import read_origin
 
 _log = logging.getLogger("modelmon.model.loading")
 
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-TASKS = (CLASSIFICATION, REGRESSION)
 
 # Flavors whose raw model modelmon calls directly (predict_proba, the matrix fast path).
 _NATIVE_FLAVORS = ("sklearn", "lightgbm")
+
 
 # How far a probability computed from a matrix may lie from the one computed from the DataFrame
 # (absolute, and relative to the value) for the two to count as the same answer.
@@ -50,82 +53,6 @@ _NATIVE_FLAVORS = ("sklearn", "lightgbm")
 # six below a real difference. Classes and predicted values must be identical all the same.
 PROBABILITY_TOLERANCE = 2.0 ** -30
 
-# MLflow signature types -> (feature kind, pandas dtype the model was trained with).
-_TYPES: dict[str, tuple[str, str]] = {
-    "long": ("integer", "int64"),
-    "integer": ("integer", "int32"),
-    "double": ("float", "float64"),
-    "float": ("float", "float32"),
-    "boolean": ("boolean", "bool"),
-    "string": ("string", "object"),
-}
-
-
-class ModelLoadError(ModelmonError):
-    """A model directory that cannot be served; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input column, as the signature and the model's settings declare it."""
-
-    name: str
-    kind: str  # integer | float | boolean | string
-    dtype: str
-    minimum: float | None = None
-    maximum: float | None = None
-    edges: tuple[float, ...] | None = None  # configured histogram edges, if any
-    categorical: bool = False  # strings and booleans, and integers declared `categorical: true`
-    nullable: bool = False  # may be null or absent: the signature says not required, or modelmon.yaml
-
-    @property
-    def numeric(self) -> bool:
-        """Monitored as a distribution of numbers (rank histogram, KS, PSI over bins)."""
-        return self.kind in ("integer", "float") and not self.categorical
-
-    @property
-    def column_dtype(self) -> str:
-        """The array type requests are typed to: a missing integer is NaN, so it needs floats;
-        a missing boolean is None, so it needs objects."""
-        if self.nullable:
-            return {"integer": "float64", "boolean": "object"}.get(self.kind, self.dtype)
-        return self.dtype
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The user's declarations that a signature cannot carry: names, labels, bounds, edges,
-    the task, which integer inputs are categories and which inputs may be missing."""
-
-    name: str | None = None
-    task: str | None = None  # classification | regression; detected when not said
-    target: str | None = None
-    classes: dict[Any, str] = field(default_factory=dict)
-    positive_class: Any = None
-    features: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, model_dir: Path) -> ModelConfig:
-        path = model_dir / MODEL_CONFIG_FILE
-        if not path.exists():
-            return cls()
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ModelLoadError(f"{path} is not valid YAML ({exc}); fix or delete it.") from None
-        task = raw.get("task")
-        if task not in (None, *TASKS):
-            raise ModelLoadError(f"{path}: task is {task!r}; write one of {', '.join(TASKS)}, or leave it out "
-                                 "to let modelmon tell from the model.")
-        return cls(
-            name=raw.get("name"),
-            task=task,
-            target=raw.get("target"),
-            classes={k: str(v) for k, v in (raw.get("classes") or {}).items()},
-            positive_class=raw.get("positive_class"),
-            features=raw.get("features") or {},
-        )
-
 
 @dataclass
 class Prediction:
@@ -134,36 +61,6 @@ class Prediction:
     values: np.ndarray
     probabilities: np.ndarray | None = None  # shape (rows, len(classes)), column order = classes
     classes: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class MLmodel:
-    """What the `MLmodel` file says, read as YAML: MLflow's own reader is not needed for it."""
-
-    flavors: dict[str, dict[str, Any]]
-    run_id: str
-    model_uuid: str
-    inputs: list[dict[str, Any]] | None  # the signature's input columns, None without a signature
-
-    @classmethod
-    def read(cls, model_dir: Path) -> MLmodel:
-        path = model_dir / "MLmodel"
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-            signature = raw.get("signature") or {}
-            inputs = signature.get("inputs")
-            parsed = json.loads(inputs) if isinstance(inputs, str) else inputs
-        except (OSError, yaml.YAMLError, json.JSONDecodeError, AttributeError) as exc:
-            raise ModelLoadError(f"{path} cannot be read ({type(exc).__name__}); save the model again with "
-                                 "mlflow.<flavor>.save_model.") from None
-        return cls(flavors=dict(raw.get("flavors") or {}), run_id=str(raw.get("run_id") or ""),
-                   model_uuid=str(raw.get("model_uuid") or ""),
-                   inputs=parsed if isinstance(parsed, list) else None)
-
-    @property
-    def flavor(self) -> str:
-        """The model's own flavor (the first that is not python_function)."""
-        return next((f for f in self.flavors if f != "python_function"), "python_function")
 
 
 class LoadedModel:
@@ -187,7 +84,7 @@ class LoadedModel:
         # is named for its version, and each version would look like another model), else the folder's.
         self.name = config.name or self.registered_name or path.resolve().name
         self.flavor = meta.flavor
-        self.features = _features_from_signature(meta, config, path)
+        self.features = features_from_signature(meta, config, path)
         if native is None:  # served through pyfunc: it fails to load here, not on the first request
             pyfunc = self.pyfunc
             native = _native_estimator(pyfunc) if self.flavor in _NATIVE_FLAVORS else None
@@ -407,43 +304,6 @@ def _native_estimator(pyfunc: Any) -> Any:
     except Exception:
         return None
     return raw if hasattr(raw, "predict") else None
-
-
-def _features_from_signature(meta: MLmodel, config: ModelConfig, path: Path) -> tuple[Feature, ...]:
-    inputs = meta.inputs
-    if not inputs or not all(isinstance(spec, dict) and spec.get("name") for spec in inputs):
-        raise ModelLoadError(
-            f"The model at {path} has no named input signature; save it with a signature "
-            "(mlflow's infer_signature) so modelmon knows its features."
-        )
-    features = []
-    for spec in inputs:
-        name, type_name = str(spec["name"]), str(spec.get("type"))
-        if type_name not in _TYPES:
-            raise ModelLoadError(
-                f"Input {name!r} of the model at {path} has type {type_name}, which modelmon "
-                f"cannot serve yet; supported types: {', '.join(_TYPES)}."
-            )
-        kind, dtype = _TYPES[type_name]
-        declared = config.features.get(name) or {}
-        edges = declared.get("edges")
-        categorical = bool(declared.get("categorical", kind in ("string", "boolean")))
-        if categorical and kind == "float":
-            raise ModelLoadError(f"{path / MODEL_CONFIG_FILE}: input {name!r} is a float and cannot be "
-                                 "declared categorical; only integers, strings and booleans can.")
-        features.append(
-            Feature(
-                name=name,
-                kind=kind,
-                dtype=dtype,
-                minimum=declared.get("minimum"),
-                maximum=declared.get("maximum"),
-                edges=tuple(float(e) for e in edges) if edges else None,
-                categorical=categorical,
-                nullable=bool(declared.get("nullable", not spec.get("required", True))),
-            )
-        )
-    return tuple(features)
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:

@@ -16,7 +16,7 @@ import pandas as pd
 from modelmon.contract.buckets import PROBABILITY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import OTHER
 from modelmon.model.files import MODEL_CONFIG_FILE
-from modelmon.model.loading import CLASSIFICATION, REGRESSION, Feature, LoadedModel
+from modelmon.model.loading import LoadedModel
 from modelmon.model.reference import (
     MAX_CATEGORIES,
     MAX_CLASSES,
@@ -30,6 +30,7 @@ from modelmon.model.reference import (
     ReferenceProfile,
     category_label,
 )
+from modelmon.model.signature import CLASSIFICATION, REGRESSION, Feature
 from modelmon.stats import calibration as calibrating
 from modelmon.stats.calibration import Calibration
 

@@ -23,7 +23,7 @@ import numpy as np
 from modelmon.contract.buckets import PROBABILITY_BUCKETS
 from modelmon.errors import ModelmonError
 from modelmon.model.files import PROFILE_FILE
-from modelmon.model.loading import CLASSIFICATION, REGRESSION, Feature
+from modelmon.model.signature import CLASSIFICATION, REGRESSION, Feature
 from modelmon.stats.calibration import Calibration, Quality
 
 SCHEMA_VERSION = 2

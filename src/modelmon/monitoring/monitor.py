@@ -24,8 +24,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from modelmon.errors import InvalidInputError
-from modelmon.model.loading import Feature, LoadedModel
+from modelmon.model.loading import LoadedModel
 from modelmon.model.reference import ReferenceProfile, profile_path
+from modelmon.model.signature import Feature
 from modelmon.monitoring.exposition import exposition_registry, metrics_endpoint, render
 from modelmon.monitoring.metrics import HttpMetrics, ModelMetrics
 from modelmon.monitoring.validation import RequestValidator

@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic_core import PydanticCustomError
 
 from modelmon.errors import ApiError, invalid_input
-from modelmon.model.loading import Feature
+from modelmon.model.signature import Feature
 
 _PYTHON_TYPES = {"integer": int, "float": float, "boolean": bool, "string": str}
 _KIND_WORDS = {"integer": "an integer", "float": "a number", "boolean": "true or false", "string": "a string"}
