@@ -2,7 +2,8 @@ import json
 
 from modelmon.rules.series import Names
 from modelmon.settings import load_settings
-from modelmon.targets.dashboards import build_dashboard, panel_queries, panel_specs
+from modelmon.targets.dashboards import build_dashboard, panel_queries
+from modelmon.targets.panels import panel_specs
 
 from .conftest import REPO
 
