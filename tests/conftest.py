@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -54,9 +57,27 @@ def build_iris(root: Path) -> Path:
     return root
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str,
+               build: Callable[[Path], Path]) -> Path:
+    """`build(folder)`, once per test run: pytest-xdist gives every worker a session of its own,
+    so its workers share one build in the run's common temp folder, made under a lock by whichever
+    asks first (the models are read, never changed, by the tests)."""
+    if worker_id == "master":
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    with open(root.parent / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = root / ".built"
+        if not made.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            made.write_text(str(build(root).relative_to(root)))
+        return root / made.read_text()
+
+
 @pytest.fixture(scope="session")
-def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_iris(tmp_path_factory.mktemp("iris"))
+def iris_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    return built_once(tmp_path_factory, worker_id, "iris", build_iris)
 
 
 @pytest.fixture(scope="session")
@@ -70,19 +91,19 @@ def iris_frame(iris_dir: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def regressor_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+def regressor_model(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> LoadedModel:
     """The issue's Ridge regression (sqft, rooms -> price)."""
     from .kinds import build_regressor
 
-    return load_model(build_regressor(tmp_path_factory.mktemp("regressor")))
+    return load_model(built_once(tmp_path_factory, worker_id, "regressor", build_regressor))
 
 
 @pytest.fixture(scope="session")
-def categorical_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+def categorical_model(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> LoadedModel:
     """A fraud classifier on a string input (country) and a sometimes-missing amount."""
     from .kinds import build_categorical
 
-    return load_model(build_categorical(tmp_path_factory.mktemp("categorical")))
+    return load_model(built_once(tmp_path_factory, worker_id, "categorical", build_categorical))
 
 
 def make_client(model: LoadedModel, settings: Settings | None = None) -> TestClient:
