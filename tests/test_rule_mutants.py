@@ -4,7 +4,7 @@ The catalogue (see tests.mutants) is printed with the verdict on each mutant. A 
 that survives and is not in KNOWN_SURVIVORS fails the test; so does a known survivor that is
 now killed (the list must stay true; it is empty: every mutant that can be told apart from
 its rule is killed). About three minutes per model and profile: it runs with the load tests in
-`make test-slow`, which keeps `make test` within its quarter of an hour.
+`make test-slow`, which keeps `make test` near its ten minutes.
 """
 
 from __future__ import annotations

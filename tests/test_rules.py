@@ -41,7 +41,7 @@ def rule_tests(cwd) -> subprocess.CompletedProcess:
 
 
 # The demo settings differ in windows only; their promtool runs go with `make test-slow` (as the
-# demo's rule mutants do), which keeps `make test` within its quarter of an hour.
+# demo's rule mutants do), which keeps `make test` near its ten minutes.
 _DEMO = pytest.mark.slow
 
 
