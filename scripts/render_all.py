@@ -34,7 +34,7 @@ TARGETS: dict[str, list[str]] = {
 
 
 def _models(work: Path) -> dict[str, Path]:
-    models = {"stores": ROOT / "models" / "stores"}
+    models = {"stores": shutil.copytree(ROOT / "models" / "stores", work / "stores")}
     with contextlib.redirect_stdout(io.StringIO()):
         models["houses"] = kinds.build_regressor(work / "houses")
         models["payments"] = kinds.build_categorical(work / "payments")
@@ -43,8 +43,20 @@ def _models(work: Path) -> dict[str, Path]:
 
 
 def render_all(out: Path) -> None:
-    work = out / "models"  # inside OUT, so the compose files' relative paths to them compare
-    for name, model in _models(work).items():
+    # The models sit inside OUT and the renders run from it, so the paths a stack writes to its
+    # model (relative to the rendered folder, or to where the command runs) are the same wherever
+    # OUT is and whoever runs this.
+    out = out.resolve()
+    work = out / "models"
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(out):
+        _render_models(_models(work), out)
+    shutil.rmtree(work)  # MLflow writes fresh ids and times into each model; the renders are what counts
+    _relative(out)
+
+
+def _render_models(models: dict[str, Path], out: Path) -> None:
+    for name, model in models.items():
         for profile in ("production", "demo"):
             for target, flags in TARGETS.items():
                 folder = out / name / profile / target
@@ -53,8 +65,6 @@ def render_all(out: Path) -> None:
                                      "--out", str(folder), *flags])
                 if code:
                     sys.exit(f"stack render failed for {name} {profile} {target}")
-    shutil.rmtree(work)  # MLflow writes fresh ids and times into each model; the renders are what counts
-    _relative(out)
 
 
 def _relative(out: Path) -> None:
