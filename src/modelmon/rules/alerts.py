@@ -108,10 +108,14 @@ def _estimated_quality_alerts(n: Names, s: Settings) -> list[Alert]:
 
 
 def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
+    """Every alert of a model, in the order the rule file lists them."""
     n, short = Names.of(settings), Names.short_of(settings)
-    s = settings
-    guard = s.min_samples
-    model = {"model": profile.model}
+    quality = _regression_alerts if profile.regression else _classification_alerts
+    return [*_positive_rate_alerts(profile, settings, n, short), *_input_alerts(profile, settings, n),
+            *quality(profile, settings, n), *_service_alerts(profile, settings, n)]
+
+
+def _positive_rate_alerts(profile: ReferenceProfile, s: Settings, n: Names, short: Names) -> list[Alert]:
     out: list[Alert] = []
     positive = profile.positive
     within = windows_clause(s)
@@ -129,6 +133,11 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"were '{positive.label}': under the floor of {s.positive_rate_floor:.0%} with {percent(s.confidence)} "
             f"confidence (training {positive.prior:.0%}).",
         ))
+    return out
+
+
+def _input_alerts(profile: ReferenceProfile, s: Settings, n: Names) -> list[Alert]:
+    out: list[Alert] = []
     if profile.features or profile.categories:
         # Categorical inputs alert on PSI alone: their total variation distance (recorded, on
         # the dashboard) moves with it, and a threshold on both would be two names for one knob.
@@ -155,53 +164,71 @@ def alerts(profile: ReferenceProfile, settings: Settings) -> list[Alert]:
             f"{s.missing_share_tolerance:.0%} away from its training share ({N.FEATURE_MISSING_REFERENCE.name}): "
             "an upstream source may have stopped filling it, or started to.",
         ))
-    if profile.regression:
-        out.append(Alert(
-            A.PREDICTION_DRIFT,
-            either_of(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in window_branches(s)),
-            s.alert_for, "warning",
-            "{{ $labels.model }}: predicted values drifted (PSI {{ $value | printf \"%.3f\" }})",
-            f"{windows_clause(s, drift=True)}, the distribution of the values predicted by model "
-            f"{{{{ $labels.model }}}} moved away from its predictions on the training data: PSI "
-            f"{{{{ $value | printf \"%.3f\" }}}} (threshold {s.prediction_psi_threshold}; the alert also fires when "
-            f"KS exceeds {s.ks_threshold}), on enough predictions to be evidence at {percent(s.confidence)}.",
-        ))
-        if profile.errors is not None:
-            ceiling = s.mae_ratio * profile.errors.mae
-            out.append(Alert(
-                A.QUALITY_DROP,
-                f"{n.mae} > {ceiling!r}\nand on (model) {n.labels_increase} >= {s.min_labels}",
-                s.alert_for, "critical",
-                f"{{{{ $labels.model }}}}: MAE {{{{ $value | printf \"%.3f\" }}}} on labelled predictions, over "
-                f"{s.mae_ratio}x the training MAE",
-                f"Over the last {s.quality_window}, the predictions of model {{{{ $labels.model }}}} were off by "
-                f"{{{{ $value | printf \"%.3f\" }}}} on average (MAE on at least {s.min_labels} labels), over "
-                f"{s.mae_ratio} times its training MAE of {profile.errors.mae:.4g}. The model is wrong by more, "
-                "whether or not its inputs drifted.",
-            ))
-    else:
-        out.append(Alert(
-            A.PREDICTION_DRIFT,
-            either_of(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in window_branches(s)),
-            s.alert_for, "warning",
-            "{{ $labels.model }}: predicted classes drifted (PSI {{ $value | printf \"%.3f\" }})",
-            f"{windows_clause(s, drift=True)}, the share of each predicted class of model {{{{ $labels.model }}}} "
-            f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
-            f"(threshold {s.prediction_psi_threshold}), on enough predictions to be evidence at "
-            f"{percent(s.confidence)}.",
-        ))
+    return out
+
+
+def _regression_alerts(profile: ReferenceProfile, s: Settings, n: Names) -> list[Alert]:
+    """Drift of the predicted values; MAE against the training MAE once labels arrive."""
+    out: list[Alert] = []
+    out.append(Alert(
+        A.PREDICTION_DRIFT,
+        either_of(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in window_branches(s)),
+        s.alert_for, "warning",
+        "{{ $labels.model }}: predicted values drifted (PSI {{ $value | printf \"%.3f\" }})",
+        f"{windows_clause(s, drift=True)}, the distribution of the values predicted by model "
+        f"{{{{ $labels.model }}}} moved away from its predictions on the training data: PSI "
+        f"{{{{ $value | printf \"%.3f\" }}}} (threshold {s.prediction_psi_threshold}; the alert also fires when "
+        f"KS exceeds {s.ks_threshold}), on enough predictions to be evidence at {percent(s.confidence)}.",
+    ))
+    if profile.errors is not None:
+        ceiling = s.mae_ratio * profile.errors.mae
         out.append(Alert(
             A.QUALITY_DROP,
-            f"{n.accuracy} < {s.accuracy_floor}\nand on (model) {n.labels_increase} >= {s.min_labels}",
+            f"{n.mae} > {ceiling!r}\nand on (model) {n.labels_increase} >= {s.min_labels}",
             s.alert_for, "critical",
-            f"{{{{ $labels.model }}}}: accuracy {{{{ $value | humanizePercentage }}}} on labelled predictions, "
-            f"under {s.accuracy_floor:.0%}",
-            f"Over the last {s.quality_window}, the ground truth received for model {{{{ $labels.model }}}} agreed "
-            f"with its predictions {{{{ $value | humanizePercentage }}}} of the time (floor {s.accuracy_floor:.0%}, "
-            f"at least {s.min_labels} labels). The model is wrong more often, whether or not its inputs drifted.",
+            f"{{{{ $labels.model }}}}: MAE {{{{ $value | printf \"%.3f\" }}}} on labelled predictions, over "
+            f"{s.mae_ratio}x the training MAE",
+            f"Over the last {s.quality_window}, the predictions of model {{{{ $labels.model }}}} were off by "
+            f"{{{{ $value | printf \"%.3f\" }}}} on average (MAE on at least {s.min_labels} labels), over "
+            f"{s.mae_ratio} times its training MAE of {profile.errors.mae:.4g}. The model is wrong by more, "
+            "whether or not its inputs drifted.",
         ))
-        if profile.probabilities:
-            out += _estimated_quality_alerts(n, s)
+    return out
+
+
+def _classification_alerts(profile: ReferenceProfile, s: Settings, n: Names) -> list[Alert]:
+    """Drift of the predicted classes; accuracy from labels, and estimated quality."""
+    out: list[Alert] = []
+    out.append(Alert(
+        A.PREDICTION_DRIFT,
+        either_of(_prediction_drift(profile, x, s, factor, ks) for x, factor, ks in window_branches(s)),
+        s.alert_for, "warning",
+        "{{ $labels.model }}: predicted classes drifted (PSI {{ $value | printf \"%.3f\" }})",
+        f"{windows_clause(s, drift=True)}, the share of each predicted class of model {{{{ $labels.model }}}} "
+        f"moved away from its training share: PSI {{{{ $value | printf \"%.3f\" }}}} "
+        f"(threshold {s.prediction_psi_threshold}), on enough predictions to be evidence at "
+        f"{percent(s.confidence)}.",
+    ))
+    out.append(Alert(
+        A.QUALITY_DROP,
+        f"{n.accuracy} < {s.accuracy_floor}\nand on (model) {n.labels_increase} >= {s.min_labels}",
+        s.alert_for, "critical",
+        f"{{{{ $labels.model }}}}: accuracy {{{{ $value | humanizePercentage }}}} on labelled predictions, "
+        f"under {s.accuracy_floor:.0%}",
+        f"Over the last {s.quality_window}, the ground truth received for model {{{{ $labels.model }}}} agreed "
+        f"with its predictions {{{{ $value | humanizePercentage }}}} of the time (floor {s.accuracy_floor:.0%}, "
+        f"at least {s.min_labels} labels). The model is wrong more often, whether or not its inputs drifted.",
+    ))
+    if profile.probabilities:
+        out += _estimated_quality_alerts(n, s)
+    return out
+
+
+def _service_alerts(profile: ReferenceProfile, s: Settings, n: Names) -> list[Alert]:
+    """Invalid input, errors, latency and a server that is down: the same for every model."""
+    guard = s.min_samples
+    model = {"model": profile.model}
+    out: list[Alert] = []
     out.append(Alert(
         A.INVALID_INPUT_RATE,
         f"{n.invalid_ratio} > {s.invalid_ratio_threshold}\nand on (model) (\n"
