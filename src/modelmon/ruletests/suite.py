@@ -13,7 +13,7 @@ its window. `tests.mutants` checks that these cases catch wrong rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.contract.names import bound_label
 from modelmon.model.reference import ReferenceProfile
-from modelmon.rules.alerts import alerts, dashboard_uid
+from modelmon.rules.alerts import Alert, alerts, dashboard_uid
 from modelmon.rules.files import group_names
 from modelmon.rules.render import dump_yaml
 from modelmon.rules.series import JOB, Names
@@ -59,7 +59,6 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     cases where traffic changes (abruptly, or in pace) have another.
     """
     s = settings
-    n = Names.of(s)
     window = max(seconds(s.rate_window), seconds(s.drift_window))
     hold = seconds(s.alert_for)
     # promtool evaluates every rule at every step of every case. Linear counters give the same
@@ -82,13 +81,47 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     q_steps = int(q_end / q_interval) + 2
     url = f"{s.grafana_url}/d/{dashboard_uid(profile)}"
     by_name = {a.name: a for a in alerts(profile, s)}
-    model = profile.model
-    labels = {"model": model}
-    positive = profile.positive
     cases: list[Case] = []
-    prior = {c.label: c.prior for c in profile.classes}
 
-    # Traffic as in training: ratios and drift statistics at their reference values, no alert.
+    cases.append(_normal_case(profile, s, steps, interval, end, by_name, url))
+
+    if profile.regression:
+        quality_cases = regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
+    else:
+        quality_cases = classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
+
+    cases += _positive_rate_cases(profile, s, steps, interval, end, by_name, url)
+
+    cases += feature_drift_cases(profile, s, steps, interval, end, by_name, url)
+    cases += service_cases(profile, s, steps, interval, end, by_name, url)
+    cases += boundary_cases(profile, s, steps, interval, by_name, url)
+    changes = abrupt_cases(profile, s, interval, by_name, url) + change_cases(profile, s, steps, interval)
+    if not profile.regression:
+        quality_cases += quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
+        quality_cases += quality_change_cases(profile, s, q_steps, q_interval)
+        if profile.probabilities:
+            quality_cases += estimated_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
+
+    def document(evaluation_interval: str, group: list[Case]) -> str:
+        return dump_yaml({
+            "rule_files": list(rule_files),
+            "evaluation_interval": evaluation_interval,
+            "group_eval_order": list(group_names(profile)),
+            "tests": [case.document() for case in group],
+        })
+
+    # Three files, so that promtool (one core each) can run them side by side.
+    return {"rules_test.yml": document(duration_text(interval), cases),
+            "changes_test.yml": document(duration_text(interval), changes),
+            "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}
+
+
+def _normal_case(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
+                 by_name: Mapping[str, Alert], url: str) -> Case:
+    """Traffic as in training: ratios and drift statistics at their reference values, no alert."""
+    n = Names.of(s)
+    labels = {"model": profile.model}
+    positive = profile.positive
     normal = Case("normal traffic: statistics at their reference values, nothing fires", s, steps, interval)
     mix = mix_of(profile, 40.0)  # shares exactly as in training
     standard_inputs(normal, profile, mix)
@@ -125,64 +158,50 @@ def rule_tests(profile: ReferenceProfile, settings: Settings, rule_files: Sequen
     for nullable in profile.nullable:
         normal.expect(n.missing_share, end, {**labels, "feature": nullable.name}, nullable.missing_share)
     expect_quiet(normal, end, list(by_name), by_name, url)
-    cases.append(normal)
+    return normal
 
-    if profile.regression:
-        quality_cases = regression_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
-    else:
-        quality_cases = classification_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
 
-    if positive is not None and A.LOW_POSITIVE_RATE in by_name:
-        # The workshop's alert: positive-class rate under the floor, with enough traffic.
-        low = Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps, interval)
-        others = [c.label for c in profile.classes if c.label != positive.label]
-        ratio = min(0.05, s.positive_rate_floor / 2)
-        low_mix = {positive.label: 20.0 * ratio, **{o: 20.0 * (1 - ratio) / len(others) for o in others}}
-        standard_inputs(low, profile, low_mix)
-        low.expect(n.positive_ratio, end, labels, ratio)
-        low.expect(n.model_increase, end, labels, 2 * 20 * seconds(s.rate_window) / interval)
-        shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
-        low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
-        low.alert(by_name[A.LOW_POSITIVE_RATE], hold / 2, [], url)
-        # Fires where the window's rows make the low rate evidence (a floor near 0 needs more).
-        needs = positive_needed(ratio, s)
-        evident = needs is not None and 2 * 20 * seconds(s.rate_window) / interval >= needs
-        low.alert(by_name[A.LOW_POSITIVE_RATE], end, [(labels, ratio)] if evident else [], url)
-        # The class shares moved too: prediction drift, if past its threshold with enough traffic.
-        low_psi = psi(shares, [prior[c.label] for c in profile.classes])
-        drifted_too = drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
-                                   2 * 20 * seconds(s.drift_window) / interval, s)
-        low.alert(by_name[A.PREDICTION_DRIFT], end, [(labels, low_psi)] if drifted_too else [], url)
-        cases.append(low)
+def _positive_rate_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float, end: float,
+                         by_name: Mapping[str, Alert], url: str) -> list[Case]:
+    """The workshop's alert: positive-class rate under the floor, with enough traffic and under
+    the traffic guard."""
+    n = Names.of(s)
+    labels = {"model": profile.model}
+    positive = profile.positive
+    window = max(seconds(s.rate_window), seconds(s.drift_window))
+    hold = seconds(s.alert_for)
+    prior = {c.label: c.prior for c in profile.classes}
+    cases: list[Case] = []
+    if positive is None or A.LOW_POSITIVE_RATE not in by_name:
+        return cases
+    # The workshop's alert: positive-class rate under the floor, with enough traffic.
+    low = Case(f"'{positive.label}' rate under the floor fires, only after its for", s, steps, interval)
+    others = [c.label for c in profile.classes if c.label != positive.label]
+    ratio = min(0.05, s.positive_rate_floor / 2)
+    low_mix = {positive.label: 20.0 * ratio, **{o: 20.0 * (1 - ratio) / len(others) for o in others}}
+    standard_inputs(low, profile, low_mix)
+    low.expect(n.positive_ratio, end, labels, ratio)
+    low.expect(n.model_increase, end, labels, 2 * 20 * seconds(s.rate_window) / interval)
+    shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
+    low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
+    low.alert(by_name[A.LOW_POSITIVE_RATE], hold / 2, [], url)
+    # Fires where the window's rows make the low rate evidence (a floor near 0 needs more).
+    needs = positive_needed(ratio, s)
+    evident = needs is not None and 2 * 20 * seconds(s.rate_window) / interval >= needs
+    low.alert(by_name[A.LOW_POSITIVE_RATE], end, [(labels, ratio)] if evident else [], url)
+    # The class shares moved too: prediction drift, if past its threshold with enough traffic.
+    low_psi = psi(shares, [prior[c.label] for c in profile.classes])
+    drifted_too = drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
+                               2 * 20 * seconds(s.drift_window) / interval, s)
+    low.alert(by_name[A.PREDICTION_DRIFT], end, [(labels, low_psi)] if drifted_too else [], url)
+    cases.append(low)
 
-        # The same mix under the traffic guard: nothing fires.
-        guarded = Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
-        per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (2 * window)
-        standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
-        guarded.expect(n.positive_ratio, end, labels, ratio)
-        guarded.alert(by_name[A.LOW_POSITIVE_RATE], end, [], url)
-        guarded.alert(by_name[A.PREDICTION_DRIFT], end, [], url)
-        cases.append(guarded)
-
-    cases += feature_drift_cases(profile, s, steps, interval, end, by_name, url)
-    cases += service_cases(profile, s, steps, interval, end, by_name, url)
-    cases += boundary_cases(profile, s, steps, interval, by_name, url)
-    changes = abrupt_cases(profile, s, interval, by_name, url) + change_cases(profile, s, steps, interval)
-    if not profile.regression:
-        quality_cases += quality_boundary_cases(profile, s, q_steps, q_interval, by_name, url)
-        quality_cases += quality_change_cases(profile, s, q_steps, q_interval)
-        if profile.probabilities:
-            quality_cases += estimated_quality_cases(profile, s, q_steps, q_interval, q_end, by_name, url)
-
-    def document(evaluation_interval: str, group: list[Case]) -> str:
-        return dump_yaml({
-            "rule_files": list(rule_files),
-            "evaluation_interval": evaluation_interval,
-            "group_eval_order": list(group_names(profile)),
-            "tests": [case.document() for case in group],
-        })
-
-    # Three files, so that promtool (one core each) can run them side by side.
-    return {"rules_test.yml": document(duration_text(interval), cases),
-            "changes_test.yml": document(duration_text(interval), changes),
-            "quality_test.yml": document(f"{int(q_interval)}s", quality_cases)}
+    # The same mix under the traffic guard: nothing fires.
+    guarded = Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
+    per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (2 * window)
+    standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
+    guarded.expect(n.positive_ratio, end, labels, ratio)
+    guarded.alert(by_name[A.LOW_POSITIVE_RATE], end, [], url)
+    guarded.alert(by_name[A.PREDICTION_DRIFT], end, [], url)
+    cases.append(guarded)
+    return cases
