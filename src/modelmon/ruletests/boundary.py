@@ -5,7 +5,7 @@ and under what it needs (the evidence, or the traffic guard).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -99,40 +99,17 @@ def boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, pa
     else:
         shares = {c.label: c.prior for c in profile.classes}
         rows = per_step_count(volume * s.min_drift_samples, d, interval)  # the missing shares' guard
-    features = {}
-    for i, f in enumerate(profile.features):
-        reference = bin_shares(f.quantile_reference)
-        bins: np.ndarray | None = None
-        if (i == 0 and not ks_alone) or (far and not ks_alone):  # the PSI branch alone (far: every input's)
-            bins = first_of(psi_bins(reference, t) for t in targets(factor * s.psi_threshold, past, far))
-        elif i == len(profile.features) - 1:  # the KS branch alone, where a PSI under its threshold allows
-            if past and not far:
-                bins = ks_alone_counts(reference, factor * s.ks_threshold, factor * s.psi_threshold)
-            else:
-                bins = first_of(ks_bins(reference, t) for t in targets(factor * s.ks_threshold, past, far))
-        moved = reference if bins is None else bins
-        features[f.name] = moved * per_step_count(count(feature_drift(f, s, moved, factor)[1], len(QUANTILE_BUCKETS)), d,
-                                             interval)
+    features = _feature_counts(profile, s, past, far, ks_alone, factor, lambda moved, need, bins:
+                               moved * per_step_count(count(need, bins), d, interval))
     rate = seconds(s.rate_window)
     requests = per_step_count(volume * s.min_samples, rate, interval)
     invalid_share = just_past(s.invalid_ratio_threshold, True) if past else just_inside(s.invalid_ratio_threshold, True)
     invalid_share = min(invalid_share, (1 + s.invalid_ratio_threshold) / 2)
     error_share = just_past(s.error_ratio_threshold, True) if past else just_inside(s.error_ratio_threshold, True)
     error_share = min(error_share, (1 + s.error_ratio_threshold) / 2)
-    categories = {}
-    for i, category in enumerate(profile.categories):
-        reference = category_reference(category)
-        found = first_of(psi_bins(reference, t) for t in targets(factor * s.psi_threshold, past, far))
-        moved = reference if found is None or (i > 0 and not far) else found
-        categories[category.name] = moved * per_step_count(
-            count(category_drift(category, s, moved, factor)[1], len(category.values) + 1), d, interval)
-    missing = {}
-    for nullable in profile.nullable:
-        change = just_past(s.missing_share_tolerance, True) if past else just_inside(s.missing_share_tolerance, True)
-        share = nullable.missing_share + change
-        if share > 1.0:
-            share = nullable.missing_share - change
-        missing[nullable.name] = max(share, 0.0) * rows
+    categories = _category_counts(profile, s, past, far, factor, lambda moved, need, bins:
+                                  moved * per_step_count(count(need, bins), d, interval))
+    missing = _missing_counts(profile, s, past, rows)
     return Traffic(
         classes={label: share * rows for label, share in shares.items()},
         features=features,
@@ -145,6 +122,56 @@ def boundary_traffic(profile: ReferenceProfile, s: Settings, interval: float, pa
         errors=error_share * requests,
         slow_bucket=latency_bucket(s.latency_p99_seconds, past),
     )
+
+
+Counts = Callable[[np.ndarray, "float | None", int], np.ndarray]  # (moved shares, count needed, bins) -> per step
+
+
+def _feature_counts(profile: ReferenceProfile, s: Settings, past: bool, far: bool, ks_alone: bool, factor: float,
+                    per_step: Counts) -> dict[str, np.ndarray]:
+    """Each numeric input's rank-bin counts: the PSI branch alone past (or inside) its threshold
+    on the first input (far: on every input), the KS branch alone on the last, the reference on
+    the rest."""
+    features = {}
+    for i, f in enumerate(profile.features):
+        reference = bin_shares(f.quantile_reference)
+        bins: np.ndarray | None = None
+        if (i == 0 and not ks_alone) or (far and not ks_alone):  # the PSI branch alone (far: every input's)
+            bins = first_of(psi_bins(reference, t) for t in targets(factor * s.psi_threshold, past, far))
+        elif i == len(profile.features) - 1:  # the KS branch alone, where a PSI under its threshold allows
+            if past and not far:
+                bins = ks_alone_counts(reference, factor * s.ks_threshold, factor * s.psi_threshold)
+            else:
+                bins = first_of(ks_bins(reference, t) for t in targets(factor * s.ks_threshold, past, far))
+        moved = reference if bins is None else bins
+        features[f.name] = per_step(moved, feature_drift(f, s, moved, factor)[1], len(QUANTILE_BUCKETS))
+    return features
+
+
+def _category_counts(profile: ReferenceProfile, s: Settings, past: bool, far: bool, factor: float,
+                     per_step: Counts) -> dict[str, np.ndarray]:
+    """Each categorical input's counts: the first past (or inside) its PSI threshold (far: every
+    one), the rest as in training."""
+    categories = {}
+    for i, category in enumerate(profile.categories):
+        reference = category_reference(category)
+        found = first_of(psi_bins(reference, t) for t in targets(factor * s.psi_threshold, past, far))
+        moved = reference if found is None or (i > 0 and not far) else found
+        categories[category.name] = per_step(moved, category_drift(category, s, moved, factor)[1],
+                                             len(category.values) + 1)
+    return categories
+
+
+def _missing_counts(profile: ReferenceProfile, s: Settings, past: bool, rows: float) -> dict[str, float]:
+    """Each nullable input's missing values per step, its share just past (or inside) the tolerance."""
+    missing = {}
+    for nullable in profile.nullable:
+        change = just_past(s.missing_share_tolerance, True) if past else just_inside(s.missing_share_tolerance, True)
+        share = nullable.missing_share + change
+        if share > 1.0:
+            share = nullable.missing_share - change
+        missing[nullable.name] = max(share, 0.0) * rows
+    return missing
 
 
 def boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: float,
