@@ -16,7 +16,7 @@ import pandas as pd
 from modelmon.contract.buckets import PROBABILITY_BUCKETS, QUANTILE_BUCKETS
 from modelmon.contract.names import OTHER
 from modelmon.model.files import MODEL_CONFIG_FILE
-from modelmon.model.loading import LoadedModel
+from modelmon.model.loading import LoadedModel, Prediction
 from modelmon.model.reference import (
     MAX_CATEGORIES,
     MAX_CLASSES,
@@ -154,18 +154,7 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     """Profile the inputs and the model's own outputs on its training data; with a target,
     calibrate a classifier's probabilities on `calibration_data` (rows the model was not fitted
     on), else on the held-out share of the training data (`held_out`)."""
-    missing = [f.name for f in model.features if f.name not in data.columns]
-    if missing:
-        raise ProfileError(
-            f"The data lacks the model's input column(s) {', '.join(missing)}; pass the training "
-            "CSV the model was fitted on."
-        )
-    target = target or model.config.target
-    if target is not None and target not in data.columns:
-        raise ProfileError(f"The data has no target column {target!r}; pass --target with one it has.")
-    if target is not None and target in model.feature_names:
-        raise ProfileError(f"The target {target!r} is one of the model's inputs; pass --target with the column the "
-                           "model predicts (its label or true value).")
+    target = _checked_target(model, data, target)
     data = data.assign(**{f.name: _numbers(data, f.name) for f in model.features if f.numeric})
     features = tuple(
         profile_feature(f.name, f.kind, data[f.name], f.edges, f.minimum, f.maximum, f.nullable)
@@ -179,56 +168,14 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
     served = tuple(replace(f, nullable=f.nullable or f.name in nullable) for f in model.features)
     # Rows the server would accept: every input that must be present is.
     complete = data.dropna(subset=[f.name for f in served if not f.nullable])
-    frame = model.frame({f.name: _column(complete[f.name]) for f in served}, served)
-    try:
-        prediction = model.predict(frame)
-    except Exception as exc:
-        gaps = [f.name for f in served if f.nullable and complete[f.name].isna().any()]
-        if gaps:
-            row = _first(data[gaps[0]].isna())
-            raise ProfileError(
-                f"The model cannot predict on rows with a missing value ({_first_sentence(exc)}), and column "
-                f"{gaps[0]!r} has one at row {row} of the data (an empty or n/a cell): fill or drop such rows, or "
-                "profile a model that takes missing values."
-            ) from None
-        raise ProfileError(
-            f"The model could not predict on its training data ({type(exc).__name__}: {_first_sentence(exc)}); "
-            "check that the data is what the model was fitted on."
-        ) from None
+    prediction = _predict_training(model, served, complete, data)
     values = [v.item() if hasattr(v, "item") else v for v in prediction.values]
     actual = complete[target].reset_index(drop=True) if target is not None else None
     task = _task(model, values, actual)
     if task == REGRESSION:
-        predicted = np.asarray(values, dtype="float64")
-        errors = None
-        if actual is not None:
-            error = predicted - actual.to_numpy(dtype="float64")
-            error = error[np.isfinite(error)]
-            errors = ErrorProfile(rows=int(error.size), mae=float(np.abs(error).mean()),
-                                  rmse=float(np.sqrt((error**2).mean())), bias=float(error.mean()))
         return ReferenceProfile(model=model.name, rows=len(data), features=features, categories=categories,
-                                task=task, classes=(),
-                                prediction=profile_feature(PREDICTION, "float", pd.Series(predicted)), errors=errors)
-    class_values = list(prediction.classes) if prediction.classes is not None else sorted(set(values), key=str)
-    if actual is not None:
-        class_values = sorted(set(class_values) | set(actual.dropna().tolist()), key=_class_order)
-    predicted_series = pd.Series(values)
-    classes = tuple(
-        ClassProfile(
-            value=v,
-            label=model.config.classes.get(v, str(v)),
-            prior=float((predicted_series == v).mean()),
-            actual_share=float((actual == v).mean()) if actual is not None else None,
-        )
-        for v in class_values
-    )
-    positive = model.config.positive_class
-    if positive is None and len(classes) == 2:
-        positive = classes[1].value
-    probability_cdf = None
-    if prediction.probabilities is not None and positive is not None and prediction.classes is not None:
-        column = list(prediction.classes).index(positive)
-        probability_cdf = _bucket_shares(prediction.probabilities[:, column], PROBABILITY_BUCKETS)
+                                task=task, classes=(), **_regression_outputs(values, actual))
+    classes, positive, probability_cdf = _classes_of(model, prediction, values, actual)
     calibration = None
     if target is not None and prediction.probabilities is not None and prediction.classes is not None:
         if calibration_data is None:
@@ -250,6 +197,85 @@ def build_profile(model: LoadedModel, data: pd.DataFrame, target: str | None = N
         calibration=calibration,
         probabilities=prediction.probabilities is not None,
     )
+
+
+def _checked_target(model: LoadedModel, data: pd.DataFrame, target: str | None) -> str | None:
+    """The target column (given, or the model's config's), after checking the data has every
+    input and the target, and that the target is not an input."""
+    missing = [f.name for f in model.features if f.name not in data.columns]
+    if missing:
+        raise ProfileError(
+            f"The data lacks the model's input column(s) {', '.join(missing)}; pass the training "
+            "CSV the model was fitted on."
+        )
+    target = target or model.config.target
+    if target is not None and target not in data.columns:
+        raise ProfileError(f"The data has no target column {target!r}; pass --target with one it has.")
+    if target is not None and target in model.feature_names:
+        raise ProfileError(f"The target {target!r} is one of the model's inputs; pass --target with the column the "
+                           "model predicts (its label or true value).")
+    return target
+
+
+def _predict_training(model: LoadedModel, served: tuple[Feature, ...], complete: pd.DataFrame,
+                      data: pd.DataFrame) -> Prediction:
+    """The model's answers on the complete training rows; a failure says which row to mend."""
+    frame = model.frame({f.name: _column(complete[f.name]) for f in served}, served)
+    try:
+        prediction = model.predict(frame)
+    except Exception as exc:
+        gaps = [f.name for f in served if f.nullable and complete[f.name].isna().any()]
+        if gaps:
+            row = _first(data[gaps[0]].isna())
+            raise ProfileError(
+                f"The model cannot predict on rows with a missing value ({_first_sentence(exc)}), and column "
+                f"{gaps[0]!r} has one at row {row} of the data (an empty or n/a cell): fill or drop such rows, or "
+                "profile a model that takes missing values."
+            ) from None
+        raise ProfileError(
+            f"The model could not predict on its training data ({type(exc).__name__}: {_first_sentence(exc)}); "
+            "check that the data is what the model was fitted on."
+        ) from None
+    return prediction
+
+
+def _regression_outputs(values: list[Any], actual: pd.Series | None) -> dict[str, Any]:
+    """A regressor's predicted-value profile and, with the truth, its training error."""
+    predicted = np.asarray(values, dtype="float64")
+    errors = None
+    if actual is not None:
+        error = predicted - actual.to_numpy(dtype="float64")
+        error = error[np.isfinite(error)]
+        errors = ErrorProfile(rows=int(error.size), mae=float(np.abs(error).mean()),
+                              rmse=float(np.sqrt((error**2).mean())), bias=float(error.mean()))
+    return {"prediction": profile_feature(PREDICTION, "float", pd.Series(predicted)), "errors": errors}
+
+
+def _classes_of(model: LoadedModel, prediction: Prediction, values: list[Any], actual: pd.Series | None
+                ) -> tuple[tuple[ClassProfile, ...], Any, tuple[float, ...] | None]:
+    """A classifier's classes (predicted and actual shares), its positive class, and the
+    reference CDF of the positive class's probability."""
+    class_values = list(prediction.classes) if prediction.classes is not None else sorted(set(values), key=str)
+    if actual is not None:
+        class_values = sorted(set(class_values) | set(actual.dropna().tolist()), key=_class_order)
+    predicted_series = pd.Series(values)
+    classes = tuple(
+        ClassProfile(
+            value=v,
+            label=model.config.classes.get(v, str(v)),
+            prior=float((predicted_series == v).mean()),
+            actual_share=float((actual == v).mean()) if actual is not None else None,
+        )
+        for v in class_values
+    )
+    positive = model.config.positive_class
+    if positive is None and len(classes) == 2:
+        positive = classes[1].value
+    probability_cdf = None
+    if prediction.probabilities is not None and positive is not None and prediction.classes is not None:
+        column = list(prediction.classes).index(positive)
+        probability_cdf = _bucket_shares(prediction.probabilities[:, column], PROBABILITY_BUCKETS)
+    return classes, positive, probability_cdf
 
 
 def _calibration_rows(data: pd.DataFrame, served: tuple[Feature, ...], target: str) -> pd.DataFrame:
