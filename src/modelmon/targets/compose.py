@@ -4,6 +4,8 @@ the app's Dockerfile, Grafana's provisioning and the `.env` example.
 
 from __future__ import annotations
 
+from typing import Any
+
 from modelmon import __version__
 from modelmon.rules.render import dump_yaml
 from modelmon.settings import Settings
@@ -50,81 +52,102 @@ def grafana_files(settings: Settings) -> dict[str, str]:
     }
 
 
+APP_IMAGE = f"modelmon:{__version__}"
+_WGET = ["CMD", "wget", "-q", "-O", "/dev/null"]
+
+
+def _published(part: Part, host_port: int | None = None) -> list[str]:
+    return [f"{host_port or part.compose_port}:{part.compose_port}"]
+
+
+def _ready(part: Part) -> list[str]:
+    return [*_WGET, f"http://localhost:{part.compose_port}{part.ready_path}"]
+
+
+def _app_services(model_mount: str) -> dict[str, Any]:
+    """The model server and the local Slack stand-in, both from modelmon's image."""
+    return {
+        "app": {
+            "build": {"context": "..", "dockerfile": "deploy/Dockerfile"},
+            "image": APP_IMAGE,
+            "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", str(APP.compose_port),
+                        "--prediction-log", f"${{PREDICTION_LOG:-{CONTAINER_LOG}}}"],
+            "volumes": [f"{model_mount}:/model:ro", f"prediction-log:{CONTAINER_DATA}"],
+            "ports": _published(APP),
+            "healthcheck": {
+                "test": ["CMD", "python", "-c", "import urllib.request; "
+                         f"urllib.request.urlopen('http://127.0.0.1:{APP.compose_port}{APP.ready_path}')"],
+                "interval": "10s", "timeout": "3s", "retries": 5, "start_period": "20s",
+            },
+            "restart": "unless-stopped",
+        },
+        "receiver": {
+            "image": APP_IMAGE,
+            "command": ["modelmon", "receive", "--host", "0.0.0.0", "--port", str(RECEIVER.compose_port),
+                        "--log", "/data/notifications.jsonl"],
+            "volumes": ["receiver-data:/data"],
+            "depends_on": ["app"],
+            "restart": "unless-stopped",
+        },
+    }
+
+
+def _engine_services() -> dict[str, Any]:
+    """Prometheus and Alertmanager."""
+    return {
+        "prometheus": {
+            "image": IMAGES["prometheus"],
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                "--storage.tsdb.retention.time=15d",
+                "--web.enable-lifecycle",
+            ],
+            "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+            "ports": _published(PROMETHEUS),
+            "healthcheck": {"test": _ready(PROMETHEUS), "interval": "10s", "retries": 5},
+            "depends_on": {"app": {"condition": "service_healthy"}},
+            "restart": "unless-stopped",
+        },
+        "alertmanager": {
+            "image": IMAGES["alertmanager"],
+            "command": ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
+            "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
+            "secrets": ["slack_webhook_url"],
+            "ports": _published(ALERTMANAGER),
+            "healthcheck": {"test": _ready(ALERTMANAGER), "interval": "10s", "retries": 5},
+            "restart": "unless-stopped",
+        },
+    }
+
+
+def _grafana_service(dashboard_file: str, settings: Settings) -> dict[str, Any]:
+    return {
+        "image": IMAGES["grafana"],
+        "environment": {
+            "GF_SECURITY_ADMIN_USER": "${GRAFANA_ADMIN_USER:?set GRAFANA_ADMIN_USER in deploy/.env}",
+            "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD in deploy/.env}",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": f"/var/lib/grafana/dashboards/{dashboard_file}",
+        },
+        "volumes": [
+            "./grafana/provisioning:/etc/grafana/provisioning:ro",
+            "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
+            "grafana-data:/var/lib/grafana",
+        ],
+        "ports": _published(GRAFANA, settings.grafana_port),
+        "healthcheck": {"test": _ready(GRAFANA), "interval": "10s", "retries": 5},
+        "depends_on": {"prometheus": {"condition": "service_healthy"}},
+        "restart": "unless-stopped",
+    }
+
+
 def compose_file(model_mount: str, dashboard_file: str, settings: Settings) -> str:
-    app_image = f"modelmon:{__version__}"
-    wget = ["CMD", "wget", "-q", "-O", "/dev/null"]
-
-    def published(part: Part, host_port: int | None = None) -> list[str]:
-        return [f"{host_port or part.compose_port}:{part.compose_port}"]
-
-    def ready(part: Part) -> list[str]:
-        return [*wget, f"http://localhost:{part.compose_port}{part.ready_path}"]
-
     compose = {
         "services": {
-            "app": {
-                "build": {"context": "..", "dockerfile": "deploy/Dockerfile"},
-                "image": app_image,
-                "command": ["modelmon", "serve", "/model", "--host", "0.0.0.0", "--port", str(APP.compose_port),
-                            "--prediction-log", f"${{PREDICTION_LOG:-{CONTAINER_LOG}}}"],
-                "volumes": [f"{model_mount}:/model:ro", f"prediction-log:{CONTAINER_DATA}"],
-                "ports": published(APP),
-                "healthcheck": {
-                    "test": ["CMD", "python", "-c", "import urllib.request; "
-                             f"urllib.request.urlopen('http://127.0.0.1:{APP.compose_port}{APP.ready_path}')"],
-                    "interval": "10s", "timeout": "3s", "retries": 5, "start_period": "20s",
-                },
-                "restart": "unless-stopped",
-            },
-            "receiver": {
-                "image": app_image,
-                "command": ["modelmon", "receive", "--host", "0.0.0.0", "--port", str(RECEIVER.compose_port),
-                            "--log", "/data/notifications.jsonl"],
-                "volumes": ["receiver-data:/data"],
-                "depends_on": ["app"],
-                "restart": "unless-stopped",
-            },
-            "prometheus": {
-                "image": IMAGES["prometheus"],
-                "command": [
-                    "--config.file=/etc/prometheus/prometheus.yml",
-                    "--storage.tsdb.path=/prometheus",
-                    "--storage.tsdb.retention.time=15d",
-                    "--web.enable-lifecycle",
-                ],
-                "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-                "ports": published(PROMETHEUS),
-                "healthcheck": {"test": ready(PROMETHEUS), "interval": "10s", "retries": 5},
-                "depends_on": {"app": {"condition": "service_healthy"}},
-                "restart": "unless-stopped",
-            },
-            "alertmanager": {
-                "image": IMAGES["alertmanager"],
-                "command": ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
-                "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
-                "secrets": ["slack_webhook_url"],
-                "ports": published(ALERTMANAGER),
-                "healthcheck": {"test": ready(ALERTMANAGER), "interval": "10s", "retries": 5},
-                "restart": "unless-stopped",
-            },
-            "grafana": {
-                "image": IMAGES["grafana"],
-                "environment": {
-                    "GF_SECURITY_ADMIN_USER": "${GRAFANA_ADMIN_USER:?set GRAFANA_ADMIN_USER in deploy/.env}",
-                    "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD in deploy/.env}",
-                    "GF_USERS_ALLOW_SIGN_UP": "false",
-                    "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": f"/var/lib/grafana/dashboards/{dashboard_file}",
-                },
-                "volumes": [
-                    "./grafana/provisioning:/etc/grafana/provisioning:ro",
-                    "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
-                    "grafana-data:/var/lib/grafana",
-                ],
-                "ports": published(GRAFANA, settings.grafana_port),
-                "healthcheck": {"test": ready(GRAFANA), "interval": "10s", "retries": 5},
-                "depends_on": {"prometheus": {"condition": "service_healthy"}},
-                "restart": "unless-stopped",
-            },
+            **_app_services(model_mount),
+            **_engine_services(),
+            "grafana": _grafana_service(dashboard_file, settings),
         },
         "secrets": {"slack_webhook_url": {"file": f"${{SLACK_WEBHOOK_URL_FILE:-./{WEBHOOK_EXAMPLE}}}"}},
         "volumes": {"prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}, "receiver-data": {},
