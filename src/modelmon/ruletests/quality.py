@@ -253,10 +253,20 @@ def regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: in
             check_alerts(boundary, [condition], by_name, start + math.ceil(hold / 2 / q_interval) * q_interval, url)
         check_alerts(boundary, [condition], by_name, end, url)
         out.append(boundary)
-    # Change: labels change in number and error half a quality window before the check.
+    out += _regression_change_case(profile, s, q_steps, q_interval, mix, ceiling)
+    return out
+
+
+def _regression_change_case(profile: ReferenceProfile, s: Settings, q_steps: int, q_interval: float,
+                            mix: Mapping[str, float], ceiling: float) -> list[Case]:
+    """Labels change in number and error half a quality window before the check: MAE, RMSE,
+    bias and coverage read the window's mix of both."""
+    n = Names.of(s)
+    labels = {"model": profile.model}
+    q = seconds(s.quality_window)
     steps = steps_of(q, q_interval)
-    if steps is None or steps < 2:
-        return out
+    if steps is None or steps < 2 or profile.errors is None:
+        return []
     last = q_steps - 2
     change = last - steps // 2
     good, bad = Errors(4.0, profile.errors.mae, 1.3 * profile.errors.mae, 0.2 * profile.errors.mae), \
@@ -278,5 +288,4 @@ def regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: in
     case.expect(n.bias, at, labels, (inc(good.over, bad.over) - inc(good.under, bad.under)) / count)
     case.expect(n.labels_increase, at, labels, count)
     case.expect(n.label_coverage, at, labels, count / inc(sum(mix.values()), sum(more.values())))
-    out.append(case)
-    return out
+    return [case]
