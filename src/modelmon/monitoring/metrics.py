@@ -26,7 +26,14 @@ from modelmon.contract.buckets import (
 from modelmon.contract.names import OTHER as OTHER_CLASS
 from modelmon.contract.names import bound_label
 from modelmon.contract.reasons import INVALID_REASONS, InvalidReason
-from modelmon.model.reference import MAX_CATEGORIES, MAX_CLASSES, CategoryProfile, ReferenceProfile, category_label
+from modelmon.model.reference import (
+    MAX_CATEGORIES,
+    MAX_CLASSES,
+    CategoryProfile,
+    ClassProfile,
+    ReferenceProfile,
+    category_label,
+)
 
 
 def _counter(family: N.Family, registry: CollectorRegistry | None) -> Counter:
@@ -112,6 +119,27 @@ class ModelMetrics:
         # times the training scale, which no real traffic reaches and no sum overflows from.
         self._sum_bound = {f.name: 1e15 * max(1.0, abs(f.min), abs(f.max)) for f in profile.features}
 
+        classes = self._declare_predictions(profile, registry, version, probability_classes)
+        self._declare_inputs(profile, registry)
+
+        if classes:
+            ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
+            for c in classes:
+                ratio.labels(model, c.label).set(c.prior)
+
+        self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, INVALID_REASONS)
+        self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
+        self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
+        self._info = _gauge(N.MODEL_INFO, registry, "max").labels(
+            model, version, info.get("run_id", ""), info.get("flavor", ""), info.get("registered_name", ""),
+            info.get("alias", ""), info.get("predict_path", ""))
+        self._info.set(1)
+
+    def _declare_predictions(self, profile: ReferenceProfile, registry: CollectorRegistry, version: str,
+                             probability_classes: Sequence[str]) -> tuple[ClassProfile, ...]:
+        """The series of the model's answers: class counts, probabilities, expected confusion, a
+        regressor's values and their reference; returns the classes that have series."""
+        model = profile.model
         predictions = _counter(N.PREDICTIONS, registry)
         # Whatever the profile says, no more than MAX_CLASSES class series (the rest: `other`).
         classes = profile.classes[:MAX_CLASSES]
@@ -140,7 +168,12 @@ class ModelMetrics:
                                  {"": zip(QUANTILE_BUCKETS, prediction.quantile_reference, strict=True)})
             _reference_cdf_gauge(N.PREDICTION_VALUE_REFERENCE, registry, model,
                                  {"": zip(prediction.edges, prediction.edges_cdf, strict=True)})
+        return classes
 
+    def _declare_inputs(self, profile: ReferenceProfile, registry: CollectorRegistry) -> None:
+        """The series of the inputs: values, ranks and their reference CDFs, categories, missing
+        values, values out of the training range."""
+        model = profile.model
         last = _gauge(N.FEATURE_LAST_VALUE, registry, "mostrecent")
         self._last = {f: last.labels(model, f) for f in self._numeric}
 
@@ -180,19 +213,6 @@ class ModelMetrics:
         below, above = N.OUT_OF_RANGE_SIDES
         self._below = {f: out_of_range.labels(model, f, below) for f in self._numeric}
         self._above = {f: out_of_range.labels(model, f, above) for f in self._numeric}
-
-        if classes:
-            ratio = _gauge(N.PREDICTION_REFERENCE_RATIO, registry, "max")
-            for c in classes:
-                ratio.labels(model, c.label).set(c.prior)
-
-        self._invalid = _children(_counter(N.INVALID_REQUESTS, registry), model, INVALID_REASONS)
-        self._predict_seconds = _histogram(N.MODEL_PREDICT_SECONDS, registry, LATENCY_BUCKETS).labels(model)
-        self._batch_rows = _histogram(N.BATCH_ROWS, registry, BATCH_BUCKETS).labels(model)
-        self._info = _gauge(N.MODEL_INFO, registry, "max").labels(
-            model, version, info.get("run_id", ""), info.get("flavor", ""), info.get("registered_name", ""),
-            info.get("alias", ""), info.get("predict_path", ""))
-        self._info.set(1)
 
     def retire(self) -> None:
         """This version no longer serves: its info series goes to 0 (its counts stay exported)."""
