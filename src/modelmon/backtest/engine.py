@@ -23,6 +23,7 @@ from modelmon.backtest.recorder import EPOCH, NAME
 from modelmon.backtest.result import BacktestError, Episode
 from modelmon.settings import Settings, seconds
 from modelmon.targets.host import check_port_free, find_binary, free_port
+from modelmon.targets.promapi import PrometheusAPI, PrometheusAPIError
 
 _QUERY_STEPS = 10_000  # Prometheus answers at most 11,000 points per series and query
 
@@ -113,17 +114,18 @@ def _range(url: str, expr: str, start: float, end: float, step: float) -> dict[t
                                                                               list[tuple[float, float]]]:
     """(unix seconds, value) of each output series of `expr` at each evaluation where it exists."""
     out: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+    api = PrometheusAPI(url, timeout=600)
     chunk = step * _QUERY_STEPS
     t = start
     with httpx.Client(timeout=600) as client:
         while t <= end:
             stop = min(end, t + chunk - step)
-            answer = client.post(url + "/api/v1/query_range",
-                                 data={"query": expr, "start": repr(t), "end": repr(stop), "step": repr(step)})
-            body = answer.json()
-            if body.get("status") != "success":
-                raise BacktestError(f"Prometheus refused the expression {expr!r}: {body.get('error', answer.text)}")
-            for series in body["data"]["result"]:
+            try:
+                data = api.post("/api/v1/query_range",
+                                {"query": expr, "start": repr(t), "end": repr(stop), "step": repr(step)}, client)
+            except PrometheusAPIError as exc:
+                raise BacktestError(f"Prometheus refused the expression {expr!r}: {exc}") from None
+            for series in data["result"]:
                 # An alert's labels are its expression's output labels but the name: the
                 # branches of an `or` make one alert series.
                 key = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
@@ -136,9 +138,11 @@ def _check_recorded(url: str, record: str, start: float, end: float, step: float
     """Refuse to score alerts over recorded series that the backfill did not write: no alert
     would fire, and that would read as no false alarms."""
     span = int(end - start)
-    answer = httpx.get(url + "/api/v1/query", params={"query": f"count_over_time({record}[{span}s])",
-                                                      "time": repr(end)}, timeout=600).json()
-    got = sum(float(r["value"][1]) for r in answer.get("data", {}).get("result", []))
+    try:
+        result = PrometheusAPI(url, timeout=600).query(f"count_over_time({record}[{span}s])", repr(end))
+    except PrometheusAPIError as exc:
+        raise BacktestError(f"Prometheus could not count the recorded {record}: {exc}") from None
+    got = sum(float(r["value"][1]) for r in result)
     if got < 0.9 * span / step:
         raise BacktestError(f"The recording rules were backfilled for {got:.0f} of the {span / step:.0f} "
                             f"evaluations ({record}); see the Prometheus log in the backtest's work folder.")

@@ -12,12 +12,11 @@ import html
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TypeVar
 
 from modelmon.errors import ModelmonError
 from modelmon.model.reference import ReferenceProfile
@@ -27,6 +26,7 @@ from modelmon.rules.series import Names
 from modelmon.settings import Settings, read_settings_file
 from modelmon.targets.dashboards import board_panels
 from modelmon.targets.layout import layout_of
+from modelmon.targets.promapi import PrometheusAPI, PrometheusAPIError
 
 
 class ReportError(ModelmonError):
@@ -75,34 +75,32 @@ def _legend(template: str, labels: dict[str, str]) -> str:
     return text or ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__") or "value"
 
 
-class _Prometheus:
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+_T = TypeVar("_T")
 
-    def _get(self, path: str, params: dict[str, Any]) -> Any:
+
+class _Prometheus:
+    """The shared API client, its errors said as the report's: what to pass to reach Prometheus."""
+
+    def __init__(self, url: str) -> None:
+        self.api = PrometheusAPI(url, timeout=30)
+
+    def _asked(self, call: Callable[[], _T]) -> _T:
         try:
-            response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ReportError(f"Could not query Prometheus at {self.url} ({type(exc).__name__}); "
+            return call()
+        except PrometheusAPIError as exc:
+            if exc.refused:
+                raise ReportError(f"Prometheus refused a query: {exc}") from None
+            raise ReportError(f"Could not query Prometheus at {self.api.url} ({exc.cause}); "
                               "is it running? Pass --prometheus URL.") from None
-        if body.get("status") != "success":
-            raise ReportError(f"Prometheus refused a query: {body.get('error', body)}")
-        data = body["data"]
-        return data.get("result", data)
 
     def rule_groups(self) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = self._get("/api/v1/rules", {"type": "record"})["groups"]
-        return groups
+        return self._asked(lambda: self.api.rule_groups("record"))
 
     def range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._get("/api/v1/query_range",
-                                                 {"query": expr, "start": start, "end": end, "step": step})
-        return result
+        return self._asked(lambda: self.api.query_range(expr, start, end, step))
 
     def instant(self, expr: str, at: float) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._get("/api/v1/query", {"query": expr, "time": at})
-        return result
+        return self._asked(lambda: self.api.query(expr, at))
 
 
 def collect(prometheus: str, board: dict[str, Any], model: str, start: float, end: float) -> list[PanelData]:

@@ -11,10 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from modelmon.simulate.receiver import read_notifications
 from modelmon.simulate.simulator import PhaseResult
+from modelmon.targets.promapi import PrometheusAPI, PrometheusAPIError
 
 _IGNORED_LABELS = {"alertname", "severity", "job", "instance"}
 
@@ -38,6 +37,7 @@ class AlertWatcher:
 
     def __init__(self, prometheus: str, notifications: Path, interval: float = 0.5) -> None:
         self.prometheus = prometheus
+        self._api = PrometheusAPI(prometheus, timeout=5)
         self.notifications = notifications
         self.interval = interval
         self.events: list[Event] = []
@@ -58,13 +58,13 @@ class AlertWatcher:
         while not self._stop.is_set():
             try:
                 self.poll()
-            except httpx.HTTPError:
-                pass
+            except PrometheusAPIError:
+                pass  # not up yet, or restarting: the next poll sees it
             self._stop.wait(self.interval)
 
     def poll(self) -> None:
         now = time.time()
-        alerts = httpx.get(f"{self.prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        alerts = self._api.alerts()
         current: dict[tuple[str, str], tuple[str, str]] = {}
         for alert in alerts:
             current[alert_key(alert["labels"])] = (alert["state"], alert.get("value", ""))
