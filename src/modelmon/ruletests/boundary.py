@@ -13,7 +13,7 @@ from modelmon.contract import alerts as A
 from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
-from modelmon.ruletests.case import Case
+from modelmon.ruletests.case import REPLICAS, Case
 from modelmon.ruletests.inputs import category_reference, confusion_with_accuracy, standard_inputs
 from modelmon.ruletests.oracle import (
     Condition,
@@ -233,7 +233,7 @@ def quality_boundary_cases(profile: ReferenceProfile, s: Settings, steps: int, i
         case = Case(f"labels {title}", s, steps, interval)
         standard_inputs(case, profile, mix, confusion=[confusion, confusion])
         condition = Condition(alert.name, {"model": profile.model}, accuracy, accuracy < s.accuracy_floor,
-                               2 * labels, q, s.min_labels)
+                               REPLICAS * labels, q, s.min_labels)
         start = condition.active_from(interval)
         if title.endswith("for") and start is not None:
             check_alerts(case, [condition], by_name, start + math.ceil(hold / 2 / interval) * interval, url)

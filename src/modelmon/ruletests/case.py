@@ -14,6 +14,7 @@ from modelmon.rules.series import JOB
 from modelmon.settings import Settings
 
 INSTANCES = ("replica-a:8000", "replica-b:8000")
+REPLICAS = len(INSTANCES)  # every case's series come from both: what a case expects is summed over them
 
 
 TOLERANCE = 1e-6

@@ -14,7 +14,7 @@ from modelmon.model.reference import CategoryProfile, ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
 from modelmon.rules.series import JOB, LATENCY_QUANTILES, Names
 from modelmon.ruletests.boundary import boundary_traffic
-from modelmon.ruletests.case import Case
+from modelmon.ruletests.case import REPLICAS, Case
 from modelmon.ruletests.inputs import (
     category_labels,
     category_reference,
@@ -106,7 +106,7 @@ def change_cases(profile: ReferenceProfile, s: Settings, steps: int, interval: f
     model = {"model": profile.model}
 
     def inc(a: float, b: float, window: int) -> float:
-        return 2 * window_increase(a, b, change, end, window)  # both replicas
+        return REPLICAS * window_increase(a, b, change, end, window)  # both replicas
 
     classes = {label: (before.classes[label], after.classes[label]) for label in before.classes}
     over_w = {label: inc(a, b, w) for label, (a, b) in classes.items()}
@@ -175,7 +175,7 @@ def _expect_evidence(case: Case, profile: ReferenceProfile, s: Settings, at: flo
     labels = [""] if profile.regression else [c.label for c in profile.classes]
 
     def inc(a: Iterable[float], b: Iterable[float], window: int) -> np.ndarray:
-        return np.array([2 * window_increase(x, y, change, end, window) for x, y in zip(a, b, strict=True)])
+        return np.array([REPLICAS * window_increase(x, y, change, end, window) for x, y in zip(a, b, strict=True)])
 
     for x, window in ((Names.of(s), seconds(s.rate_window)), (short, seconds(s.short_window))):
         w = round(window / interval)
@@ -265,26 +265,26 @@ def quality_change_cases(profile: ReferenceProfile, s: Settings, steps: int, int
     estimated_good = confusion_with_accuracy(profile, (1 + s.accuracy_floor) / 2, scale=sum(mix.values()))
     estimated_bad = confusion_with_accuracy(profile, 0.75 * s.accuracy_floor, scale=sum(more.values()), skew=True)
     estimates = profile.probabilities
-    standard_inputs(case, profile, mix, confusion=[good, good], expected=[estimated_good] * 2 if estimates else None)
-    standard_inputs(later, profile, more, confusion=[bad, bad], expected=[estimated_bad] * 2 if estimates else None)
+    standard_inputs(case, profile, mix, confusion=[good, good], expected=[estimated_good] * REPLICAS if estimates else None)
+    standard_inputs(later, profile, more, confusion=[bad, bad], expected=[estimated_bad] * REPLICAS if estimates else None)
     case.changing_to(later, change)
     at = end * interval
     window = seconds(s.quality_window)
-    summed = {cell: 2 * window_increase(good[cell], bad[cell], change, end, q) for cell in good}
+    summed = {cell: REPLICAS * window_increase(good[cell], bad[cell], change, end, q) for cell in good}
     model = {"model": profile.model}
     positive = profile.positive
     realized = confusion_quality(summed, positive.label if positive else None)
     for metric, expected in realized.items():
         case.expect(getattr(n, metric), at, model, expected)
     if estimates:
-        expect_estimated(case, n, at, profile, {cell: 2 * window_increase(estimated_good[cell], estimated_bad[cell],
+        expect_estimated(case, n, at, profile, {cell: REPLICAS * window_increase(estimated_good[cell], estimated_bad[cell],
                                                                             change, end, q)
                                                  for cell in estimated_good}, window)
         case.expect(n.accuracy_upper, at, model, wilson_upper(realized["accuracy"], sum(summed.values()),
                                                              z_of(s.confidence)))
     for (actual, predicted), count in summed.items():
         case.expect(n.confusion_rate, at, {**model, "actual": actual, "predicted": predicted}, count / window)
-    predictions = 2 * window_increase(sum(mix.values()), sum(more.values()), change, end, q)
+    predictions = REPLICAS * window_increase(sum(mix.values()), sum(more.values()), change, end, q)
     case.expect(n.label_coverage, at, model, sum(summed.values()) / predictions)
     case.expect(n.labels_increase, at, model, sum(summed.values()))
     return [case]

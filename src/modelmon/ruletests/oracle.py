@@ -17,7 +17,7 @@ from modelmon.contract.buckets import QUANTILE_BUCKETS
 from modelmon.model.reference import CategoryProfile, FeatureProfile, ReferenceProfile
 from modelmon.rules.alerts import Alert, low_rate_alerted
 from modelmon.rules.series import JOB
-from modelmon.ruletests.case import Case
+from modelmon.ruletests.case import REPLICAS, Case
 from modelmon.ruletests.inputs import category_reference, p_in_bucket, standard_inputs
 from modelmon.ruletests.solve import FAST_BUCKET, window_increase
 from modelmon.settings import Settings, seconds
@@ -136,38 +136,38 @@ def conditions_of(profile: ReferenceProfile, s: Settings, traffic: Traffic) -> l
     out = []
     if profile.positive is not None and low_rate_alerted(profile, s) and rows:
         ratio = traffic.classes.get(profile.positive.label, 0.0) / rows
-        out.append(Condition(A.LOW_POSITIVE_RATE, model, ratio, ratio < s.positive_rate_floor, 2 * rows, w,
+        out.append(Condition(A.LOW_POSITIVE_RATE, model, ratio, ratio < s.positive_rate_floor, REPLICAS * rows, w,
                               0.0, positive_needed(ratio, s)))
     if rows:
         value, count = prediction_drift(profile, s, traffic.prediction_bins(profile) if profile.regression else
                                          np.array([traffic.classes.get(c.label, 0.0) for c in profile.classes]))
-        out.append(Condition(A.PREDICTION_DRIFT, model, value, count is not None, 2 * rows, d, 0.0, count))
+        out.append(Condition(A.PREDICTION_DRIFT, model, value, count is not None, REPLICAS * rows, d, 0.0, count))
     for f in profile.features:
         counts = traffic.features[f.name]
         value, count = feature_drift(f, s, counts)
         out.append(Condition(A.FEATURE_DRIFT, {**model, "feature": f.name}, value, count is not None,
-                              2 * counts.sum(), d, 0.0, count))
+                              REPLICAS * counts.sum(), d, 0.0, count))
     for category in profile.categories:
         counts = traffic.category_counts(category, profile)
         value, count = category_drift(category, s, counts)
         out.append(Condition(A.FEATURE_DRIFT, {**model, "feature": category.name}, value, count is not None,
-                              2 * counts.sum(), d, 0.0, count))
+                              REPLICAS * counts.sum(), d, 0.0, count))
     for nullable in profile.nullable if rows else ():
         share = traffic.missing_rows(nullable) / rows
         out.append(Condition(A.FEATURE_MISSING, {**model, "feature": nullable.name}, share,
-                              abs(share - nullable.missing_share) > s.missing_share_tolerance, 2 * rows, d,
+                              abs(share - nullable.missing_share) > s.missing_share_tolerance, REPLICAS * rows, d,
                               s.min_drift_samples))
     checked = traffic.invalid + traffic.predicted
     if checked:
         ratio = traffic.invalid / checked
-        out.append(Condition(A.INVALID_INPUT_RATE, model, ratio, ratio > s.invalid_ratio_threshold, 2 * checked,
+        out.append(Condition(A.INVALID_INPUT_RATE, model, ratio, ratio > s.invalid_ratio_threshold, REPLICAS * checked,
                               w, s.min_samples))
     if traffic.requests:
         ratio = traffic.errors / traffic.requests
-        out.append(Condition(A.SERVER_ERRORS, job, ratio, ratio > s.error_ratio_threshold, 2 * traffic.requests,
+        out.append(Condition(A.SERVER_ERRORS, job, ratio, ratio > s.error_ratio_threshold, REPLICAS * traffic.requests,
                               w, s.min_samples))
         p99 = p_in_bucket(traffic.slow_bucket, 0.99)
-        out.append(Condition(A.HIGH_LATENCY, job, p99, p99 > s.latency_p99_seconds, 2 * traffic.requests, w,
+        out.append(Condition(A.HIGH_LATENCY, job, p99, p99 > s.latency_p99_seconds, REPLICAS * traffic.requests, w,
                               s.min_samples))
     return out
 
@@ -250,7 +250,7 @@ def holding_by_step(profile: ReferenceProfile, s: Settings, before: Traffic, aft
         w, d = round(rate / interval), round(drift / interval)
 
         def counts(a: Iterable[float], b: Iterable[float], window: int) -> np.ndarray:
-            return np.array([2 * window_increase(x, y, change, at, window) for x, y in zip(a, b, strict=True)])
+            return np.array([REPLICAS * window_increase(x, y, change, at, window) for x, y in zip(a, b, strict=True)])
 
         labels = [c.label for c in profile.classes] if not profile.regression else [""]
         classes_w = counts([before.classes.get(c, 0.0) for c in labels], [after.classes.get(c, 0.0) for c in labels],

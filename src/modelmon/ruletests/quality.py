@@ -11,7 +11,7 @@ from modelmon.contract import alerts as A
 from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert
 from modelmon.rules.series import Names
-from modelmon.ruletests.case import INSTANCES, Case
+from modelmon.ruletests.case import INSTANCES, REPLICAS, Case
 from modelmon.ruletests.inputs import (
     Confusion,
     Errors,
@@ -170,7 +170,7 @@ def estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int, 
         label_inputs(case, profile, mix, no_labels, [matrix, matrix])
         case.expect(n.estimated_accuracy, end, labels, value)
         case.expect(n.estimated_accuracy_upper, end, labels, wilson_upper(value, count, z))
-        check(case, Condition(A.ESTIMATED_QUALITY_DROP, labels, value, True, 2 * step_rows, window, 1.0, need))
+        check(case, Condition(A.ESTIMATED_QUALITY_DROP, labels, value, True, REPLICAS * step_rows, window, 1.0, need))
         out.append(case)
 
     # Labels under a healthy estimate: by twice the margin (on and around the labels that make
@@ -192,7 +192,7 @@ def estimated_quality_cases(profile: ReferenceProfile, s: Settings, steps: int, 
         case.expect(n.accuracy, end, labels, accuracy)
         case.expect(n.accuracy_upper, end, labels, wilson_upper(accuracy, count, z))
         case.expect(n.estimated_accuracy, end, labels, estimate)
-        check(case, Condition(A.CONCEPT_DRIFT, labels, estimate - accuracy, True, 2 * step_labels, window, 1.0,
+        check(case, Condition(A.CONCEPT_DRIFT, labels, estimate - accuracy, True, REPLICAS * step_labels, window, 1.0,
                                need))
         expect_quiet(case, end, [A.ESTIMATED_QUALITY_DROP], by_name, url)
         out.append(case)
@@ -246,8 +246,8 @@ def regression_quality_cases(profile: ReferenceProfile, s: Settings, q_steps: in
         mae = just_past(ceiling, True) if past else just_inside(ceiling, True, 1e18)
         count = per_step_count(volume * s.min_labels, q, q_interval)
         boundary = Case(f"labels {title}", s, q_steps, q_interval)
-        standard_inputs(boundary, profile, mix, errors=[Errors(count, mae, 1.2 * mae, 0.0)] * len(INSTANCES))
-        condition = Condition(alert.name, labels, mae, mae > ceiling, 2 * count, q, s.min_labels)
+        standard_inputs(boundary, profile, mix, errors=[Errors(count, mae, 1.2 * mae, 0.0)] * REPLICAS)
+        condition = Condition(alert.name, labels, mae, mae > ceiling, REPLICAS * count, q, s.min_labels)
         start = condition.active_from(q_interval)
         if title.endswith("for") and start is not None:
             check_alerts(boundary, [condition], by_name, start + math.ceil(hold / 2 / q_interval) * q_interval, url)
@@ -280,7 +280,7 @@ def _regression_change_case(profile: ReferenceProfile, s: Settings, q_steps: int
     at = last * q_interval
 
     def inc(a: float, b: float) -> float:
-        return 2 * window_increase(a, b, change, last, steps)
+        return REPLICAS * window_increase(a, b, change, last, steps)
 
     count = inc(good.count, bad.count)
     case.expect(n.mae, at, labels, inc(good.count * good.mae, bad.count * bad.mae) / count)

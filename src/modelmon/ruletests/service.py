@@ -14,7 +14,7 @@ from modelmon.contract.names import bound_label
 from modelmon.model.reference import ReferenceProfile
 from modelmon.rules.alerts import Alert
 from modelmon.rules.series import JOB, Names
-from modelmon.ruletests.case import INSTANCES, Case
+from modelmon.ruletests.case import INSTANCES, REPLICAS, Case
 from modelmon.ruletests.inputs import drift_past, mix_of, p_in_bucket, slow_bucket_index, standard_inputs
 from modelmon.settings import Settings, seconds
 from modelmon.stats.drift import bin_shares, ks_distance, psi
@@ -42,7 +42,7 @@ def feature_drift_cases(profile: ReferenceProfile, s: Settings, steps: int, inte
         drift.expect(n.live_cdf, end, {**flabels, "le": bound_label(bound)}, float(value))
     drift.expect(n.ks, end, flabels, expected_ks)
     drift.expect(n.psi, end, flabels, expected_psi)
-    drift.expect(n.feature_increase, end, flabels, 2 * counts.sum() * seconds(s.drift_window) / interval)
+    drift.expect(n.feature_increase, end, flabels, REPLICAS * counts.sum() * seconds(s.drift_window) / interval)
     drift.alert(by_name[A.FEATURE_DRIFT], hold / 2, [], url)
     drift.alert(by_name[A.FEATURE_DRIFT], end, [(flabels, expected_psi)], url)
     return [drift]

@@ -26,7 +26,7 @@ from modelmon.rules.files import group_names
 from modelmon.rules.render import dump_yaml
 from modelmon.rules.series import JOB, Names
 from modelmon.ruletests.boundary import boundary_cases, quality_boundary_cases
-from modelmon.ruletests.case import Case, duration_text
+from modelmon.ruletests.case import REPLICAS, Case, duration_text
 from modelmon.ruletests.changes import abrupt_cases, change_cases, expect_categories, quality_change_cases
 from modelmon.ruletests.inputs import category_reference, mix_of, reference_counts, standard_inputs
 from modelmon.ruletests.oracle import drift_holds, positive_needed
@@ -135,13 +135,13 @@ def _normal_case(profile: ReferenceProfile, s: Settings, steps: int, interval: f
     else:
         for label, per_step in mix.items():
             normal.expect(n.class_ratio, end, {**labels, "class": label}, per_step / total)
-            normal.expect(n.class_rate, end, {**labels, "class": label}, 2 * per_step / interval)
+            normal.expect(n.class_rate, end, {**labels, "class": label}, REPLICAS * per_step / interval)
         live = np.array([mix[c.label] / total for c in profile.classes])
         normal.expect(n.prediction_psi, end, labels, psi(live, [c.prior for c in profile.classes]))
         if positive is not None:  # recorded for the dashboard also where no alert reads it
             normal.expect(n.positive_ratio, end, labels, mix[positive.label] / total)
-    normal.expect(n.model_rate, end, labels, 2 * total / interval)
-    normal.expect(n.request_rate, end, {"job": JOB}, 2 * total / interval)
+    normal.expect(n.model_rate, end, labels, REPLICAS * total / interval)
+    normal.expect(n.request_rate, end, {"job": JOB}, REPLICAS * total / interval)
     normal.expect(n.error_ratio, end, {"job": JOB}, 0.0)
     normal.expect(n.invalid_ratio, end, labels, 0.0)
     for f in profile.features:
@@ -151,7 +151,7 @@ def _normal_case(profile: ReferenceProfile, s: Settings, steps: int, interval: f
                                                       / f.count, f.quantile_reference))
         for bound, share in zip(QUANTILE_BUCKETS, bin_shares(f.quantile_reference)):
             normal.expect(n.reference_share, end, {**flabels, "le": bound_label(bound)}, share)
-    in_drift_window = 2 * seconds(s.drift_window) / interval
+    in_drift_window = REPLICAS * seconds(s.drift_window) / interval
     for category in profile.categories:
         expect_categories(normal, n, end, profile, category,
                            category_reference(category) * profile.rows * in_drift_window)
@@ -181,24 +181,24 @@ def _positive_rate_cases(profile: ReferenceProfile, s: Settings, steps: int, int
     low_mix = {positive.label: 20.0 * ratio, **{o: 20.0 * (1 - ratio) / len(others) for o in others}}
     standard_inputs(low, profile, low_mix)
     low.expect(n.positive_ratio, end, labels, ratio)
-    low.expect(n.model_increase, end, labels, 2 * 20 * seconds(s.rate_window) / interval)
+    low.expect(n.model_increase, end, labels, REPLICAS * 20 * seconds(s.rate_window) / interval)
     shares = np.array([low_mix[c.label] / 20.0 for c in profile.classes])
     low.expect(n.prediction_psi, end, labels, psi(shares, [prior[c.label] for c in profile.classes]))
     low.alert(by_name[A.LOW_POSITIVE_RATE], hold / 2, [], url)
     # Fires where the window's rows make the low rate evidence (a floor near 0 needs more).
     needs = positive_needed(ratio, s)
-    evident = needs is not None and 2 * 20 * seconds(s.rate_window) / interval >= needs
+    evident = needs is not None and REPLICAS * 20 * seconds(s.rate_window) / interval >= needs
     low.alert(by_name[A.LOW_POSITIVE_RATE], end, [(labels, ratio)] if evident else [], url)
     # The class shares moved too: prediction drift, if past its threshold with enough traffic.
     low_psi = psi(shares, [prior[c.label] for c in profile.classes])
     drifted_too = drift_holds(low_psi, s.prediction_psi_threshold, len(profile.classes), profile.rows,
-                               2 * 20 * seconds(s.drift_window) / interval, s)
+                               REPLICAS * 20 * seconds(s.drift_window) / interval, s)
     low.alert(by_name[A.PREDICTION_DRIFT], end, [(labels, low_psi)] if drifted_too else [], url)
     cases.append(low)
 
     # The same mix under the traffic guard: nothing fires.
     guarded = Case(f"'{positive.label}' rate under the floor on too little traffic does not fire", s, steps, interval)
-    per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (2 * window)
+    per_step = 0.25 * min(s.min_samples, s.min_per_bin * len(profile.classes)) * interval / (REPLICAS * window)
     standard_inputs(guarded, profile, {k: v / 20.0 * per_step for k, v in low_mix.items()})
     guarded.expect(n.positive_ratio, end, labels, ratio)
     guarded.alert(by_name[A.LOW_POSITIVE_RATE], end, [], url)
