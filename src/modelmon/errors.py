@@ -8,6 +8,11 @@ as one sentence with exit status 2, never a traceback.
 and it always renders the same JSON body: `error` (what was refused), `reason` (a bounded
 value, also the label of the counter that counts it), `field` (where, or null), `message`
 (a sentence a client can act on), and optionally `errors` (every problem found) and extras.
+Its subclass `InvalidInputError` is a request whose inputs were refused: its reason is one of
+`contract.reasons` and is counted in `modelmon_invalid_requests_total`; the library core
+(`Monitor`) catches only that one.
+
+May import: `modelmon.contract`.
 """
 
 from __future__ import annotations
