@@ -10,6 +10,7 @@ May import: `modelmon.errors`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -46,23 +47,21 @@ class PrometheusAPI:
             raise PrometheusAPIError(f"{body.get('error', body)}", refused=True)
         return body["data"]
 
-    def get(self, path: str, params: dict[str, Any]) -> Any:
-        """The `data` of a GET of `path` (e.g. /api/v1/query)."""
+    def _answer(self, send: Callable[[], httpx.Response]) -> Any:
         try:
-            response = httpx.get(f"{self.url}{path}", params=params, timeout=self.timeout)
+            response = send()
         except httpx.HTTPError as exc:
             raise PrometheusAPIError(f"Prometheus at {self.url} did not answer ({type(exc).__name__})",
                                      refused=False, cause=type(exc).__name__) from None
         return self._data(response)
 
+    def get(self, path: str, params: dict[str, Any]) -> Any:
+        """The `data` of a GET of `path` (e.g. /api/v1/query)."""
+        return self._answer(lambda: httpx.get(f"{self.url}{path}", params=params, timeout=self.timeout))
+
     def post(self, path: str, form: dict[str, str], client: httpx.Client | None = None) -> Any:
         """The `data` of a form POST of `path` (long queries), on `client` if given."""
-        try:
-            response = (client or httpx).post(f"{self.url}{path}", data=form, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise PrometheusAPIError(f"Prometheus at {self.url} did not answer ({type(exc).__name__})",
-                                     refused=False, cause=type(exc).__name__) from None
-        return self._data(response)
+        return self._answer(lambda: (client or httpx).post(f"{self.url}{path}", data=form, timeout=self.timeout))
 
     def query(self, expr: str, at: float | str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.get("/api/v1/query", {"query": expr, "time": at})["result"]
