@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmon import __version__
 from modelmon.rules.render import dump_yaml
 from modelmon.settings import Settings
-from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG
+from modelmon.targets.container import APP_IMAGE, CONTAINER_DATA, CONTAINER_LOG
 from modelmon.targets.dashboards import DATASOURCE_UID
 from modelmon.targets.layout import ALERTMANAGER, APP, GRAFANA, PROMETHEUS, RECEIVER, WEBHOOK_EXAMPLE, Part
 
@@ -52,7 +51,6 @@ def grafana_files(settings: Settings) -> dict[str, str]:
     }
 
 
-APP_IMAGE = f"modelmon:{__version__}"
 _WGET = ["CMD", "wget", "-q", "-O", "/dev/null"]
 
 

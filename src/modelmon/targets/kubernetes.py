@@ -40,7 +40,7 @@ from modelmon.rules.files import rule_files
 from modelmon.rules.render import dump_yaml
 from modelmon.rules.series import JOB
 from modelmon.settings import Settings
-from modelmon.targets.container import CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
+from modelmon.targets.container import APP_IMAGE, CONTAINER_DATA, CONTAINER_LOG, CONTAINER_PORT
 
 HTTP_PORT = CONTAINER_PORT
 METRICS_PORT = 9100
@@ -225,9 +225,9 @@ def model_dockerfile(model_path: str) -> str:
     """The model image: modelmon's own plus the model directory (`model_path`, relative to the
     build context: the folder above the rendered one)."""
     return f"""\
-# The model's image: modelmon (deploy/Dockerfile, tagged modelmon:{__version__}) plus the model at /model.
+# The model's image: modelmon (deploy/Dockerfile, tagged {APP_IMAGE}) plus the model at /model.
 # From the folder `modelmon stack render` ran in: docker build -f <this file> -t <registry>/<name>:<tag> .
-FROM modelmon:{__version__}
+FROM {APP_IMAGE}
 COPY --chown=10001:10001 {model_path} /model
 """
 
